@@ -1,0 +1,67 @@
+"""Per-trace bookkeeping: pending counts, cancellation events, in-flight work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["TraceCancelled", "TraceState", "TraceEvent"]
+
+
+class TraceCancelled(Exception):
+    """Raised by the runtime around work whose trace was cancelled."""
+
+    def __init__(self, trace_id: str | None) -> None:
+        super().__init__(f"trace cancelled: {trace_id}")
+        self.trace_id = trace_id
+
+
+class Interruptible(Protocol):
+    """Something running on behalf of a trace that cancellation must interrupt."""
+
+    def interrupt(self) -> None: ...
+
+
+class TraceEvent(asyncio.Event):
+    """A trace's cancellation event; setting it interrupts the trace's in-flight work.
+
+    So `flow.ensure_trace_event(t).set()` has the same effect on running nodes as
+    `flow.cancel(t)`, without a watcher task per invocation.
+    """
+
+    def __init__(self, on_set: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_set = on_set
+
+    def set(self) -> None:
+        if not self.is_set():
+            super().set()
+            self._on_set()
+
+
+class TraceState:
+    """Everything the runtime tracks for one active trace id."""
+
+    __slots__ = ("event", "inflight", "pending", "waiters")
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.event: TraceEvent | None = None
+        self.inflight: set[Interruptible] = set()
+        self.waiters: list[asyncio.Future[Any]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        event = self.event
+        return event is not None and event.is_set()
+
+    def interrupt_inflight(self) -> None:
+        for work in list(self.inflight):
+            work.interrupt()
+
+    def wake_waiters(self) -> None:
+        waiters, self.waiters = self.waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
