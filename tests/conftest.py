@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
 
-from penguiflow import Headers, Message, PenguiFlow, create
+from penguiflow import Headers, Message, PenguiFlow, RemoteBinding, StoredEvent, create
 
 
 def make_message(payload: Any = None, **kwargs: Any) -> Message:
@@ -49,3 +49,23 @@ def _loop_running() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+class MemoryStore:
+    """A minimal in-memory `StateStore` that records what the runtime saves."""
+
+    def __init__(self) -> None:
+        self.events: list[StoredEvent] = []
+        self.bindings: list[RemoteBinding] = []
+
+    async def save_event(self, event: StoredEvent) -> None:
+        self.events.append(event)
+
+    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
+        return [e for e in self.events if e.trace_id == trace_id]
+
+    async def save_remote_binding(self, binding: RemoteBinding) -> None:
+        self.bindings.append(binding)
+
+    def remote(self, trace_id: str) -> list[StoredEvent]:
+        return [e for e in self.events if e.trace_id == trace_id and e.kind.startswith("remote_")]

@@ -24,9 +24,13 @@ def test_flow_error_str_and_payload() -> None:
         original_exc=cause,
         metadata={"attempt": 2},
     )
-    assert str(error) == "[NODE_EXCEPTION] Node 'parse' raised ValueError: bad input trace=t1 node=parse"
+    assert (
+        str(error)
+        == "[NODE_EXCEPTION] Node 'parse' raised ValueError: bad input trace=t1 node=parse"
+    )
     assert error.args == ("Node 'parse' raised ValueError: bad input",)
-    assert error.code == "NODE_EXCEPTION" and isinstance(error.code, str)
+    assert error.code == "NODE_EXCEPTION"
+    assert isinstance(error.code, str)
     assert error.exception_type == "ValueError"
     assert error.unwrap() is cause
     assert error.to_payload() == {
@@ -53,7 +57,8 @@ def test_flow_error_minimal_payload_and_custom_code() -> None:
     error = FlowError(trace_id=None, node_name=None, code="CUSTOM", message="  odd  ")
     assert error.to_payload() == {"code": "CUSTOM", "message": "  odd  "}
     assert str(error) == "[CUSTOM]   odd"  # only surrounding whitespace is stripped
-    assert error.metadata == {} and error.exception_type is None
+    assert error.metadata == {}
+    assert error.exception_type is None
 
 
 def test_from_exception_message_fallbacks() -> None:

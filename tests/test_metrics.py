@@ -60,7 +60,8 @@ def test_to_payload_order_and_extra_override() -> None:
         "trace_pending",
         "exception",
     ]
-    assert payload["q_depth_total"] == 7 and payload["attempt"] == 99
+    assert payload["q_depth_total"] == 7
+    assert payload["attempt"] == 99
     assert "trace_pending" not in make_event(trace_pending=None).to_payload()
     assert event.queue_depth == 7
 
@@ -88,7 +89,8 @@ def test_metric_samples() -> None:
     assert make_event(extra={"latency_ms": "7"}).metric_samples()["latency_ms"] == 7.0
     assert make_event(extra={"latency_ms": "slow"}).metric_samples()["latency_ms"] == 2.5
     lean = make_event(latency_ms=None, trace_pending=None).metric_samples()
-    assert "latency_ms" not in lean and "trace_pending" not in lean
+    assert "latency_ms" not in lean
+    assert "trace_pending" not in lean
 
 
 def test_tag_values() -> None:

@@ -46,8 +46,11 @@ async def test_latency_callback_and_its_failures(caplog: pytest.LogCaptureFixtur
 
     caplog.set_level(logging.INFO, logger="penguiflow.flow")
     await log_flow_events(latency_callback=broken)(make_event(event_type="node_success"))
-    failures = [r for r in caplog.records if r.getMessage() == "log_flow_events_latency_callback_error"]
-    assert len(failures) == 1 and failures[0].exc_info is not None
+    failures = [
+        r for r in caplog.records if r.getMessage() == "log_flow_events_latency_callback_error"
+    ]
+    assert len(failures) == 1
+    assert failures[0].exc_info is not None
 
 
 def test_format_flow_event_spreads_flow_error() -> None:

@@ -32,7 +32,7 @@ def test_duplicate_registration_is_rejected_first() -> None:
 
 def test_models_must_be_base_models() -> None:
     registry = ModelRegistry()
-    with pytest.raises(TypeError, match="Models must inherit from pydantic.BaseModel"):
+    with pytest.raises(TypeError, match=r"Models must inherit from pydantic\.BaseModel"):
         registry.register("node", dict, B)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         registry.register("other", "not a class", B)  # type: ignore[arg-type]

@@ -19,7 +19,9 @@ def test_stored_event_from_flow_event() -> None:
 
 
 def test_records_compare_by_value() -> None:
-    assert RemoteBinding("t", None, "task", "http://a") == RemoteBinding("t", None, "task", "http://a")
+    assert RemoteBinding("t", None, "task", "http://a") == RemoteBinding(
+        "t", None, "task", "http://a"
+    )
     envelope = BusEnvelope("a->b", "a", "b", "t", {"x": 1}, None, None)
     assert envelope.edge == "a->b"
 

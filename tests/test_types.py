@@ -15,7 +15,8 @@ def test_message_defaults_are_fresh_per_instance() -> None:
     before = time.time()
     first = Message(payload=1, headers=Headers(tenant="acme"))
     second = Message(payload=2, headers=Headers(tenant="acme"))
-    assert len(first.trace_id) == 32 and int(first.trace_id, 16) >= 0
+    assert len(first.trace_id) == 32
+    assert int(first.trace_id, 16) >= 0
     assert first.trace_id != second.trace_id
     assert before <= first.ts <= time.time()
     assert first.deadline_s is None
@@ -41,7 +42,8 @@ def test_stream_chunk_and_controller_models() -> None:
     )
     assert FinalAnswer(text="done").citations == []
     thought = Thought(steps=[PlanStep(kind="retrieve")], rationale="why")
-    assert thought.steps[0].args == {} and thought.steps[0].max_concurrency == 1
+    assert thought.steps[0].args == {}
+    assert thought.steps[0].max_concurrency == 1
     assert thought.done is False
     with pytest.raises(ValidationError):
         PlanStep(kind="teleport")  # type: ignore[arg-type]

@@ -28,7 +28,6 @@ from .viz import flow_to_dot, flow_to_mermaid
 
 if TYPE_CHECKING:
     from .catalog import NodeSpec, SideEffect, build_catalog, tool
-    from .planner import PlannerAction, PlannerFinish, ReactPlanner, Trajectory, TrajectoryStep
     from .remote import (
         RemoteCallRequest,
         RemoteCallResult,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["FlowError", "FlowErrorCode"]
 
 
-class FlowErrorCode(str, Enum):
+class FlowErrorCode(StrEnum):
     """Machine-readable classification of a `FlowError`."""
 
     NODE_TIMEOUT = "NODE_TIMEOUT"

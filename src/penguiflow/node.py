@@ -74,9 +74,7 @@ class Node:
             inspect.Parameter.POSITIONAL_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
-            raise NodeSignatureError(
-                "Context parameter must be positional", node_name=self.name
-            )
+            raise NodeSignatureError("Context parameter must be positional", node_name=self.name)
 
     def __hash__(self) -> int:
         return hash(self.node_id)
@@ -96,7 +94,7 @@ class Node:
         if registry is None or mode == "none":
             result = await self.func(message, ctx)
             return result
-        in_adapter, out_adapter = registry.adapters(self.name)
+        in_adapter, out_adapter = registry.adapters(self.name or self.func.__name__)
         if mode != "out":
             message = in_adapter.validate_python(message)
         result = await self.func(message, ctx)

@@ -97,11 +97,13 @@ async def test_node_swallowing_cancellation_still_ends_the_trace(flows: Any) -> 
     entered = asyncio.Event()
 
     async def stubborn(message: Message, ctx: Any) -> Message:
+        if message.payload != "m":
+            return message
         entered.set()
         try:
             await asyncio.sleep(10)
         except asyncio.CancelledError:
-            pass  # deliberately ignores cancellation
+            message = message.model_copy(update={"meta": {"swallowed": True}})
         return message
 
     flow = flows(Node(stubborn, policy=NodePolicy(validate="none")).to(), middlewares=[recorder])
@@ -147,9 +149,16 @@ async def test_setting_the_trace_event_interrupts_running_nodes(flows: Any) -> N
 async def test_late_messages_of_a_cancelled_trace_are_dropped(flows: Any) -> None:
     recorder = Recorder()
     release = asyncio.Event()
+    entered = asyncio.Event()
 
     async def first(message: Message, ctx: Any) -> Message:
-        await release.wait()
+        # Holds its trace open through the cancellation (e.g. shielded cleanup work).
+        entered.set()
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue
         return message
 
     async def second(message: Message, ctx: Any) -> Message:
@@ -161,13 +170,24 @@ async def test_late_messages_of_a_cancelled_trace_are_dropped(flows: Any) -> Non
     flow.run()
     message = make_message("m")
     await flow.emit(message)
-    await asyncio.sleep(0.01)
-    # Put a message of the same trace directly behind the running one at b.
-    flow._contexts[b]._buffer.append(make_message("late", trace_id=message.trace_id))
+    await entered.wait()
+    assert await flow.cancel(message.trace_id)
+    # A message of the same trace that was already on its way to b arrives late.
     flow._traces[message.trace_id].pending += 1
-    await flow.cancel(message.trace_id)
-    await asyncio.sleep(0.02)
-    assert "trace_cancel_drop" in recorder.of(message.trace_id)
+    flow._contexts[b]._incoming[a].queue.put_nowait(make_message("late", trace_id=message.trace_id))
+    for _ in range(100):
+        if "trace_cancel_drop" in recorder.of(message.trace_id):
+            break
+        await asyncio.sleep(0.005)
+    release.set()
+    for _ in range(100):
+        if "trace_cancel_finish" in recorder.of(message.trace_id):
+            break
+        await asyncio.sleep(0.005)
+    events = recorder.of(message.trace_id)
+    assert events.index("trace_cancel_drop") < events.index("trace_cancel_finish")
+    assert "node_trace_cancelled" in events
+    assert flow._rookery_ctx.queue_depth_in() == 0
 
 
 async def test_stop_cancels_workers_with_node_cancelled(flows: Any) -> None:
@@ -176,6 +196,7 @@ async def test_stop_cancels_workers_with_node_cancelled(flows: Any) -> None:
     b = Node(lambda_passthrough, name="b", policy=NodePolicy(validate="none"))
     flow = flows(a.to(b), b.to(), middlewares=[recorder])
     flow.run()
+    await asyncio.sleep(0)  # let the workers start
     await flow.stop()
     cancelled = [e for e in recorder.events if e.event_type == "node_cancelled"]
     assert sorted(e.node_name for e in cancelled) == ["a", "b"]
@@ -184,4 +205,28 @@ async def test_stop_cancels_workers_with_node_cancelled(flows: Any) -> None:
 
 def test_trace_cancelled_message() -> None:
     error = TraceCancelled("abc")
-    assert str(error) == "trace cancelled: abc" and error.trace_id == "abc"
+    assert str(error) == "trace cancelled: abc"
+    assert error.trace_id == "abc"
+
+
+async def test_stop_ends_even_when_a_node_swallows_cancellation() -> None:
+    from penguiflow import create
+
+    entered = asyncio.Event()
+
+    swallowed: list[str] = []
+
+    async def stubborn(message: Message, ctx: Any) -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            swallowed.append(message.payload)  # ignores the cancellation on purpose
+
+    flow = create(Node(stubborn, policy=NodePolicy(validate="none")).to())
+    flow.run()
+    await flow.emit(make_message("m"))
+    await entered.wait()
+    await asyncio.wait_for(flow.stop(), 2)
+    assert swallowed == ["m"]
+    assert not flow._running

@@ -76,7 +76,8 @@ async def test_context_without_runtime() -> None:
         ctx.fetch_nowait()
     with pytest.raises(RuntimeError, match="context has no incoming floes to fetch from"):
         await ctx.fetch()
-    assert ctx.owner.name == "lonely" and ctx.runtime is None
+    assert ctx.owner.name == "lonely"
+    assert ctx.runtime is None
     assert (ctx.outgoing_count(), ctx.queue_depth_in(), ctx.queue_depth_out()) == (0, 0, 0)
 
 
@@ -105,7 +106,8 @@ async def test_stream_chunks_are_numbered_per_stream(flows: Any) -> None:
         ("side", 11, "next", False),
     ]
     assert all(m.trace_id == tid and m.headers == parent.headers for m in chunks)
-    assert chunks[0].meta == {"user": "u1"} and chunks[0].meta is not parent.meta
+    assert chunks[0].meta == {"user": "u1"}
+    assert chunks[0].meta is not parent.meta
 
 
 async def test_emit_chunk_returns_the_chunk(flows: Any) -> None:
@@ -131,7 +133,8 @@ async def test_streaming_backpressure_is_per_trace_whatever_the_stream_id(flows:
     assert len(produced) <= 5
     assert flow._traces[parent.trace_id].pending <= 5
     received = [await flow.fetch() for _ in range(20)]
-    assert len(received) == 20 and len(produced) == 20
+    assert len(received) == 20
+    assert len(produced) == 20
 
 
 async def test_node_that_fetches_for_itself_marks_messages_done(flows: Any) -> None:

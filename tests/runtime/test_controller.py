@@ -17,7 +17,9 @@ def controller(func: Any, name: str = "controller") -> Node:
 
 async def think(message: Message, ctx: Any) -> Message:
     wm = message.payload
-    return message.model_copy(update={"payload": wm.model_copy(update={"facts": [*wm.facts, wm.hops]})})
+    return message.model_copy(
+        update={"payload": wm.model_copy(update={"facts": [*wm.facts, wm.hops]})}
+    )
 
 
 async def test_hop_budget_ends_the_loop_with_the_documented_answer(flows: Any) -> None:
@@ -128,6 +130,7 @@ async def test_reemitted_snapshot_is_ignored(flows: Any) -> None:
 
     async def step(message: Message, ctx: Any) -> Message:
         await gate.wait()
+        gate.clear()  # the next iteration waits again
         return message
 
     node = controller(step)
@@ -137,9 +140,11 @@ async def test_reemitted_snapshot_is_ignored(flows: Any) -> None:
     await flow.emit(start)
     gate.set()
     snapshot = await flow.fetch()
+    assert snapshot.payload.hops == 1
+    await asyncio.sleep(0.01)  # the second iteration is now waiting on the gate
     depth_before = flow._contexts[node].queue_depth_in()
     await flow.emit(snapshot)  # same trace, same hops: dropped
-    assert flow._contexts[node].queue_depth_in() == depth_before
+    assert flow._contexts[node].queue_depth_in() == depth_before == 0
     await flow.cancel(start.trace_id)
 
 
@@ -153,7 +158,9 @@ async def test_wm_without_self_edge_is_a_node_error(flows: Any) -> None:
     await flow.emit(make_message(WM(query="q")))
     error = await flow.fetch()
     assert error.code == "NODE_EXCEPTION"
-    assert error.message == "Node 'plain' raised UnknownTargetError: 'Unknown target plain for plain'"
+    assert (
+        error.message == "Node 'plain' raised UnknownTargetError: 'Unknown target plain for plain'"
+    )
 
 
 async def test_deadline_inside_the_loop(flows: Any) -> None:

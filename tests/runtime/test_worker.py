@@ -22,9 +22,7 @@ class Recorder:
 
     def kinds(self, *, node: str | None = None) -> list[tuple[str, int]]:
         return [
-            (e.event_type, e.attempt)
-            for e in self.events
-            if node is None or e.node_name == node
+            (e.event_type, e.attempt) for e in self.events if node is None or e.node_name == node
         ]
 
 
@@ -95,8 +93,9 @@ async def test_exhausted_retries_produce_a_flow_error(flows: Any) -> None:
     assert (error.trace_id, error.node_name) == (message.trace_id, "fragile")
     assert error.metadata["attempt"] == 1
     assert error.metadata["exception_repr"] == "ValueError('failure 2')"
-    failed = [e for e in recorder.events if e.event_type == "node_failed"][0]
-    assert failed.error_payload is not None and failed.error_payload["code"] == "NODE_EXCEPTION"
+    failed = next(e for e in recorder.events if e.event_type == "node_failed")
+    assert failed.error_payload is not None
+    assert failed.error_payload["code"] == "NODE_EXCEPTION"
     assert flow._traces == {}
 
 
@@ -142,8 +141,9 @@ async def test_timeout_of_untracked_payloads(flows: Any) -> None:
         if any(e.event_type == "node_failed" for e in recorder.events):
             break
         await asyncio.sleep(0.01)
-    failed = [e for e in recorder.events if e.event_type == "node_failed"][0]
-    assert failed.trace_id is None and failed.extra["flow_error"]["code"] == "NODE_TIMEOUT"
+    failed = next(e for e in recorder.events if e.event_type == "node_failed")
+    assert failed.trace_id is None
+    assert failed.extra["flow_error"]["code"] == "NODE_TIMEOUT"
 
 
 class Query(BaseModel):

@@ -105,10 +105,7 @@ class Context:
         if targets is None:
             return tuple(mapping.values())
         items: Sequence[Any]
-        if isinstance(targets, Node | Endpoint | str):
-            items = (targets,)
-        else:
-            items = targets
+        items = (targets,) if isinstance(targets, Node | Endpoint | str) else targets
         resolved: list[Floe] = []
         for target in items:
             floe = mapping.get(target) if not isinstance(target, str) else None
@@ -294,4 +291,3 @@ class Context:
 
     def __repr__(self) -> str:
         return f"Context(owner={_display(self._owner)!r})"
-

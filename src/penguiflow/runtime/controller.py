@@ -58,7 +58,9 @@ def route_result(result: Any, incoming: Any) -> Routing | None:
     if isinstance(incoming, Message) and isinstance(incoming.payload, WM):
         incoming_hops = incoming.payload.hops
     current = payload.hops
-    next_hops = incoming_hops + 1 if incoming_hops is not None and current <= incoming_hops else current
+    next_hops = (
+        incoming_hops + 1 if incoming_hops is not None and current <= incoming_hops else current
+    )
     if payload.budget_hops is not None and next_hops >= payload.budget_hops:
         return Routing(_with_answer(result, BUDGET_EXCEEDED_TEXT), to_rookery=True)
     prepared = result

@@ -85,7 +85,7 @@ class PenguiFlow:
         for parent, children in graph.items():
             for child in children:
                 self._connect(parent, child)
-        for node, children in graph.items():
+        for node in graph:
             has_parent = any(
                 node in kids and not (parent is node and node.allow_cycle)
                 for parent, kids in graph.items()
@@ -559,4 +559,3 @@ class PenguiFlow:
 def create(*adjacencies: tuple[Node, Sequence[Node]], **kwargs: Any) -> PenguiFlow:
     """Build a `PenguiFlow` from `node.to(...)` adjacencies (see `PenguiFlow`)."""
     return PenguiFlow(*adjacencies, **kwargs)
-

@@ -49,7 +49,7 @@ class _FloeQueue(asyncio.Queue[Any]):
     consumer: Context | None = None
 
     def _put(self, item: Any) -> None:
-        super()._put(item)  # type: ignore[misc]
+        super()._put(item)
         consumer = self.consumer
         if consumer is not None and consumer._waiters:
             consumer._wake()
@@ -60,8 +60,9 @@ class Floe:
 
     __slots__ = ("queue", "source", "target")
 
-    def __init__(self, source: Node | Endpoint | None, target: Node | Endpoint | None, *,
-                 maxsize: int) -> None:
+    def __init__(
+        self, source: Node | Endpoint | None, target: Node | Endpoint | None, *, maxsize: int
+    ) -> None:
         self.source = source
         self.target = target
         self.queue: asyncio.Queue[Any] = _FloeQueue(maxsize=maxsize)

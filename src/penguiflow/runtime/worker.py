@@ -55,6 +55,7 @@ class NodeWorker:
     async def run(self) -> None:
         flow, node, ctx = self.flow, self.node, self.ctx
         take = ctx._take
+        task = self.task
         try:
             while True:
                 message = await take()
@@ -64,6 +65,9 @@ class NodeWorker:
                 finally:
                     if trace_id is not None and flow._finalize(trace_id):
                         await flow._emit_cancel_finish(trace_id)
+                if task is not None and task.cancelling():
+                    # stop() cancelled us and the node swallowed it: stop all the same.
+                    raise asyncio.CancelledError
         except asyncio.CancelledError:
             await flow._emit_event("node_cancelled", node, ctx, None, 0, None, _DEBUG)
             raise

@@ -1,0 +1,19 @@
+"""FlowTestKit: helpers to run, record and assert on your own flows in tests."""
+
+from __future__ import annotations
+
+from .flowkit import (
+    assert_node_sequence,
+    assert_preserves_message_envelope,
+    get_recorded_events,
+    run_one,
+    simulate_error,
+)
+
+__all__ = [
+    "run_one",
+    "assert_node_sequence",
+    "get_recorded_events",
+    "simulate_error",
+    "assert_preserves_message_envelope",
+]
