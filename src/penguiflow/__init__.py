@@ -1,8 +1,8 @@
 """penguiflow: async-first, typed orchestration for LLM agents and data pipelines.
 
-The runtime names are imported eagerly. The tool catalog, remote nodes and the
-planner load on first access, so `import penguiflow` stays fast and never needs an
-optional dependency.
+Every public name loads on first access (PEP 562), so `import penguiflow` stays
+fast and never imports an optional dependency; `from penguiflow import create`
+loads the runtime it needs and nothing more.
 """
 
 from __future__ import annotations
@@ -10,24 +10,26 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import testkit
-from .bus import BusEnvelope, MessageBus
-from .core import DEFAULT_QUEUE_MAXSIZE, Context, CycleError, PenguiFlow, call_playbook, create
-from .debug import format_flow_event
-from .errors import FlowError, FlowErrorCode
-from .metrics import FlowEvent
-from .middlewares import LatencyCallback, Middleware, log_flow_events
-from .node import Node, NodePolicy
-from .patterns import join_k, map_concurrent, predicate_router, union_router
-from .policies import DictRoutingPolicy, RoutingPolicy, RoutingRequest
-from .registry import ModelRegistry
-from .state import RemoteBinding, StateStore, StoredEvent
-from .streaming import chunk_to_ws_json, emit_stream_events, format_sse_event, stream_flow
-from .types import WM, FinalAnswer, Headers, Message, PlanStep, StreamChunk, Thought
-from .viz import flow_to_dot, flow_to_mermaid
-
 if TYPE_CHECKING:
+    from . import testkit
+    from .bus import BusEnvelope, MessageBus
     from .catalog import NodeSpec, SideEffect, build_catalog, tool
+    from .core import (
+        DEFAULT_QUEUE_MAXSIZE,
+        Context,
+        CycleError,
+        PenguiFlow,
+        call_playbook,
+        create,
+    )
+    from .debug import format_flow_event
+    from .errors import FlowError, FlowErrorCode
+    from .metrics import FlowEvent
+    from .middlewares import LatencyCallback, Middleware, log_flow_events
+    from .node import Node, NodePolicy
+    from .patterns import join_k, map_concurrent, predicate_router, union_router
+    from .policies import DictRoutingPolicy, RoutingPolicy, RoutingRequest
+    from .registry import ModelRegistry
     from .remote import (
         RemoteCallRequest,
         RemoteCallResult,
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
         RemoteStreamEvent,
         RemoteTransport,
     )
+    from .state import RemoteBinding, StateStore, StoredEvent
+    from .streaming import chunk_to_ws_json, emit_stream_events, format_sse_event, stream_flow
+    from .types import WM, FinalAnswer, Headers, Message, PlanStep, StreamChunk, Thought
+    from .viz import flow_to_dot, flow_to_mermaid
 
 __version__ = "2.2.6"
 
@@ -98,12 +104,54 @@ __all__ = [
     "TrajectoryStep",
 ]
 
-# name -> module that defines it; imported on first attribute access (PEP 562).
+# name -> module that defines it, imported on first attribute access (PEP 562), so
+# `import penguiflow` costs almost nothing and loads no optional dependency.
 _LAZY = {
+    "Context": "core",
+    "CycleError": "core",
+    "PenguiFlow": "core",
+    "DEFAULT_QUEUE_MAXSIZE": "core",
+    "call_playbook": "core",
+    "create": "core",
+    "Node": "node",
+    "NodePolicy": "node",
+    "ModelRegistry": "registry",
     "NodeSpec": "catalog",
     "SideEffect": "catalog",
     "build_catalog": "catalog",
     "tool": "catalog",
+    "Middleware": "middlewares",
+    "log_flow_events": "middlewares",
+    "LatencyCallback": "middlewares",
+    "FlowEvent": "metrics",
+    "format_flow_event": "debug",
+    "FlowError": "errors",
+    "FlowErrorCode": "errors",
+    "MessageBus": "bus",
+    "BusEnvelope": "bus",
+    "Headers": "types",
+    "Message": "types",
+    "StreamChunk": "types",
+    "PlanStep": "types",
+    "Thought": "types",
+    "WM": "types",
+    "FinalAnswer": "types",
+    "map_concurrent": "patterns",
+    "join_k": "patterns",
+    "predicate_router": "patterns",
+    "union_router": "patterns",
+    "DictRoutingPolicy": "policies",
+    "RoutingPolicy": "policies",
+    "RoutingRequest": "policies",
+    "format_sse_event": "streaming",
+    "chunk_to_ws_json": "streaming",
+    "stream_flow": "streaming",
+    "emit_stream_events": "streaming",
+    "flow_to_mermaid": "viz",
+    "flow_to_dot": "viz",
+    "StateStore": "state",
+    "StoredEvent": "state",
+    "RemoteBinding": "state",
     "RemoteTransport": "remote",
     "RemoteCallRequest": "remote",
     "RemoteCallResult": "remote",
@@ -118,6 +166,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "testkit":
+        return importlib.import_module(".testkit", __name__)
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'penguiflow' has no attribute {name!r}")

@@ -246,7 +246,7 @@ class PenguiFlow:
         running invocations."""
         state = self._trace_state(trace_id)
         if state.event is None:
-            state.event = TraceEvent(state.interrupt_inflight)
+            state.event = TraceEvent(lambda: self._interrupt(trace_id))
         return state.event
 
     def _finalize(self, trace_id: str) -> bool:
@@ -260,18 +260,20 @@ class PenguiFlow:
                 state.wake_waiters()
             return False
         state.pending = 0
-        if state.inflight:
-            return False
         del self._traces[trace_id]
         self._wm_hops.pop(trace_id, None)
         state.wake_waiters()
         return state.cancelled
 
-    def _forget_if_idle(self, trace_id: str, state: TraceState) -> None:
-        if state.pending <= 0 and not state.inflight and self._traces.get(trace_id) is state:
-            del self._traces[trace_id]
-            self._wm_hops.pop(trace_id, None)
-            state.wake_waiters()
+    def _inflight(self, trace_id: str) -> int:
+        """How many node invocations of the trace are running right now."""
+        return sum(1 for worker in self._workers if worker.trace_id == trace_id)
+
+    def _interrupt(self, trace_id: str) -> None:
+        """Cancel every node invocation running for the trace."""
+        for worker in self._workers:
+            if worker.trace_id == trace_id:
+                worker.interrupt()
 
     async def _emit_cancel_finish(self, trace_id: str) -> None:
         await self._emit_event(
@@ -314,7 +316,7 @@ class PenguiFlow:
         if not self._running:
             raise RuntimeError("PenguiFlow is not running")
         state = self._traces.get(trace_id)
-        if state is None or (state.pending <= 0 and not state.inflight):
+        if state is None or (state.pending <= 0 and not self._inflight(trace_id)):
             return False
         event = self.ensure_trace_event(trace_id)
         if not event.is_set():
@@ -333,7 +335,7 @@ class PenguiFlow:
         for floe in self._floes:
             for _ in remove_trace_items(floe.queue, trace_id):
                 finish_due = self._finalize(trace_id) or finish_due
-        state.interrupt_inflight()
+        self._interrupt(trace_id)
         if finish_due:
             await self._emit_cancel_finish(trace_id)
         return True
@@ -365,10 +367,13 @@ class PenguiFlow:
             state.pending += 1
         if self._message_bus is not None:
             await self._publish(floe.source, floe.target, msg)
-        queue = floe.queue
-        if not queue.full():
-            queue.put_nowait(msg)
-            return
+        try:
+            floe.queue.put_nowait(msg)
+        except asyncio.QueueFull:
+            await self._put_waiting(floe.queue, msg, trace_id)
+
+    async def _put_waiting(self, queue: asyncio.Queue[Any], msg: Any, trace_id: Any) -> None:
+        """Wait for room in a full queue (backpressure)."""
         try:
             await queue.put(msg)
         except BaseException:
@@ -478,7 +483,7 @@ class PenguiFlow:
             trace_pending=(state.pending if state is not None else 0)
             if trace_id is not None
             else None,
-            trace_inflight=len(state.inflight) if state is not None else 0,
+            trace_inflight=self._inflight(trace_id) if trace_id is not None else 0,
             trace_cancelled=state.cancelled if state is not None else False,
             extra=extra if extra is not None else {},
         )

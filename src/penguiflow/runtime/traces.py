@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 __all__ = ["TraceCancelled", "TraceState", "TraceEvent"]
 
@@ -15,12 +15,6 @@ class TraceCancelled(Exception):
     def __init__(self, trace_id: str | None) -> None:
         super().__init__(f"trace cancelled: {trace_id}")
         self.trace_id = trace_id
-
-
-class Interruptible(Protocol):
-    """Something running on behalf of a trace that cancellation must interrupt."""
-
-    def interrupt(self) -> None: ...
 
 
 class TraceEvent(asyncio.Event):
@@ -43,22 +37,17 @@ class TraceEvent(asyncio.Event):
 class TraceState:
     """Everything the runtime tracks for one active trace id."""
 
-    __slots__ = ("event", "inflight", "pending", "waiters")
+    __slots__ = ("event", "pending", "waiters")
 
     def __init__(self) -> None:
         self.pending = 0
         self.event: TraceEvent | None = None
-        self.inflight: set[Interruptible] = set()
         self.waiters: list[asyncio.Future[Any]] = []
 
     @property
     def cancelled(self) -> bool:
         event = self.event
         return event is not None and event.is_set()
-
-    def interrupt_inflight(self) -> None:
-        for work in list(self.inflight):
-            work.interrupt()
 
     def wake_waiters(self) -> None:
         waiters, self.waiters = self.waiters, []

@@ -31,10 +31,20 @@ class NodeWorker:
 
     Trace cancellation interrupts the invocation by cancelling this worker's task
     (told apart from `stop()` with `Task.uncancel`), so no extra task is created
-    per message.
+    per message. `trace_id` names the trace whose invocation is running, if any.
     """
 
-    __slots__ = ("_interrupted", "ctx", "flow", "node", "registry", "task", "warn_output")
+    __slots__ = (
+        "_direct",
+        "_interrupted",
+        "ctx",
+        "flow",
+        "node",
+        "registry",
+        "task",
+        "trace_id",
+        "warn_output",
+    )
 
     def __init__(self, node: Node, ctx: Context, flow: PenguiFlow, registry: Any) -> None:
         self.node = node
@@ -42,8 +52,11 @@ class NodeWorker:
         self.flow = flow
         self.registry = registry
         self.task: asyncio.Task[None] | None = None
+        self.trace_id: str | None = None
         self._interrupted = False
         self.warn_output = _registered_for_message_output(registry, node)
+        # Without validation the node function is called directly (the hot path).
+        self._direct = node.func if registry is None or node.policy.validate == "none" else None
 
     def interrupt(self) -> None:
         """Cancel the invocation in progress (called when its trace is cancelled)."""
@@ -55,13 +68,31 @@ class NodeWorker:
     async def run(self) -> None:
         flow, node, ctx = self.flow, self.node, self.ctx
         take = ctx._take
+        traces = flow._traces
         task = self.task
         try:
             while True:
                 message = await take()
                 trace_id = getattr(message, "trace_id", None)
                 try:
-                    await self._process(message, trace_id)
+                    if isinstance(message, Message):
+                        deadline = message.deadline_s
+                        if deadline is not None and time.time() > deadline:
+                            await self._deadline_skip(message, deadline, 0)
+                            continue
+                    if trace_id is not None:
+                        state = traces.get(trace_id)
+                        if state is not None and state.event is not None and state.event.is_set():
+                            await flow._emit_event(
+                                "trace_cancel_drop", node, ctx, trace_id, 0, None, _INFO
+                            )
+                            continue
+                    try:
+                        await self._envelope(message, trace_id)
+                    except TraceCancelled:
+                        await flow._emit_event(
+                            "node_trace_cancelled", node, ctx, trace_id, 0, None, _INFO
+                        )
                 finally:
                     if trace_id is not None and flow._finalize(trace_id):
                         await flow._emit_cancel_finish(trace_id)
@@ -71,27 +102,6 @@ class NodeWorker:
         except asyncio.CancelledError:
             await flow._emit_event("node_cancelled", node, ctx, None, 0, None, _DEBUG)
             raise
-
-    async def _process(self, message: Any, trace_id: str | None) -> None:
-        flow = self.flow
-        if isinstance(message, Message):
-            deadline = message.deadline_s
-            if deadline is not None and time.time() > deadline:
-                await self._deadline_skip(message, deadline, 0)
-                return
-        if trace_id is not None:
-            state = flow._traces.get(trace_id)
-            if state is not None and state.cancelled:
-                await flow._emit_event(
-                    "trace_cancel_drop", self.node, self.ctx, trace_id, 0, None, _INFO
-                )
-                return
-        try:
-            await self._envelope(message, trace_id)
-        except TraceCancelled:
-            await flow._emit_event(
-                "node_trace_cancelled", self.node, self.ctx, trace_id, 0, None, _INFO
-            )
 
     async def _deadline_skip(self, message: Message, deadline: float, attempt: int) -> None:
         await self.flow._emit_event(
@@ -116,12 +126,13 @@ class NodeWorker:
         policy = node.policy
         attempt = 0
         while True:
-            if trace_id is not None:
+            if attempt and trace_id is not None:
                 state = flow._traces.get(trace_id)
                 if state is not None and state.cancelled:
                     raise TraceCancelled(trace_id)
             start = time.monotonic()
-            if flow._listening(_DEBUG):
+            listening = flow._listening(_INFO)
+            if listening and flow._listening(_DEBUG):
                 await flow._emit_event("node_start", node, ctx, trace_id, attempt, 0.0, _DEBUG)
             try:
                 result = await self._invoke(message, trace_id, policy.timeout_s)
@@ -131,84 +142,99 @@ class NodeWorker:
                 raise
             except Exception as exc:
                 latency = (time.monotonic() - start) * 1000.0
-                timed_out = isinstance(exc, TimeoutError)
-                await flow._emit_event(
-                    "node_timeout" if timed_out else "node_error",
-                    node,
-                    ctx,
-                    trace_id,
-                    attempt,
-                    latency,
-                    logging.WARNING if timed_out else logging.ERROR,
-                    extra={"exception": repr(exc)},
-                    exc_info=exc,
-                )
                 if attempt >= policy.max_retries:
+                    await self._report_error(exc, trace_id, attempt, latency)
                     await self._fail(exc, trace_id, attempt, latency)
                     return
+                await self._report_error(exc, trace_id, attempt, latency)
                 deadline = message.deadline_s if isinstance(message, Message) else None
                 if deadline is not None and time.time() > deadline:
                     await self._deadline_skip(message, deadline, attempt)
                     return
                 attempt += 1
-                delay = policy.backoff_base * policy.backoff_mult ** max(attempt - 1, 0)
-                if policy.max_backoff is not None:
-                    delay = min(delay, policy.max_backoff)
-                await flow._emit_event(
-                    "node_retry",
-                    node,
-                    ctx,
-                    trace_id,
-                    attempt,
-                    None,
-                    _INFO,
-                    extra={"sleep_s": delay, "exception": repr(exc)},
-                )
-                if deadline is not None:
-                    # Never sleep past the deadline: wake at it and end the trace there.
-                    delay = min(delay, max(deadline - time.time(), 0.0) + 0.001)
-                await asyncio.sleep(delay)
-                if deadline is not None and time.time() > deadline:
-                    await self._deadline_skip(message, deadline, attempt)
+                if not await self._backoff(exc, trace_id, attempt, deadline):
+                    await self._deadline_skip(message, deadline or 0.0, attempt)
                     return
                 continue
-            if flow._listening(_INFO):
+            if listening:
                 latency = (time.monotonic() - start) * 1000.0
                 await flow._emit_event("node_success", node, ctx, trace_id, attempt, latency, _INFO)
             return
 
+    async def _report_error(
+        self, exc: Exception, trace_id: str | None, attempt: int, latency: float
+    ) -> None:
+        timed_out = isinstance(exc, TimeoutError)
+        await self.flow._emit_event(
+            "node_timeout" if timed_out else "node_error",
+            self.node,
+            self.ctx,
+            trace_id,
+            attempt,
+            latency,
+            logging.WARNING if timed_out else logging.ERROR,
+            extra={"exception": repr(exc)},
+            exc_info=exc,
+        )
+
+    async def _backoff(
+        self, exc: Exception, trace_id: str | None, attempt: int, deadline: float | None
+    ) -> bool:
+        """Sleep before retry `attempt`; False if the deadline passed meanwhile."""
+        policy = self.node.policy
+        delay = policy.backoff_base * policy.backoff_mult ** max(attempt - 1, 0)
+        if policy.max_backoff is not None:
+            delay = min(delay, policy.max_backoff)
+        await self.flow._emit_event(
+            "node_retry",
+            self.node,
+            self.ctx,
+            trace_id,
+            attempt,
+            None,
+            _INFO,
+            extra={"sleep_s": delay, "exception": repr(exc)},
+        )
+        if deadline is not None:
+            # Never sleep past the deadline: wake at it and end the trace there.
+            delay = min(delay, max(deadline - time.time(), 0.0) + 0.001)
+        await asyncio.sleep(delay)
+        return deadline is None or time.time() <= deadline
+
     async def _invoke(self, message: Any, trace_id: str | None, timeout: float | None) -> Any:
-        invoke = self.node.invoke(message, self.ctx, registry=self.registry)
+        direct = self._direct
+        call = (
+            direct(message, self.ctx)
+            if direct is not None
+            else self.node.invoke(message, self.ctx, registry=self.registry)
+        )
         if trace_id is None:
             if timeout is None:
-                return await invoke
+                return await call
             async with asyncio.timeout(timeout):
-                return await invoke
-        flow = self.flow
-        state = flow._trace_state(trace_id)
-        task = self.task
-        assert task is not None
+                return await call
         self._interrupted = False
-        state.inflight.add(self)
+        self.trace_id = trace_id
         try:
             if timeout is None:
-                result = await invoke
+                result = await call
             else:
                 async with asyncio.timeout(timeout):
-                    result = await invoke
+                    result = await call
         except asyncio.CancelledError:
             if self._interrupted:
                 self._interrupted = False
-                if task.uncancel() == 0:
+                task = self.task
+                if task is not None and task.uncancel() == 0:
                     raise TraceCancelled(trace_id) from None
             raise
         finally:
-            state.inflight.discard(self)
-            flow._forget_if_idle(trace_id, state)
+            self.trace_id = None
         if self._interrupted:
             # The node swallowed the cancellation; its trace is cancelled all the same.
             self._interrupted = False
-            task.uncancel()
+            if self.task is not None:
+                self.task.uncancel()
             raise TraceCancelled(trace_id)
         return result
 
