@@ -53,17 +53,18 @@ def format_sse_event(
     """Render a chunk as one Server-Sent Events frame (ends with a blank line).
 
     The event name is `event_name`, else `"done"` for a final chunk, else `"chunk"`;
-    the id is the chunk's `seq`. Multi-line text becomes one `data:` line per line
-    (SSE clients join them back with `"\\n"`), so text can never end the frame early.
-    A non-empty `meta` follows as an extra JSON `data:` line. Raises `TypeError` for
-    a non-chunk and `ValueError` if `event_name` contains a line break.
+    the id is the chunk's `seq`. The text goes into one `data:` line verbatim, as in
+    the reference release: split multi-line text into several chunks, or use
+    `chunk_to_ws_json`, if a line break could end the frame early. A non-empty
+    `meta` follows as an extra JSON `data:` line. Raises `TypeError` for a
+    non-chunk and `ValueError` if `event_name` contains a line break.
     """
     _require_chunk(chunk, "format_sse_event")
     if event_name and _SSE_LINE_BREAK.search(event_name):
         raise ValueError(f"SSE event_name must not contain line breaks: {event_name!r}")
     name = event_name or ("done" if chunk.done else "chunk")
     lines = [f"event: {name}", f"id: {chunk.seq}"]
-    lines.extend(f"data: {line}" for line in _SSE_LINE_BREAK.split(chunk.text))
+    lines.append(f"data: {chunk.text}")
     if chunk.meta:
         lines.append(f"data: {json.dumps(chunk.meta, ensure_ascii=False)}")
     if retry_ms is not None:
