@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -69,3 +70,7 @@ class MemoryStore:
 
     def remote(self, trace_id: str) -> list[StoredEvent]:
         return [e for e in self.events if e.trace_id == trace_id and e.kind.startswith("remote_")]
+
+
+# LiteLLM fetches a price list from the internet on import unless told otherwise.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -9,6 +9,7 @@ from .flowkit import (
     run_one,
     simulate_error,
 )
+from .llm import ScriptedLLMClient, ScriptExhaustedError
 
 __all__ = [
     "run_one",
@@ -16,4 +17,7 @@ __all__ = [
     "get_recorded_events",
     "simulate_error",
     "assert_preserves_message_envelope",
+    # beyond the reference API: offline LLM testing
+    "ScriptedLLMClient",
+    "ScriptExhaustedError",
 ]

@@ -1,0 +1,93 @@
+"""An in-process scripted LLM client for testing planners offline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = ["ScriptExhaustedError", "ScriptedLLMClient"]
+
+Reply = str | Mapping[str, Any] | BaseModel | BaseException
+ScriptItem = Reply | Callable[[Sequence[Mapping[str, str]]], Reply]
+
+
+class ScriptExhaustedError(RuntimeError):
+    """The planner asked for more completions than the script holds."""
+
+
+class ScriptedLLMClient:
+    """A `JSONLLMClient` that answers each `complete()` call with the next scripted item.
+
+    Each item is returned as text (`str` as is; a mapping or pydantic model as JSON),
+    raised (an exception instance), or called with the messages to produce one of
+    those. Every call is recorded in `calls` (messages and response_format), so
+    tests can assert on what the planner sent. `delay_s` makes each call sleep, to
+    model a slow provider. Raises `ScriptExhaustedError` when the script runs out,
+    unless `default` is given.
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[ScriptItem] = (),
+        *,
+        default: ScriptItem | None = None,
+        delay_s: float = 0.0,
+        expects_json_schema: bool = False,
+    ) -> None:
+        self._script: deque[ScriptItem] = deque(replies)
+        self._default = default
+        self._delay_s = delay_s
+        self.expects_json_schema = expects_json_schema
+        self.calls: list[dict[str, Any]] = []
+
+    def add(self, *replies: ScriptItem) -> None:
+        """Append replies to the script."""
+        self._script.extend(replies)
+
+    @property
+    def remaining(self) -> int:
+        """How many scripted replies have not been used yet."""
+        return len(self._script)
+
+    async def complete(
+        self,
+        *,
+        messages: Sequence[Mapping[str, str]],
+        response_format: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Return (or raise) the next scripted reply."""
+        self.calls.append(
+            {"messages": [dict(m) for m in messages], "response_format": response_format}
+        )
+        if self._delay_s:
+            await asyncio.sleep(self._delay_s)
+        if self._script:
+            item = self._script.popleft()
+        elif self._default is not None:
+            item = self._default
+        else:
+            raise ScriptExhaustedError(
+                f"ScriptedLLMClient has no reply left for call #{len(self.calls)}"
+            )
+        if callable(item) and not isinstance(item, BaseModel | BaseException):
+            item = item(messages)
+        return _as_text(item)
+
+
+def _as_text(reply: Reply) -> str:
+    if isinstance(reply, BaseException):
+        raise reply
+    if isinstance(reply, str):
+        return reply
+    if isinstance(reply, BaseModel):
+        return reply.model_dump_json()
+    if isinstance(reply, Mapping):
+        return json.dumps(reply, ensure_ascii=False)
+    raise TypeError(
+        f"scripted reply must be str, mapping, BaseModel or exception, got {type(reply).__name__}"
+    )

@@ -1,0 +1,35 @@
+"""Every example runs and shows what it promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_demo_shows_routing_fan_out_join_and_streaming() -> None:
+    out = run_example("demo.py")
+    assert "'ada' -> research" in out
+    assert "'grace' -> billing" in out
+    for finding in ("09:14 UTC", "09:40 UTC", "SLA credit"):
+        assert out.count(finding) == 2  # the specialist's log line and the streamed answer
+    assert "answered with 3 note(s)" in out  # join_k merged the three specialists
+    assert "20 chunks, seq 0..19 in order" in out
+    assert "5 chunks, seq 0..4 in order" in out
+    assert out.rstrip().endswith("streaming all ran.")
+    assert "graph TD" in out
+    assert "merge --> reply" in out
