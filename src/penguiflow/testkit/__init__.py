@@ -17,7 +17,6 @@ __all__ = [
     "get_recorded_events",
     "simulate_error",
     "assert_preserves_message_envelope",
-    # beyond the reference API: offline LLM testing
-    "ScriptedLLMClient",
-    "ScriptExhaustedError",
 ]
+# Beyond the reference API (kept out of `__all__`, which matches the spec):
+# ScriptedLLMClient / ScriptExhaustedError for testing planners offline.
