@@ -9,7 +9,8 @@ from .flowkit import (
     run_one,
     simulate_error,
 )
-from .llm import ScriptedLLMClient, ScriptExhaustedError
+from .llm import ScriptedLLMClient as ScriptedLLMClient
+from .llm import ScriptExhaustedError as ScriptExhaustedError
 
 __all__ = [
     "run_one",
