@@ -19,6 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/flow_demo.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench examples

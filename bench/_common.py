@@ -202,7 +202,7 @@ def format_table(results: Sequence[Result], *, title: str | None = None) -> str:
             _figure(r.floor, r.unit),
             f"{r.ratio:.2f}x" if math.isfinite(r.ratio) else "n/a",
             r.target,
-            _verdict(r.met),
+            ("reported" if r.target == "report" else _verdict(r.met)),
         )
         for r in results
     ]

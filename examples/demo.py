@@ -1,142 +1,198 @@
-"""penguiflow demo: routing, fan-out with a join, and streaming, on the embedded defaults.
+"""penguiflow demo: a ReactPlanner agent that plans a trip, offline.
 
-A support desk triages tickets. A router sends each ticket either to `billing` or to
-`research`; `research` asks three specialists in parallel (fan-out) and `join_k`
-merges their notes; `reply` streams its answer back chunk by chunk. Run it with
-`make demo` (or `python examples/demo.py`).
+The agent looks up the traveller (a sequential tool call), checks the weather in three
+cities at once and picks one (a parallel fan-out with a join), then asks a human to
+approve the booking (a pause) and books once approved (the resume).
+
+Offline by default: the LLM is `ScriptedLLMClient`, which replays the replies a model
+would give. Set `PENGUIFLOW_DEMO_MODEL` to a LiteLLM model name (for example
+`openai/gpt-4o-mini`, with its API key in the usual environment variable; needs
+`pip install 'penguiflow[planner]'`) to let a real model drive the same tools.
+Run it with `make demo` or `python examples/demo.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+from typing import Any
 
 from pydantic import BaseModel
 
-from penguiflow import (
-    Context,
-    Headers,
-    Message,
-    Node,
-    NodePolicy,
-    PenguiFlow,
-    StreamChunk,
-    create,
-    flow_to_mermaid,
-    join_k,
-    predicate_router,
-)
+from penguiflow import ModelRegistry, Node, build_catalog, tool
+from penguiflow.planner import PlannerEvent, PlannerFinish, PlannerPause, ReactPlanner
+from penguiflow.testkit import ScriptedLLMClient
+
+# -- tools -----------------------------------------------------------------------------
 
 
-class Ticket(BaseModel):
-    customer: str
-    text: str
+class TravellerQuery(BaseModel):
+    name: str
 
 
-class Note(BaseModel):
-    author: str
-    text: str
+class Traveller(BaseModel):
+    name: str
+    home: str
+    likes: str
 
 
-def log(step: str, detail: str) -> None:
-    print(f"  [{step:<10}] {detail}")
+class City(BaseModel):
+    city: str
 
 
-# -- nodes ---------------------------------------------------------------------------
+class Weather(BaseModel):
+    city: str
+    sunny_days: int
 
 
-def triage(message: Message) -> str:
-    ticket: Ticket = message.payload
-    destination = "billing" if "invoice" in ticket.text.lower() else "research"
-    log("triage", f"{ticket.customer!r} -> {destination}")
-    return destination
+class Shortlist(BaseModel):
+    results: list[dict[str, Any]]  # filled in by the planner with the branch outputs
 
 
-async def billing(message: Message, ctx: Context) -> Message:
-    ticket: Ticket = message.payload
-    log("billing", f"refund issued to {ticket.customer}")
-    return message.model_copy(update={"payload": [f"Refund issued to {ticket.customer}."]})
+class Choice(BaseModel):
+    city: str
+    reason: str
 
 
-async def research(message: Message, ctx: Context) -> Message:
-    log("research", "asking 3 specialists in parallel")
-    return message
+class Booking(BaseModel):
+    traveller: str
+    city: str
 
 
-def specialist(area: str, finding: str) -> Node:
-    async def answer(message: Message, ctx: Context) -> Message:
-        await asyncio.sleep(0.01)  # pretend to look something up
-        log(area, finding)
-        return message.model_copy(update={"payload": Note(author=area, text=finding)})
-
-    return Node(answer, name=area, policy=NodePolicy(validate="none"))
+class Confirmation(BaseModel):
+    reference: str
 
 
-async def reply(message: Message, ctx: Context) -> Message:
-    notes = message.payload
-    lines = [n.text if isinstance(n, Note) else str(n) for n in notes]
-    text = " ".join(lines)
-    for word in text.split(" "):
-        await ctx.emit_chunk(parent=message, text=word + " ")
-    await ctx.emit_chunk(parent=message, text="", done=True)
-    return message.model_copy(update={"payload": f"answered with {len(lines)} note(s)"})
+WEATHER = {"Lisbon": 9, "Oslo": 3, "Rome": 7}
 
 
-# -- wiring --------------------------------------------------------------------------
+@tool(desc="Look up a traveller's profile by name.", side_effects="read")
+async def lookup_traveller(args: TravellerQuery, ctx: Any) -> Traveller:
+    return Traveller(name=args.name, home="Berlin", likes="sunshine")
 
 
-def build() -> PenguiFlow:
-    router = predicate_router("triage", triage)
-    billing_node = Node(billing, name="billing", policy=NodePolicy(validate="none"))
-    research_node = Node(research, name="research", policy=NodePolicy(validate="none"))
-    experts = [
-        specialist("logs", "The outage started at 09:14 UTC."),
-        specialist("status", "A fix was deployed at 09:40 UTC."),
-        specialist("account", "Your plan includes an SLA credit."),
-    ]
-    join = join_k("merge", 3)
-    reply_node = Node(reply, name="reply", policy=NodePolicy(validate="none", timeout_s=2))
-    flow = create(
-        router.to(billing_node, research_node),
-        research_node.to(*experts),
-        *(expert.to(join) for expert in experts),
-        join.to(reply_node),
-        billing_node.to(reply_node),
-        reply_node.to(),
+@tool(desc="Sunny days expected next week in a city.", side_effects="read", tags=["weather"])
+async def check_weather(args: City, ctx: Any) -> Weather:
+    await asyncio.sleep(0.05)  # three of these run at the same time
+    return Weather(city=args.city, sunny_days=WEATHER.get(args.city, 0))
+
+
+@tool(desc="Pick the sunniest city from the weather results.")
+async def pick_city(args: Shortlist, ctx: Any) -> Choice:
+    best = max(args.results, key=lambda w: w["sunny_days"])
+    return Choice(city=best["city"], reason=f"{best['sunny_days']} sunny days")
+
+
+@tool(desc="Ask a human to approve a booking; the run pauses until they answer.")
+async def request_booking(args: Booking, ctx: Any) -> Confirmation:
+    await ctx.pause("approval_required", {"traveller": args.traveller, "city": args.city})
+    raise AssertionError("unreachable: pause() always suspends the run")
+
+
+@tool(desc="Confirm a booking a human approved.", side_effects="write")
+async def confirm_booking(args: Booking, ctx: Any) -> Confirmation:
+    return Confirmation(reference=f"PF-{args.city[:3].upper()}-0001")
+
+
+def build_planner(llm_client: Any | None, model: str | None) -> ReactPlanner:
+    registry = ModelRegistry()
+    registry.register("lookup_traveller", TravellerQuery, Traveller)
+    registry.register("check_weather", City, Weather)
+    registry.register("pick_city", Shortlist, Choice)
+    registry.register("request_booking", Booking, Confirmation)
+    registry.register("confirm_booking", Booking, Confirmation)
+    functions = (lookup_traveller, check_weather, pick_city, request_booking, confirm_booking)
+    nodes = [Node(f, name=f.__name__) for f in functions]
+    return ReactPlanner(
+        llm=model,
+        llm_client=llm_client,
+        catalog=build_catalog(nodes, registry),
+        max_iters=10,
+        event_callback=print_event,
+        planning_hints={"max_parallel": 3},
     )
-    return flow
+
+
+# -- the scripted model ----------------------------------------------------------------
+
+
+def scripted_llm() -> ScriptedLLMClient:
+    def act(thought: str, **fields: Any) -> str:
+        return json.dumps({"thought": thought, **fields})
+
+    return ScriptedLLMClient(
+        [
+            act("Who is travelling?", next_node="lookup_traveller", args={"name": "Ada"}),
+            act(
+                "Ada likes sunshine: compare three cities at once, then pick one.",
+                plan=[{"node": "check_weather", "args": {"city": c}} for c in WEATHER],
+                join={"node": "pick_city", "args": {}},
+            ),
+            act(
+                "Lisbon it is. Booking needs approval.",
+                next_node="request_booking",
+                args={"traveller": "Ada", "city": "Lisbon"},
+            ),
+            # -- paused here; a human approves, then the run resumes --
+            act(
+                "Approved: confirm the booking.",
+                next_node="confirm_booking",
+                args={"traveller": "Ada", "city": "Lisbon"},
+            ),
+            act(
+                "Done.",
+                next_node=None,
+                args={"answer": "Ada flies to Lisbon (9 sunny days). Booking PF-LIS-0001."},
+            ),
+        ]
+    )
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def print_event(event: PlannerEvent) -> None:
+    detail = event.node_name or event.thought or ""
+    extra = f" {dict(event.extra)}" if event.extra else ""
+    print(f"    event {event.event_type:<15} step={event.trajectory_step} {detail}{extra}")
+
+
+def print_trajectory(steps: list[dict[str, Any]]) -> None:
+    print("\nTrajectory:")
+    for number, step in enumerate(steps):
+        action = step["action"]
+        target = action["next_node"] or (
+            "parallel: " + ", ".join(p["node"] for p in action["plan"]) if action["plan"] else "-"
+        )
+        print(f"  {number}. {action['thought']}")
+        print(f"     -> {target}")
+        observation = step["observation"]
+        if isinstance(observation, dict) and "branches" in observation:
+            for branch in observation["branches"]:
+                print(f"     <- {branch['node']}: {json.dumps(branch.get('observation'))}")
+            join = observation.get("join", {})
+            print(f"     <- join {join.get('node')}: {json.dumps(join.get('observation'))}")
+            continue
+        outcome = step["error"] or json.dumps(observation, ensure_ascii=False)
+        print(f"     <- {outcome}")
 
 
 async def main() -> None:
-    flow = build()
-    print("Flow graph (Mermaid):")
-    print(flow_to_mermaid(flow))
-    flow.run()
-    tickets = [
-        Ticket(customer="ada", text="Why was the API down this morning?"),
-        Ticket(customer="grace", text="My invoice is charged twice."),
-    ]
-    try:
-        for ticket in tickets:
-            print(f"\nTicket from {ticket.customer}: {ticket.text}")
-            message = Message(payload=ticket, headers=Headers(tenant="demo"))
-            await flow.emit(message)
-            seqs: list[int] = []
-            while True:
-                out = await asyncio.wait_for(flow.fetch(), 5)
-                if isinstance(out.payload, StreamChunk):
-                    chunk = out.payload
-                    if not seqs:
-                        print(f"  [{'stream':<10}] ", end="")
-                    seqs.append(chunk.seq)
-                    print(chunk.text, end="", flush=True)  # tokens appear as they arrive
-                    continue
-                print()
-                log("stream", f"{len(seqs)} chunks, seq {seqs[0]}..{seqs[-1]} in order")
-                log("done", out.payload)
-                break
-    finally:
-        await flow.stop()
-    print("\nDemo finished: routing, fan-out + join_k and streaming all ran.")
+    model = os.environ.get("PENGUIFLOW_DEMO_MODEL")
+    planner = build_planner(None if model else scripted_llm(), model)
+    print(f"LLM: {model or 'scripted (offline)'}\n")
+
+    print("Run: plan a sunny trip for Ada")
+    result = await planner.run("Plan a sunny trip for Ada next week.")
+    while isinstance(result, PlannerPause):
+        print(f"\nPaused for {result.reason}: {result.payload}")
+        print(f"  resume token: {result.resume_token[:8]}... -> a human approves")
+        result = await planner.resume(result.resume_token, user_input="approved")
+
+    assert isinstance(result, PlannerFinish)
+    print_trajectory(result.metadata.get("steps", []))
+    print(f"\nFinished ({result.reason}): {result.payload}")
 
 
 if __name__ == "__main__":

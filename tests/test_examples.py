@@ -21,8 +21,8 @@ def run_example(name: str) -> str:
     return done.stdout
 
 
-def test_demo_shows_routing_fan_out_join_and_streaming() -> None:
-    out = run_example("demo.py")
+def test_flow_demo_shows_routing_fan_out_join_and_streaming() -> None:
+    out = run_example("flow_demo.py")
     assert "'ada' -> research" in out
     assert "'grace' -> billing" in out
     for finding in ("09:14 UTC", "09:40 UTC", "SLA credit"):
@@ -33,3 +33,15 @@ def test_demo_shows_routing_fan_out_join_and_streaming() -> None:
     assert out.rstrip().endswith("streaming all ran.")
     assert "graph TD" in out
     assert "merge --> reply" in out
+
+
+def test_planner_demo_runs_offline_through_tools_parallel_plan_and_pause() -> None:
+    out = run_example("demo.py")
+    assert "LLM: scripted (offline)" in out
+    assert "-> lookup_traveller" in out
+    assert "-> parallel: check_weather, check_weather, check_weather" in out
+    assert "Paused for approval_required: {'traveller': 'Ada', 'city': 'Lisbon'}" in out
+    assert "event resume" in out
+    assert "-> confirm_booking" in out
+    assert "Finished (answer_complete)" in out
+    assert "PF-LIS-0001" in out

@@ -1,0 +1,48 @@
+"""The ReAct planner: an LLM picks typed tools from a catalog until it can answer.
+
+LiteLLM, DSPy and httpx are imported only by the clients that need them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .models import (
+    ParallelCall,
+    ParallelJoin,
+    PlannerAction,
+    PlannerEvent,
+    PlannerEventCallback,
+    PlannerFinish,
+    PlannerPause,
+    Trajectory,
+    TrajectoryStep,
+    TrajectorySummary,
+)
+from .react import ReactPlanner
+
+if TYPE_CHECKING:
+    from .dspy_client import DSPyLLMClient
+
+__all__ = [
+    "DSPyLLMClient",
+    "ParallelCall",
+    "ParallelJoin",
+    "PlannerAction",
+    "PlannerEvent",
+    "PlannerEventCallback",
+    "PlannerFinish",
+    "PlannerPause",
+    "ReactPlanner",
+    "Trajectory",
+    "TrajectoryStep",
+    "TrajectorySummary",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DSPyLLMClient":
+        from .dspy_client import DSPyLLMClient
+
+        return DSPyLLMClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
