@@ -280,21 +280,24 @@ class ReactPlanner:
                         constraints=tracker,
                     )
                 step_start_ts = self._time_source()
-                self._emit_event(
-                    PlannerEvent(
-                        "step_start", ts=step_start_ts, trajectory_step=len(trajectory.steps)
+                listening = self._listening()
+                if listening:
+                    self._emit_event(
+                        PlannerEvent(
+                            "step_start", ts=step_start_ts, trajectory_step=len(trajectory.steps)
+                        )
                     )
-                )
                 action = await self.step(trajectory)
-                logger.info(
-                    "planner_action",
-                    extra={
-                        "step": len(trajectory.steps),
-                        "thought": action.thought,
-                        "next_node": action.next_node,
-                        "has_plan": action.plan is not None,
-                    },
-                )
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info(
+                        "planner_action",
+                        extra={
+                            "step": len(trajectory.steps),
+                            "thought": action.thought,
+                            "next_node": action.next_node,
+                            "has_plan": action.plan is not None,
+                        },
+                    )
                 constraint_error = self._check_action_constraints(action, trajectory, tracker)
                 if constraint_error is not None:
                     self._append(trajectory, TrajectoryStep(action, error=constraint_error))
@@ -362,6 +365,8 @@ class ReactPlanner:
                 last_observation = observation_model.model_dump(mode="json")
                 self._record_hint_progress(spec.name, trajectory)
                 trajectory.resume_user_input = None
+                if not listening:
+                    continue
                 latency_ms = (self._time_source() - step_start_ts) * 1000
                 self._emit_event(
                     PlannerEvent(
@@ -505,21 +510,33 @@ class ReactPlanner:
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            extra: dict[str, Any] = {"attempt": attempt, "purpose": purpose}
-            for key in _USAGE_KEYS:
-                value = getattr(raw, key, None)
-                if value is not None:
-                    extra[key] = value
-            self._emit_event(
-                PlannerEvent(
-                    "llm_call",
-                    ts=self._time_source(),
-                    trajectory_step=len(trajectory.steps),
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                    error=error,
-                    extra=extra,
-                )
+            if self._listening():
+                self._emit_llm_call(raw, trajectory, attempt, purpose, started, error)
+
+    def _emit_llm_call(
+        self,
+        raw: Any,
+        trajectory: Trajectory,
+        attempt: int,
+        purpose: str,
+        started: float,
+        error: str | None,
+    ) -> None:
+        extra: dict[str, Any] = {"attempt": attempt, "purpose": purpose}
+        for key in _USAGE_KEYS:
+            value = getattr(raw, key, None)
+            if value is not None:
+                extra[key] = value
+        self._emit_event(
+            PlannerEvent(
+                "llm_call",
+                ts=self._time_source(),
+                trajectory_step=len(trajectory.steps),
+                latency_ms=(time.perf_counter() - started) * 1000,
+                error=error,
+                extra=extra,
             )
+        )
 
     # -- messages and summaries -----------------------------------------------------
 
@@ -642,8 +659,13 @@ class ReactPlanner:
 
     # -- events and finishing --------------------------------------------------------
 
+    def _listening(self) -> bool:
+        """Whether anyone sees events (a callback, or INFO logging)."""
+        return self._event_callback is not None or logger.isEnabledFor(logging.INFO)
+
     def _emit_event(self, event: PlannerEvent) -> None:
-        logger.info(event.event_type, extra=_log_safe(event.to_payload()))
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(event.event_type, extra=_log_safe(event.to_payload()))
         callback = self._event_callback
         if callback is None:
             return
