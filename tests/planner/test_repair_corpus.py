@@ -108,11 +108,7 @@ def assert_every_call_was_valid(calls: Calls) -> None:
 async def run_reply(catalog: list[Any], reply: str) -> PlannerFinish:
     llm = ScriptedLLMClient([reply, FINISH, FINISH, FINISH])
     planner = ReactPlanner(llm_client=llm, catalog=catalog, repair_attempts=2, max_iters=3)
-    try:
-        result = await planner.run("q")
-    except RuntimeError as exc:
-        assert str(exc) == "Planner failed to produce valid JSON after repair attempts"
-        raise AssertionError("the finish after a broken reply must be accepted") from exc
+    result = await planner.run("q")  # the valid finish after the broken reply is accepted
     assert isinstance(result, PlannerFinish)
     return result
 
@@ -128,7 +124,7 @@ async def test_broken_replies_never_run_tools_on_invalid_arguments(
 
 async def test_exhausting_repairs_is_the_documented_failure(catalog: list[Any]) -> None:
     llm = ScriptedLLMClient(["nope"] * 3)
-    with pytest.raises(RuntimeError, match="^Planner failed to produce valid JSON after repair"):
+    with pytest.raises(RuntimeError, match=r"^Planner failed to produce valid JSON after repair"):
         await ReactPlanner(llm_client=llm, catalog=catalog).run("q")
 
 
