@@ -11,6 +11,9 @@ from .flowkit import (
 )
 from .llm import ScriptedLLMClient as ScriptedLLMClient
 from .llm import ScriptExhaustedError as ScriptExhaustedError
+from .llm_server import RecordedRequest as RecordedRequest
+from .llm_server import ScriptedLLMServer as ScriptedLLMServer
+from .llm_server import ServerReply as ServerReply
 
 __all__ = [
     "run_one",
@@ -20,4 +23,5 @@ __all__ = [
     "assert_preserves_message_envelope",
 ]
 # Beyond the reference API (kept out of `__all__`, which matches the spec):
-# ScriptedLLMClient / ScriptExhaustedError for testing planners offline.
+# ScriptedLLMClient (in process) and ScriptedLLMServer (OpenAI-compatible HTTP on
+# 127.0.0.1) for testing planners and LLM clients offline.

@@ -68,6 +68,7 @@ class OpenAICompatibleClient:
             max_backoff_s=max_backoff_s,
             max_retry_after_s=max_retry_after_s,
         )
+        self._api_key = api_key
         request_headers = dict(headers or {})
         if api_key:
             request_headers["Authorization"] = f"Bearer {api_key}"
@@ -134,9 +135,10 @@ class OpenAICompatibleClient:
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         if status >= 300:
-            raise LLMRequestError(
-                f"{self._url} answered {status}: {_error_text(response)}", status=status
-            )
+            detail = _error_text(response)
+            if self._api_key:
+                detail = detail.replace(self._api_key, "***")
+            raise LLMRequestError(f"{self._url} answered {status}: {detail}", status=status)
         try:
             data = response.json()
             choice = data["choices"][0]["message"]

@@ -1,0 +1,237 @@
+"""An OpenAI-compatible scripted LLM server on 127.0.0.1, for testing agents offline.
+
+Serves `POST /v1/chat/completions` from a script of replies and injects faults on
+demand (rate limits with `Retry-After`, 5xx, slow replies, connection resets,
+malformed JSON, empty content), so real clients (LiteLLM, httpx, the OpenAI SDK)
+run their real retry and timeout code against it. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["RecordedRequest", "ScriptedLLMServer", "ServerReply"]
+
+
+@dataclass(slots=True)
+class ServerReply:
+    """One scripted answer: a completion, or a fault.
+
+    Build faults with the class methods: `rate_limited`, `error`, `slow`, `reset_connection`,
+    `malformed`, `empty`.
+    """
+
+    content: str | None = ""
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    usage: Mapping[str, int] | None = None
+    raw_body: bytes | None = None
+    reset: bool = False
+
+    @classmethod
+    def rate_limited(cls, retry_after: str | None = "0") -> ServerReply:
+        """429, with a `Retry-After` header (seconds or an HTTP date) unless `None`."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        body = json.dumps({"error": {"message": "rate limited", "type": "rate_limit"}})
+        return cls(status=429, headers=headers, raw_body=body.encode())
+
+    @classmethod
+    def error(cls, status: int = 500, message: str = "server error") -> ServerReply:
+        """An HTTP error status with an OpenAI-style error body."""
+        body = json.dumps({"error": {"message": message, "type": "server_error"}})
+        return cls(status=status, raw_body=body.encode())
+
+    @classmethod
+    def slow(cls, delay_s: float, content: str = "{}") -> ServerReply:
+        """A completion that arrives after `delay_s` seconds."""
+        return cls(content=content, delay_s=delay_s)
+
+    @classmethod
+    def reset_connection(cls) -> ServerReply:
+        """Close the connection with a TCP reset and send nothing."""
+        return cls(reset=True)
+
+    @classmethod
+    def malformed(cls) -> ServerReply:
+        """A 200 whose body is not JSON."""
+        return cls(raw_body=b'{"choices": [ {"message": ')
+
+    @classmethod
+    def empty(cls, content: str | None = None) -> ServerReply:
+        """A completion without content (`null` by default, or `""`)."""
+        return cls(content=content)
+
+
+@dataclass(slots=True)
+class RecordedRequest:
+    """What a client sent (header names lower-cased)."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class ScriptedLLMServer:
+    """Serve scripted completions on 127.0.0.1 (ephemeral port by default).
+
+    `replies` are strings (the completion content) or `ServerReply`s; `default` is
+    used once the script is exhausted (otherwise the server answers 500 with an
+    explanation). Every request is recorded in `requests`. Use as a context manager,
+    sync or async; `base_url` is the `.../v1` URL clients take.
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[str | ServerReply] = (),
+        *,
+        default: str | ServerReply | None = None,
+        port: int = 0,
+        model: str = "scripted-model",
+    ) -> None:
+        self._script: deque[str | ServerReply] = deque(replies)
+        self._default = default
+        self._lock = threading.Lock()
+        self.model = model
+        self.requests: list[RecordedRequest] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def add(self, *replies: str | ServerReply) -> None:
+        """Append replies to the script."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def start(self) -> ScriptedLLMServer:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.02},
+                name="scripted-llm-server",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> ScriptedLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> ScriptedLLMServer:
+        return self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _next(self) -> ServerReply:
+        with self._lock:
+            item = self._script.popleft() if self._script else self._default
+        if item is None:
+            return ServerReply.error(500, "ScriptedLLMServer: the script is exhausted")
+        return item if isinstance(item, ServerReply) else ServerReply(content=item)
+
+    def _completion(self, reply: ServerReply) -> bytes:
+        usage = (
+            dict(reply.usage)
+            if reply.usage is not None
+            else {
+                "prompt_tokens": 10,
+                "completion_tokens": 5,
+                "total_tokens": 15,
+            }
+        )
+        body = {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+        }
+        return json.dumps(body).encode()
+
+
+def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: tests assert on `requests`, not on stderr."""
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body: Any = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            with server._lock:
+                server.requests.append(
+                    RecordedRequest(
+                        path=self.path,
+                        headers={k.lower(): v for k, v in self.headers.items()},
+                        body=body,
+                    )
+                )
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._send(404, b'{"error": {"message": "not found"}}', {})
+                return
+            reply = server._next()
+            if reply.delay_s:
+                time.sleep(reply.delay_s)
+            if reply.reset:
+                self.close_connection = True
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.close()
+                return
+            payload = reply.raw_body if reply.raw_body is not None else server._completion(reply)
+            self._send(reply.status, payload, reply.headers)
+
+        def _send(self, status: int, payload: bytes, headers: Mapping[str, str]) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up (e.g. its timeout)
+
+    return Handler
