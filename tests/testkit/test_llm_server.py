@@ -51,9 +51,9 @@ def test_faults_are_served_on_demand() -> None:
 
 
 def test_a_reset_closes_the_connection_without_an_answer() -> None:
-    with ScriptedLLMServer([ServerReply.reset_connection()]) as s:
-        with pytest.raises(ConnectionError):  # RemoteDisconnected is a ConnectionError
-            post(s)
+    server = ScriptedLLMServer([ServerReply.reset_connection()])
+    with server, pytest.raises(ConnectionError):  # RemoteDisconnected is a ConnectionError
+        post(server)
 
 
 def test_unknown_paths_and_an_exhausted_script_answer_with_errors() -> None:
