@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -45,3 +47,33 @@ def test_planner_demo_runs_offline_through_tools_parallel_plan_and_pause() -> No
     assert "-> confirm_booking" in out
     assert "Finished (answer_complete)" in out
     assert "PF-LIS-0001" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("planner/minimal_agent.py", ["answer_complete: 14 million after 1 tool call"]),
+        (
+            "planner/parallel_fanout.py",
+            ["branches: [10, 20, 30]", "join total: 60", "ran in parallel: True"],
+        ),
+        (
+            "planner/pause_resume.py",
+            [
+                "paused: approval_required {'order': 'A-17', 'amount': 250.0}",
+                "resumed: answer_complete {'order': 'A-17', 'status': 'refunded'}",
+            ],
+        ),
+        (
+            "planner/replan_after_failure.py",
+            [
+                "live_search: tool 'live_search' raised SearchDown: search backend unavailable",
+                "answer: cached result for 'penguins'",
+            ],
+        ),
+    ],
+)
+def test_planner_examples(name: str, expected: list[str]) -> None:
+    out = run_example(name)
+    for line in expected:
+        assert line in out
