@@ -147,7 +147,7 @@ class ReactPlanner:
             catalog = build_catalog(nodes, registry)
         self._specs: list[NodeSpec] = list(catalog)
         self._spec_by_name: dict[str, NodeSpec] = {spec.name: spec for spec in self._specs}
-        self._catalog_records = [spec.to_tool_record() for spec in self._specs]
+        self._catalog_records = _catalog_records(self._specs)
         self._planning_hints = _PlanningHints.from_mapping(planning_hints)
         hints_payload = (
             None if self._planning_hints.is_empty() else self._planning_hints.to_prompt_payload()
@@ -735,6 +735,20 @@ class ReactPlanner:
 # catalog it shares with other planners instead of rebuilding it. The value keeps the
 # specs alive, so their ids cannot be reused while the entry exists.
 _SYSTEM_PROMPTS: dict[tuple[Any, ...], tuple[tuple[NodeSpec, ...], str]] = {}
+_RECORDS: dict[tuple[int, ...], tuple[tuple[NodeSpec, ...], list[dict[str, Any]]]] = {}
+
+
+def _catalog_records(specs: list[NodeSpec]) -> list[dict[str, Any]]:
+    """The tool records of a catalog, shared by every planner over the same specs."""
+    key = tuple(map(id, specs))
+    cached = _RECORDS.get(key)
+    if cached is not None:
+        return cached[1]
+    records = [spec.to_tool_record() for spec in specs]
+    if len(_RECORDS) >= 256:
+        _RECORDS.clear()
+    _RECORDS[key] = (tuple(specs), records)
+    return records
 
 
 def _system_prompt(
