@@ -37,6 +37,13 @@ def _token_hint(token: str) -> str:
     return f"{token[:8]}..."
 
 
+def _log_store_failure(message: str, token: str, exc: Exception) -> None:
+    logger.error(
+        message,
+        extra={"token": _token_hint(token), "error": str(exc), "error_type": type(exc).__name__},
+    )
+
+
 def serialise_record(record: _PauseRecord) -> dict[str, Any]:
     """The persisted shape of a pause record."""
     return {
@@ -75,14 +82,7 @@ class PauseBook:
         try:
             await _maybe_await(save(token, serialise_record(record)))
         except Exception as exc:
-            logger.error(
-                "state_store_save_failed",
-                extra={
-                    "token": _token_hint(token),
-                    "error": str(exc),
-                    "error_type": type(exc).__name__,
-                },
-            )
+            _log_store_failure("state_store_save_failed", token, exc)
             return
         logger.debug("pause_record_saved", extra={"token": _token_hint(token)})
 
@@ -106,14 +106,7 @@ class PauseBook:
         except KeyError:
             raise
         except Exception as exc:
-            logger.error(
-                "state_store_load_failed",
-                extra={
-                    "token": _token_hint(token),
-                    "error": str(exc),
-                    "error_type": type(exc).__name__,
-                },
-            )
+            _log_store_failure("state_store_load_failed", token, exc)
             raise KeyError(f"Failed to load pause record: {exc}") from exc
         logger.debug(
             "pause_record_loaded", extra={"token": _token_hint(token), "source": "state_store"}
