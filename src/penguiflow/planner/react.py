@@ -19,6 +19,7 @@ from . import prompts
 from .clients.protocol import JSONLLMClient as JSONLLMClient
 from .constraints import _ConstraintTracker as _ConstraintTracker
 from .constraints import _PlanningHints as _PlanningHints
+from .messages import build_messages, estimate_size, summarise_trajectory
 from .models import (
     ParallelCall,
     ParallelJoin,
@@ -31,7 +32,6 @@ from .models import (
     TrajectoryStep,
     TrajectorySummary,
     action_schema,
-    summary_schema,
 )
 from .models import (
     PlannerPauseReason as PlannerPauseReason,
@@ -541,74 +541,13 @@ class ReactPlanner:
     # -- messages and summaries -----------------------------------------------------
 
     async def _build_messages(self, trajectory: Trajectory) -> list[dict[str, str]]:
-        messages = [
-            {"role": "system", "content": self._system_prompt},
-            {
-                "role": "user",
-                "content": prompts.build_user_prompt(trajectory.query, trajectory.context_meta),
-            },
-        ]
-        for step in trajectory.steps:
-            messages.extend(_step_messages(step))
-        if trajectory.resume_user_input:
-            messages.append(
-                {
-                    "role": "user",
-                    "content": prompts.render_resume_user_input(trajectory.resume_user_input),
-                }
-            )
-        if self._token_budget is None:
-            return messages
-        if self._estimate_size(messages) <= self._token_budget:
-            return messages
-        summary = await self._summarise_trajectory(trajectory)
-        condensed = [
-            messages[0],
-            messages[1],
-            {"role": "system", "content": prompts.render_summary(summary.compact())},
-        ]
-        if trajectory.steps:
-            condensed.extend(_step_messages(trajectory.steps[-1]))
-        if trajectory.resume_user_input:
-            condensed.append(messages[-1])
-        return condensed
+        return await build_messages(self, trajectory)
 
     def _estimate_size(self, messages: Sequence[Mapping[str, str]]) -> int:
-        chars = sum(len(m.get("content", "")) + len(m.get("role", "")) + 20 for m in messages)
-        estimated = int(chars / 3.5)
-        logger.debug("token_estimate", extra={"chars": chars, "estimated_tokens": estimated})
-        return estimated
+        return estimate_size(messages)
 
     async def _summarise_trajectory(self, trajectory: Trajectory) -> TrajectorySummary:
-        if trajectory.summary is not None:
-            return trajectory.summary
-        base = trajectory.compress()
-        # Without a dedicated summariser the main LLM summarises (the reference did not).
-        summarizer = self._summarizer_client or self._client
-        budget = self._token_budget
-        if budget is not None and len(prompts.render_summary(base.compact())) > budget:
-            try:
-                messages = prompts.build_summarizer_messages(
-                    trajectory.query, trajectory.to_history(), base.compact()
-                )
-                raw = await self._complete(
-                    summarizer, messages, summary_schema(), trajectory, 1, purpose="summary"
-                )
-                summary = TrajectorySummary.model_validate_json(raw)
-            except Exception as exc:
-                logger.warning(
-                    "summarizer_failed_fallback",
-                    extra={"error": str(exc), "error_type": type(exc).__name__},
-                )
-                base.note = "rule_based_fallback"
-            else:
-                summary.note = summary.note or "llm"
-                trajectory.summary = summary
-                logger.debug("trajectory_summarized", extra={"method": "llm"})
-                return summary
-        trajectory.summary = base
-        logger.debug("trajectory_summarized", extra={"method": "rule_based"})
-        return base
+        return await summarise_trajectory(self, trajectory)
 
     # -- pauses ----------------------------------------------------------------------
 
@@ -786,29 +725,6 @@ def _litellm_client(
         max_retries=max_retries,
         timeout_s=timeout_s,
     )
-
-
-def _step_messages(step: TrajectoryStep) -> tuple[dict[str, str], dict[str, str]]:
-    cached = step._messages
-    if cached is None:
-        cached = (
-            {
-                "role": "assistant",
-                "content": json.dumps(
-                    step.action.model_dump(mode="json"), ensure_ascii=False, sort_keys=True
-                ),
-            },
-            {
-                "role": "user",
-                "content": prompts.render_observation(
-                    observation=step._serialise_observation(),
-                    error=step.error,
-                    failure=step.failure,
-                ),
-            },
-        )
-        step._messages = cached
-    return cached
 
 
 def _ordering_state(trajectory: Trajectory) -> dict[str, Any]:
