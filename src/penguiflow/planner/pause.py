@@ -86,6 +86,11 @@ class PauseBook:
             return
         logger.debug("pause_record_saved", extra={"token": _token_hint(token)})
 
+    async def _discard_stored(self, token: str) -> None:
+        """A token resumed from memory must not be resumable again from the store."""
+        if self.state_store is not None:
+            await _discard(self.state_store, token)
+
     async def load(self, token: str) -> _PauseRecord:
         """Take the record (memory first, once; then the store). Raises `KeyError`."""
         record = self.records.pop(token, None)
@@ -93,6 +98,7 @@ class PauseBook:
             logger.debug(
                 "pause_record_loaded", extra={"token": _token_hint(token), "source": "memory"}
             )
+            await self._discard_stored(token)
             return record
         store = self.state_store
         load = getattr(store, "load_planner_state", None) if store is not None else None
@@ -112,6 +118,16 @@ class PauseBook:
             "pause_record_loaded", extra={"token": _token_hint(token), "source": "state_store"}
         )
         return record
+
+
+async def _discard(store: Any, token: str) -> None:
+    discard = getattr(store, "discard_planner_state", None)
+    if discard is None:
+        return
+    try:
+        await _maybe_await(discard(token))
+    except Exception as exc:
+        _log_store_failure("state_store_discard_failed", token, exc)
 
 
 def _record_from(data: Mapping[str, Any]) -> _PauseRecord:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .metrics import FlowEvent
+    from ..metrics import FlowEvent
 
 __all__ = ["StateStore", "StoredEvent", "RemoteBinding"]
 

@@ -1,0 +1,32 @@
+"""State stores: the protocol the runtime writes to, and the stores we ship.
+
+`StateStore`, `StoredEvent` and `RemoteBinding` are the spec'd names. The stores
+(`InMemoryStateStore`, `SQLiteStateStore`) load on first access; each backend imports
+its driver only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import CorruptRecordError as CorruptRecordError
+from .errors import InvalidDataError as InvalidDataError
+from .errors import ResumeTokenError as ResumeTokenError
+from .errors import StateStoreError as StateStoreError
+from .protocol import RemoteBinding, StateStore, StoredEvent
+
+if TYPE_CHECKING:
+    from .memory import InMemoryStateStore as InMemoryStateStore
+    from .sqlite import SQLiteStateStore as SQLiteStateStore
+
+__all__ = ["StateStore", "StoredEvent", "RemoteBinding"]
+
+_LAZY = {"InMemoryStateStore": "memory", "SQLiteStateStore": "sqlite"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

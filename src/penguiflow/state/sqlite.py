@@ -1,0 +1,269 @@
+"""`SQLiteStateStore`: the embedded default, one file, no server.
+
+Standard-library `sqlite3`, run in a worker thread so the event loop never blocks.
+WAL journal, a busy timeout, `synchronous=FULL` by default (a pause acknowledged to
+the caller survives a power cut). The schema is created and migrated by the store
+(table `penguiflow_schema`). Resume tokens are kept only as SHA-256 digests and are
+consumed atomically (`BEGIN IMMEDIATE` + `DELETE ... RETURNING`): of many concurrent
+resumes of one token exactly one gets the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from ._codec import (
+    decode_binding,
+    decode_event,
+    decode_state,
+    encode,
+    encode_binding,
+    encode_event,
+    event_key,
+    require_mapping,
+    token_digest,
+)
+from .errors import ResumeTokenError, StateStoreError
+from .protocol import RemoteBinding, StoredEvent
+
+__all__ = ["SQLiteStateStore"]
+
+T = TypeVar("T")
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            trace_id TEXT NOT NULL,
+            digest TEXT NOT NULL UNIQUE,
+            body TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_by_trace ON events (trace_id, id)",
+        """CREATE TABLE remote_bindings (
+            trace_id TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (trace_id, task_id)
+        )""",
+        """CREATE TABLE planner_state (
+            digest TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            expires_at REAL
+        )""",
+    ),
+)
+
+_SYNC_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
+
+
+class SQLiteStateStore:
+    """Trace history, remote bindings and planner pauses in one SQLite file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 5000,
+        ttl_s: float | None = None,
+        time_source: Callable[[], float] = time.time,
+    ) -> None:
+        if synchronous.upper() not in _SYNC_MODES:
+            raise ValueError(f"synchronous must be one of {sorted(_SYNC_MODES)}")
+        self._path = os.fspath(path)
+        self._synchronous = synchronous.upper()
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._ttl_s = ttl_s
+        self._now = time_source
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStateStore({self._path!r})"
+
+    # -- connection ------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is not None:
+            return conn
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StateStoreError(f"cannot open SQLite store {self._path}: {exc}") from exc
+        self._conn = conn
+        return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS penguiflow_schema "
+                "(version INTEGER NOT NULL, applied_at REAL NOT NULL)"
+            )
+            row = conn.execute("SELECT MAX(version) FROM penguiflow_schema").fetchone()
+            current = row[0] or 0
+            if current > len(_MIGRATIONS):
+                raise StateStoreError(
+                    f"store schema version {current} is newer than this penguiflow "
+                    f"({len(_MIGRATIONS)})"
+                )
+            for version, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO penguiflow_schema (version, applied_at) VALUES (?, ?)",
+                    (version, time.time()),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            with self._lock:
+                conn = self._connect()
+                try:
+                    return work(conn)
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise StateStoreError(f"SQLite store {self._path}: {exc}") from exc
+
+        return await asyncio.to_thread(call)
+
+    async def schema_version(self) -> int:
+        """The schema version the store is at."""
+        row = await self._run(
+            lambda c: c.execute("SELECT MAX(version) FROM penguiflow_schema").fetchone()
+        )
+        return int(row[0])
+
+    async def synchronous(self) -> int:
+        """SQLite's `synchronous` setting in force (0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA)."""
+        return int(await self._run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]))
+
+    async def close(self) -> None:
+        """Close the connection (the store reopens on next use)."""
+
+        def close() -> None:
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+        await asyncio.to_thread(close)
+
+    # -- trace history and bindings --------------------------------------------------
+
+    async def save_event(self, event: StoredEvent) -> None:
+        """Append an event to its trace's history (an identical re-save is ignored)."""
+        body = encode_event(event)
+        params = (event.trace_id or "", event_key(body), body)
+        await self._run(
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO events (trace_id, digest, body) VALUES (?, ?, ?)", params
+            )
+        )
+
+    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
+        """The trace's events in the order they were saved."""
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT id, body FROM events WHERE trace_id = ? ORDER BY id", (trace_id,)
+            ).fetchall()
+        )
+        return [decode_event(body, key=f"events#{row_id}") for row_id, body in rows]
+
+    async def save_remote_binding(self, binding: RemoteBinding) -> None:
+        """Record (or replace) the binding of a trace to a remote task."""
+        params = (binding.trace_id, binding.task_id, encode_binding(binding))
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO remote_bindings (trace_id, task_id, body) VALUES (?, ?, ?) "
+                "ON CONFLICT (trace_id, task_id) DO UPDATE SET body = excluded.body",
+                params,
+            )
+        )
+
+    async def load_remote_bindings(self, trace_id: str) -> Sequence[RemoteBinding]:
+        """The remote tasks bound to a trace."""
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT task_id, body FROM remote_bindings WHERE trace_id = ? ORDER BY task_id",
+                (trace_id,),
+            ).fetchall()
+        )
+        return [decode_binding(body, key=f"{trace_id}/{task}") for task, body in rows]
+
+    async def delete_trace(self, trace_id: str) -> None:
+        """Forget a trace's history and bindings."""
+
+        def delete(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("DELETE FROM events WHERE trace_id = ?", (trace_id,))
+            c.execute("DELETE FROM remote_bindings WHERE trace_id = ?", (trace_id,))
+            c.execute("COMMIT")
+
+        await self._run(delete)
+
+    # -- planner pauses --------------------------------------------------------------
+
+    async def save_planner_state(
+        self, token: str, payload: Mapping[str, Any], *, tenant: str | None = None
+    ) -> None:
+        """Keep a paused planner's state under the token's digest (re-save replaces)."""
+        body = encode(dict(require_mapping(payload)), what="planner state")
+        expires = self._now() + self._ttl_s if self._ttl_s is not None else None
+        params = (token_digest(token, tenant), body, expires)
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO planner_state (digest, body, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (digest) DO UPDATE SET body = excluded.body, "
+                "expires_at = excluded.expires_at",
+                params,
+            )
+        )
+
+    async def load_planner_state(self, token: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Take the state for a token, once, atomically. Raises `ResumeTokenError`."""
+        digest = token_digest(token, tenant)
+
+        def take(c: sqlite3.Connection) -> tuple[str, float | None] | None:
+            c.execute("BEGIN IMMEDIATE")
+            row = c.execute(
+                "DELETE FROM planner_state WHERE digest = ? RETURNING body, expires_at", (digest,)
+            ).fetchone()
+            c.execute("COMMIT")
+            return None if row is None else (row[0], row[1])
+
+        row = await self._run(take)
+        if row is None or (row[1] is not None and self._now() >= row[1]):
+            raise ResumeTokenError()
+        return decode_state(row[0], key=digest[:12])
+
+    async def discard_planner_state(self, token: str, *, tenant: str | None = None) -> bool:
+        """Drop a token's state; True if there was one."""
+        digest = token_digest(token, tenant)
+        cursor = await self._run(
+            lambda c: c.execute("DELETE FROM planner_state WHERE digest = ?", (digest,))
+        )
+        return cursor.rowcount > 0
