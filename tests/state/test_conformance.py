@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,33 +15,9 @@ from penguiflow.state import (
     ResumeTokenError,
     StoredEvent,
 )
-from penguiflow.state.memory import InMemoryStateStore
 from penguiflow.state.sqlite import SQLiteStateStore
 
-BACKENDS = ["memory", "sqlite"]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> AsyncIterator[Any]:
-    if request.param == "memory":
-        backend: Any = InMemoryStateStore(ttl_s=60, time_source=clock)
-    else:
-        backend = SQLiteStateStore(tmp_path / "state.db", ttl_s=60, time_source=clock)
-    yield backend
-    await backend.close()
+from .conftest import Clock, RawWriter
 
 
 def event(trace: str | None, n: int, **payload: Any) -> StoredEvent:
@@ -191,7 +165,7 @@ async def test_discard_drops_a_token(store: Any) -> None:
 
 
 async def test_of_many_concurrent_resumes_exactly_one_wins(store: Any) -> None:
-    for trial in range(10):
+    for trial in range(50):
         await store.save_planner_state(f"tok{trial}", {"trial": trial})
         outcomes = await asyncio.gather(
             *(store.load_planner_state(f"tok{trial}") for _ in range(50)), return_exceptions=True
@@ -209,7 +183,6 @@ INJECTION = [
     "%",
     "_",
     "\\",
-    "t\x00x",
     "*",
     "$where: 1",
 ]
@@ -233,6 +206,18 @@ async def test_injection_attempts_are_plain_data(store: Any, hostile: str) -> No
     assert await store.load_planner_state("secret-token") == {"secret": True}
 
 
+@pytest.mark.parametrize("bad_id", ["t\x00x", "\ud800", 7])
+async def test_ids_every_backend_cannot_hold_are_refused(store: Any, bad_id: Any) -> None:
+    with pytest.raises(InvalidDataError):
+        await store.save_event(event(bad_id, 1))
+    with pytest.raises(InvalidDataError):
+        await store.load_history(bad_id)
+    with pytest.raises(InvalidDataError):
+        await store.save_remote_binding(RemoteBinding(bad_id, None, "task", "https://a"))
+    with pytest.raises(InvalidDataError):
+        await store.delete_trace(bad_id)
+
+
 async def test_tokens_are_never_stored_in_clear(tmp_path: Path) -> None:
     store = SQLiteStateStore(tmp_path / "s.db")
     token = "f" * 32
@@ -243,27 +228,27 @@ async def test_tokens_are_never_stored_in_clear(tmp_path: Path) -> None:
     assert token.encode() not in raw  # ...but not the token
 
 
+HOSTILE_ROWS = [
+    '{"__class__": "os.system", "args": ["rm -rf /"]}',
+    "not json",
+    "[1, 2, 3]",
+    '{"trace_id": 1, "ts": "x", "kind": null, "node_name": 0, "node_id": 0, "payload": []}',
+    "",
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE_ROWS, ids=range(len(HOSTILE_ROWS)))
 async def test_hostile_rows_give_a_typed_error_and_the_store_keeps_working(
-    tmp_path: Path,
+    backend: tuple[Any, RawWriter], body: str
 ) -> None:
-    path = tmp_path / "s.db"
-    store = SQLiteStateStore(path)
+    store, raw = backend
     await store.save_event(event("good", 1))
-    await store.close()
-    conn = sqlite3.connect(path)
-    conn.execute(
-        "INSERT INTO events (trace_id, digest, body) VALUES "
-        "('bad', 'x1', '{\"__class__\": \"os.system\"}'), ('bad2', 'x2', 'not json')"
-    )
-    conn.commit()
-    conn.close()
-    for trace in ("bad", "bad2"):
-        with pytest.raises(CorruptRecordError):
-            await store.load_history(trace)
+    await raw("bad", body)
+    with pytest.raises(CorruptRecordError):
+        await store.load_history("bad")
     assert len(await store.load_history("good")) == 1
     await store.save_event(event("good", 2))
     assert len(await store.load_history("good")) == 2
-    await store.close()
 
 
 async def test_sqlite_schema_is_versioned_and_durable_by_default(tmp_path: Path) -> None:

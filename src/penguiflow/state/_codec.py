@@ -21,6 +21,7 @@ __all__ = [
     "encode",
     "event_key",
     "token_digest",
+    "check_id",
 ]
 
 
@@ -57,6 +58,8 @@ class BindingRow(BaseModel):
 
 
 def encode_event(event: StoredEvent) -> str:
+    if event.trace_id is not None:
+        check_id(event.trace_id, "trace_id")
     return encode(
         {
             "trace_id": event.trace_id,
@@ -84,6 +87,8 @@ def decode_event(text: Any, *, key: str) -> StoredEvent:
 
 
 def encode_binding(binding: RemoteBinding) -> str:
+    check_id(binding.trace_id, "trace_id")
+    check_id(binding.task_id, "task_id")
     return encode(
         {
             "trace_id": binding.trace_id,
@@ -111,6 +116,19 @@ def decode_state(text: Any, *, key: str) -> dict[str, Any]:
         raise CorruptRecordError(f"stored planner state {key} is not JSON", key=key) from exc
     if not isinstance(value, dict):
         raise CorruptRecordError(f"stored planner state {key} is not an object", key=key)
+    return value
+
+
+def check_id(value: Any, what: str) -> str:
+    """A trace/task id every backend can store: a string without NUL, valid UTF-8."""
+    if not isinstance(value, str):
+        raise InvalidDataError(f"{what} must be a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidDataError(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidDataError(f"{what} is not valid UTF-8: {exc}") from exc
     return value
 
 

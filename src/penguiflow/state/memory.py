@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._codec import (
+    check_id,
     decode_binding,
     decode_event,
     decode_state,
@@ -52,6 +53,7 @@ class InMemoryStateStore:
 
     async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
         """The trace's events in the order they were saved."""
+        check_id(trace_id, "trace_id")
         rows = self._events.get(trace_id, [])
         return [decode_event(text, key=f"{trace_id}#{i}") for i, text in enumerate(rows)]
 
@@ -61,11 +63,13 @@ class InMemoryStateStore:
 
     async def load_remote_bindings(self, trace_id: str) -> Sequence[RemoteBinding]:
         """The remote tasks bound to a trace."""
+        check_id(trace_id, "trace_id")
         rows = self._bindings.get(trace_id, {})
         return [decode_binding(text, key=f"{trace_id}/{task}") for task, text in rows.items()]
 
     async def delete_trace(self, trace_id: str) -> None:
         """Forget a trace's history and bindings."""
+        check_id(trace_id, "trace_id")
         self._events.pop(trace_id, None)
         self._bindings.pop(trace_id, None)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._codec import (
+    check_id,
     decode_binding,
     decode_event,
     decode_state,
@@ -186,6 +187,7 @@ class SQLiteStateStore:
 
     async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
         """The trace's events in the order they were saved."""
+        check_id(trace_id, "trace_id")
         rows = await self._run(
             lambda c: c.execute(
                 "SELECT id, body FROM events WHERE trace_id = ? ORDER BY id", (trace_id,)
@@ -206,6 +208,7 @@ class SQLiteStateStore:
 
     async def load_remote_bindings(self, trace_id: str) -> Sequence[RemoteBinding]:
         """The remote tasks bound to a trace."""
+        check_id(trace_id, "trace_id")
         rows = await self._run(
             lambda c: c.execute(
                 "SELECT task_id, body FROM remote_bindings WHERE trace_id = ? ORDER BY task_id",
@@ -216,6 +219,7 @@ class SQLiteStateStore:
 
     async def delete_trace(self, trace_id: str) -> None:
         """Forget a trace's history and bindings."""
+        check_id(trace_id, "trace_id")
 
         def delete(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,241 @@
+"""`PostgresStateStore`: shared, durable state on PostgreSQL (extra `postgres`, asyncpg).
+
+A connection pool; the schema lives in its own PostgreSQL schema (default
+`penguiflow`), created and migrated by the store under an advisory lock. Bodies are
+stored as JSON text validated by pydantic on the way out. Resume tokens are kept as
+SHA-256 digests and consumed with `DELETE ... RETURNING`, so of many concurrent
+resumes of one token exactly one gets the state.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ._codec import (
+    check_id,
+    decode_binding,
+    decode_event,
+    decode_state,
+    encode,
+    encode_binding,
+    encode_event,
+    event_key,
+    require_mapping,
+    token_digest,
+)
+from .errors import ResumeTokenError, StateStoreError
+from .protocol import RemoteBinding, StoredEvent
+
+__all__ = ["PostgresStateStore"]
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_LOCK_KEY = 0x70656E67  # advisory lock id for migrations ("peng")
+
+
+def _migrations(schema: str) -> tuple[tuple[str, ...], ...]:
+    return (
+        (
+            f"""CREATE TABLE {schema}.events (
+                id BIGSERIAL PRIMARY KEY,
+                trace_id TEXT NOT NULL,
+                digest TEXT NOT NULL UNIQUE,
+                body TEXT NOT NULL
+            )""",
+            f"CREATE INDEX events_by_trace ON {schema}.events (trace_id, id)",
+            f"""CREATE TABLE {schema}.remote_bindings (
+                trace_id TEXT NOT NULL,
+                task_id TEXT NOT NULL,
+                body TEXT NOT NULL,
+                PRIMARY KEY (trace_id, task_id)
+            )""",
+            f"""CREATE TABLE {schema}.planner_state (
+                digest TEXT PRIMARY KEY,
+                body TEXT NOT NULL,
+                expires_at DOUBLE PRECISION
+            )""",
+        ),
+    )
+
+
+class PostgresStateStore:
+    """Trace history, remote bindings and planner pauses in PostgreSQL."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "penguiflow",
+        min_size: int = 1,
+        max_size: int = 10,
+        ttl_s: float | None = None,
+        time_source: Callable[[], float] = time.time,
+    ) -> None:
+        if not _IDENTIFIER.match(schema):
+            raise ValueError(
+                f"schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*), got {schema!r}"
+            )
+        self._dsn = dsn
+        self._schema = schema
+        self._min_size = min_size
+        self._max_size = max_size
+        self._ttl_s = ttl_s
+        self._now = time_source
+        self._pool: Any = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStateStore(schema={self._schema!r})"  # never the DSN: it has passwords
+
+    async def _get_pool(self) -> Any:
+        if self._pool is not None:
+            return self._pool
+        import asyncpg
+
+        try:
+            pool = await asyncpg.create_pool(
+                self._dsn, min_size=self._min_size, max_size=self._max_size
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StateStoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._schema}.penguiflow_schema "
+                "(version INTEGER NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            current = await conn.fetchval(
+                f"SELECT COALESCE(MAX(version), 0) FROM {self._schema}.penguiflow_schema"
+            )
+            migrations = _migrations(self._schema)
+            if current > len(migrations):
+                await pool.close()
+                raise StateStoreError(
+                    f"store schema version {current} is newer than this penguiflow "
+                    f"({len(migrations)})"
+                )
+            for version, statements in enumerate(migrations[current:], start=current + 1):
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    f"INSERT INTO {self._schema}.penguiflow_schema VALUES ($1, $2)",
+                    version,
+                    time.time(),
+                )
+        self._pool = pool
+        return pool
+
+    async def _execute(self, query: str, *args: Any) -> str:
+        pool = await self._get_pool()
+        return str(await pool.execute(query, *args))
+
+    async def _fetch(self, query: str, *args: Any) -> list[Any]:
+        pool = await self._get_pool()
+        return list(await pool.fetch(query, *args))
+
+    async def schema_version(self) -> int:
+        """The schema version the store is at."""
+        rows = await self._fetch(f"SELECT MAX(version) AS v FROM {self._schema}.penguiflow_schema")
+        return int(rows[0]["v"])
+
+    async def synchronous_commit(self) -> str:
+        """PostgreSQL's `synchronous_commit` in force (`on` means durable commits)."""
+        rows = await self._fetch("SHOW synchronous_commit")
+        return str(rows[0][0])
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def save_event(self, event: StoredEvent) -> None:
+        """Append an event to its trace's history (an identical re-save is ignored)."""
+        body = encode_event(event)
+        await self._execute(
+            f"INSERT INTO {self._schema}.events (trace_id, digest, body) VALUES ($1, $2, $3) "
+            "ON CONFLICT (digest) DO NOTHING",
+            event.trace_id or "",
+            event_key(body),
+            body,
+        )
+
+    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
+        """The trace's events in the order they were saved."""
+        check_id(trace_id, "trace_id")
+        rows = await self._fetch(
+            f"SELECT id, body FROM {self._schema}.events WHERE trace_id = $1 ORDER BY id",
+            trace_id,
+        )
+        return [decode_event(row["body"], key=f"events#{row['id']}") for row in rows]
+
+    async def save_remote_binding(self, binding: RemoteBinding) -> None:
+        """Record (or replace) the binding of a trace to a remote task."""
+        await self._execute(
+            f"INSERT INTO {self._schema}.remote_bindings (trace_id, task_id, body) "
+            "VALUES ($1, $2, $3) ON CONFLICT (trace_id, task_id) "
+            "DO UPDATE SET body = EXCLUDED.body",
+            binding.trace_id,
+            binding.task_id,
+            encode_binding(binding),
+        )
+
+    async def load_remote_bindings(self, trace_id: str) -> Sequence[RemoteBinding]:
+        """The remote tasks bound to a trace."""
+        check_id(trace_id, "trace_id")
+        rows = await self._fetch(
+            f"SELECT task_id, body FROM {self._schema}.remote_bindings WHERE trace_id = $1 "
+            'ORDER BY task_id COLLATE "C"',
+            trace_id,
+        )
+        return [decode_binding(row["body"], key=f"{trace_id}/{row['task_id']}") for row in rows]
+
+    async def delete_trace(self, trace_id: str) -> None:
+        """Forget a trace's history and bindings."""
+        check_id(trace_id, "trace_id")
+        pool = await self._get_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"DELETE FROM {self._schema}.events WHERE trace_id = $1", trace_id)
+            await conn.execute(
+                f"DELETE FROM {self._schema}.remote_bindings WHERE trace_id = $1", trace_id
+            )
+
+    async def save_planner_state(
+        self, token: str, payload: Mapping[str, Any], *, tenant: str | None = None
+    ) -> None:
+        """Keep a paused planner's state under the token's digest (re-save replaces)."""
+        body = encode(dict(require_mapping(payload)), what="planner state")
+        expires = self._now() + self._ttl_s if self._ttl_s is not None else None
+        await self._execute(
+            f"INSERT INTO {self._schema}.planner_state (digest, body, expires_at) "
+            "VALUES ($1, $2, $3) ON CONFLICT (digest) DO UPDATE "
+            "SET body = EXCLUDED.body, expires_at = EXCLUDED.expires_at",
+            token_digest(token, tenant),
+            body,
+            expires,
+        )
+
+    async def load_planner_state(self, token: str, *, tenant: str | None = None) -> dict[str, Any]:
+        """Take the state for a token, once, atomically. Raises `ResumeTokenError`."""
+        digest = token_digest(token, tenant)
+        rows = await self._fetch(
+            f"DELETE FROM {self._schema}.planner_state WHERE digest = $1 "
+            "RETURNING body, expires_at",
+            digest,
+        )
+        if not rows:
+            raise ResumeTokenError()
+        expires = rows[0]["expires_at"]
+        if expires is not None and self._now() >= expires:
+            raise ResumeTokenError()
+        return decode_state(rows[0]["body"], key=digest[:12])
+
+    async def discard_planner_state(self, token: str, *, tenant: str | None = None) -> bool:
+        """Drop a token's state; True if there was one."""
+        status = await self._execute(
+            f"DELETE FROM {self._schema}.planner_state WHERE digest = $1",
+            token_digest(token, tenant),
+        )
+        return status != "DELETE 0"
