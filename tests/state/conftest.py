@@ -6,9 +6,10 @@ skip with the reason; with CI=true a missing server is a failure.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,21 @@ async def backend(
 @pytest.fixture
 def store(backend: tuple[Any, RawWriter]) -> Any:
     return backend[0]
+
+
+@pytest.fixture(params=BACKENDS)
+def sync_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A fresh store per backend, for tests that drive their own event loop."""
+    if request.param == "memory":
+        yield InMemoryStateStore()
+    elif request.param == "sqlite":
+        yield SQLiteStateStore(tmp_path / "machine.db")
+    else:
+        loop = asyncio.new_event_loop()
+        make = _postgres if request.param == "postgres" else _redis
+        try:
+            store, _, cleanup = loop.run_until_complete(make(Clock()))
+            yield store
+            loop.run_until_complete(cleanup())
+        finally:
+            loop.close()

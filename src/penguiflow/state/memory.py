@@ -38,7 +38,7 @@ class InMemoryStateStore:
         self._ttl_s = ttl_s
         self._now = time_source
         self._events: dict[str, list[str]] = defaultdict(list)
-        self._event_keys: set[str] = set()
+        self._event_keys: dict[str, set[str]] = defaultdict(set)
         self._bindings: dict[str, dict[str, str]] = defaultdict(dict)
         self._states: dict[str, tuple[str, float | None]] = {}
 
@@ -46,10 +46,11 @@ class InMemoryStateStore:
         """Append an event to its trace's history (an identical re-save is ignored)."""
         text = encode_event(event)
         key = event_key(text)
-        if key in self._event_keys:
+        trace = event.trace_id or ""
+        if key in self._event_keys[trace]:
             return
-        self._event_keys.add(key)
-        self._events[event.trace_id or ""].append(text)
+        self._event_keys[trace].add(key)
+        self._events[trace].append(text)
 
     async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
         """The trace's events in the order they were saved."""
@@ -65,12 +66,13 @@ class InMemoryStateStore:
         """The remote tasks bound to a trace."""
         check_id(trace_id, "trace_id")
         rows = self._bindings.get(trace_id, {})
-        return [decode_binding(text, key=f"{trace_id}/{task}") for task, text in rows.items()]
+        return [decode_binding(rows[task], key=f"{trace_id}/{task}") for task in sorted(rows)]
 
     async def delete_trace(self, trace_id: str) -> None:
         """Forget a trace's history and bindings."""
         check_id(trace_id, "trace_id")
         self._events.pop(trace_id, None)
+        self._event_keys.pop(trace_id, None)
         self._bindings.pop(trace_id, None)
 
     async def save_planner_state(
