@@ -2,7 +2,8 @@
 
 The agent looks up the traveller (a sequential tool call), checks the weather in three
 cities at once and picks one (a parallel fan-out with a join), then asks a human to
-approve the booking (a pause) and books once approved (the resume).
+approve the booking (a pause). The pause is stored in a SQLite file, and a second
+process resumes it from that file once approved, and books.
 
 Offline by default: the LLM is `ScriptedLLMClient`, which replays the replies a model
 would give. Set `PENGUIFLOW_DEMO_MODEL` to a LiteLLM model name (for example
@@ -13,15 +14,20 @@ Run it with `make demo` or `python examples/demo.py`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
+import subprocess
+import sys
+import tempfile
 from typing import Any
 
 from pydantic import BaseModel
 
 from penguiflow import ModelRegistry, Node, build_catalog, tool
 from penguiflow.planner import PlannerEvent, PlannerFinish, PlannerPause, ReactPlanner
+from penguiflow.state.sqlite import SQLiteStateStore
 from penguiflow.testkit import ScriptedLLMClient
 
 # -- tools -----------------------------------------------------------------------------
@@ -95,7 +101,9 @@ async def confirm_booking(args: Booking, ctx: Any) -> Confirmation:
     return Confirmation(reference=f"PF-{args.city[:3].upper()}-0001")
 
 
-def build_planner(llm_client: Any | None, model: str | None) -> ReactPlanner:
+def build_planner(
+    llm_client: Any | None, model: str | None, store: SQLiteStateStore
+) -> ReactPlanner:
     registry = ModelRegistry()
     registry.register("lookup_traveller", TravellerQuery, Traveller)
     registry.register("check_weather", City, Weather)
@@ -111,16 +119,34 @@ def build_planner(llm_client: Any | None, model: str | None) -> ReactPlanner:
         max_iters=10,
         event_callback=print_event,
         planning_hints={"max_parallel": 3},
+        state_store=store,
     )
 
 
 # -- the scripted model ----------------------------------------------------------------
 
 
-def scripted_llm() -> ScriptedLLMClient:
-    def act(thought: str, **fields: Any) -> str:
-        return json.dumps({"thought": thought, **fields})
+def act(thought: str, **fields: Any) -> str:
+    return json.dumps({"thought": thought, **fields})
 
+
+def scripted_llm(after_pause: bool) -> ScriptedLLMClient:
+    """What a model would reply before the pause (first process) or after it (second)."""
+    if after_pause:
+        return ScriptedLLMClient(
+            [
+                act(
+                    "Approved: confirm the booking.",
+                    next_node="confirm_booking",
+                    args={"traveller": "Ada", "city": "Lisbon"},
+                ),
+                act(
+                    "Done.",
+                    next_node=None,
+                    args={"answer": "Ada flies to Lisbon (9 sunny days). Booking PF-LIS-0001."},
+                ),
+            ]
+        )
     return ScriptedLLMClient(
         [
             act("Who is travelling?", next_node="lookup_traveller", args={"name": "Ada"}),
@@ -133,17 +159,6 @@ def scripted_llm() -> ScriptedLLMClient:
                 "Lisbon it is. Booking needs approval.",
                 next_node="request_booking",
                 args={"traveller": "Ada", "city": "Lisbon"},
-            ),
-            # -- paused here; a human approves, then the run resumes --
-            act(
-                "Approved: confirm the booking.",
-                next_node="confirm_booking",
-                args={"traveller": "Ada", "city": "Lisbon"},
-            ),
-            act(
-                "Done.",
-                next_node=None,
-                args={"answer": "Ada flies to Lisbon (9 sunny days). Booking PF-LIS-0001."},
             ),
         ]
     )
@@ -178,22 +193,56 @@ def print_trajectory(steps: list[dict[str, Any]]) -> None:
         print(f"     <- {outcome}")
 
 
-async def main() -> None:
-    model = os.environ.get("PENGUIFLOW_DEMO_MODEL")
-    planner = build_planner(None if model else scripted_llm(), model)
+async def first_process(db: str, model: str | None) -> str | None:
+    """Run until the pause; return its resume token (None if the run finished)."""
+    store = SQLiteStateStore(db)
+    planner = build_planner(None if model else scripted_llm(after_pause=False), model, store)
     print(f"LLM: {model or 'scripted (offline)'}\n")
-
     print("Run: plan a sunny trip for Ada")
     result = await planner.run("Plan a sunny trip for Ada next week.")
-    while isinstance(result, PlannerPause):
-        print(f"\nPaused for {result.reason}: {result.payload}")
-        print(f"  resume token: {result.resume_token[:8]}... -> a human approves")
-        result = await planner.resume(result.resume_token, user_input="approved")
+    await store.close()
+    if isinstance(result, PlannerFinish):  # a real model may finish without asking
+        print_trajectory(result.metadata.get("steps", []))
+        print(f"\nFinished ({result.reason}): {result.payload}")
+        return None
+    print(f"\nPaused for {result.reason}: {result.payload}")
+    print(f"  stored in {db}; resume token {result.resume_token[:8]}...")
+    print("  a human approves -> a second process resumes the run\n", flush=True)
+    return result.resume_token
 
-    assert isinstance(result, PlannerFinish)
+
+async def second_process(db: str, token: str, model: str | None) -> None:
+    store = SQLiteStateStore(db)
+    planner = build_planner(None if model else scripted_llm(after_pause=True), model, store)
+    print(f"[pid {os.getpid()}] resuming from {db}")
+    result = await planner.resume(token, user_input="approved")
+    await store.close()
+    while isinstance(result, PlannerPause):  # a real model may ask again
+        result = await planner.resume(result.resume_token, user_input="approved")
     print_trajectory(result.metadata.get("steps", []))
     print(f"\nFinished ({result.reason}): {result.payload}")
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--resume", metavar="TOKEN", help="resume a stored pause (internal)")
+    parser.add_argument("--db", help="the SQLite file holding the pause")
+    args = parser.parse_args()
+    model = os.environ.get("PENGUIFLOW_DEMO_MODEL")
+    if args.resume:
+        asyncio.run(second_process(args.db, args.resume, model))
+        return
+    with tempfile.TemporaryDirectory(prefix="penguiflow-demo-") as tmp:
+        db = os.path.join(tmp, "pauses.db")
+        token = asyncio.run(first_process(db, model))
+        if token is None:
+            return
+        resumed = subprocess.run(
+            [sys.executable, __file__, "--resume", token, "--db", db], check=False
+        )
+        if resumed.returncode != 0:
+            raise SystemExit(f"the resuming process failed with exit code {resumed.returncode}")
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -43,6 +43,8 @@ def test_planner_demo_runs_offline_through_tools_parallel_plan_and_pause() -> No
     assert "-> lookup_traveller" in out
     assert "-> parallel: check_weather, check_weather, check_weather" in out
     assert "Paused for approval_required: {'traveller': 'Ada', 'city': 'Lisbon'}" in out
+    assert "a second process resumes the run" in out
+    assert "] resuming from " in out  # the pause was loaded from SQLite by another process
     assert "event resume" in out
     assert "-> confirm_booking" in out
     assert "Finished (answer_complete)" in out
