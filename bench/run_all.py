@@ -29,6 +29,7 @@ BENCHMARKS = (
     "bench_import.py",
     "bench_memory.py",
     "bench_planner.py",
+    "bench_stores.py",
 )
 
 

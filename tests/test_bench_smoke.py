@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
-MODULES = ("bench_hops", "bench_fanout", "bench_import", "bench_memory", "bench_planner")
+MODULES = (
+    "bench_hops",
+    "bench_fanout",
+    "bench_import",
+    "bench_memory",
+    "bench_planner",
+    "bench_stores",
+)
 
 
 @pytest.fixture(scope="module")
