@@ -89,6 +89,23 @@ async def test_history_keeps_order_and_separates_traces(store: Any) -> None:
     assert await store.load_history("c") == []
 
 
+@pytest.mark.parametrize(
+    ("offset", "limit"), [(0, None), (0, 10), (10, 10), (45, 10), (50, 5), (60, None), (3, 0)]
+)
+async def test_history_pages_in_order(store: Any, offset: int, limit: int | None) -> None:
+    for n in range(50):
+        await store.save_event(event("t", n))
+    page = await store.load_history("t", offset=offset, limit=limit)
+    end = None if limit is None else offset + limit
+    assert [e.ts for e in page] == [float(n) for n in range(50)][offset:end]
+
+
+@pytest.mark.parametrize(("offset", "limit"), [(-1, None), (0, -1), ("1", None), (True, 3)])
+async def test_bad_paging_arguments_are_refused(store: Any, offset: Any, limit: Any) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        await store.load_history("t", offset=offset, limit=limit)
+
+
 async def test_an_identical_re_save_is_stored_once(store: Any) -> None:
     await store.save_event(event("t", 1))
     await store.save_event(event("t", 1))

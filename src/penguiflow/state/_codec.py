@@ -22,6 +22,7 @@ __all__ = [
     "event_key",
     "token_digest",
     "check_id",
+    "check_page",
 ]
 
 
@@ -130,6 +131,15 @@ def check_id(value: Any, what: str) -> str:
     except UnicodeEncodeError as exc:
         raise InvalidDataError(f"{what} is not valid UTF-8: {exc}") from exc
     return value
+
+
+def check_page(offset: Any, limit: Any) -> tuple[int, int | None]:
+    """Validate history paging arguments: `offset >= 0`, `limit` None or `>= 0`."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be an int >= 0, got {offset!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
+    return offset, limit
 
 
 def token_digest(token: str, tenant: str | None = None) -> str:

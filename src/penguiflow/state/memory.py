@@ -13,6 +13,7 @@ from typing import Any
 
 from ._codec import (
     check_id,
+    check_page,
     decode_binding,
     decode_event,
     decode_state,
@@ -52,11 +53,18 @@ class InMemoryStateStore:
         self._event_keys[trace].add(key)
         self._events[trace].append(text)
 
-    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
-        """The trace's events in the order they were saved."""
+    async def load_history(
+        self, trace_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> Sequence[StoredEvent]:
+        """The trace's events in the order they were saved (`offset`/`limit` page them)."""
+        offset, limit = check_page(offset, limit)
         check_id(trace_id, "trace_id")
         rows = self._events.get(trace_id, [])
-        return [decode_event(text, key=f"{trace_id}#{i}") for i, text in enumerate(rows)]
+        end = None if limit is None else offset + limit
+        return [
+            decode_event(text, key=f"{trace_id}#{offset + i}")
+            for i, text in enumerate(rows[offset:end])
+        ]
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
         """Record (or replace) the binding of a trace to a remote task."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from ._codec import (
     check_id,
+    check_page,
     decode_binding,
     decode_event,
     decode_state,
@@ -162,12 +163,18 @@ class PostgresStateStore:
             body,
         )
 
-    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
-        """The trace's events in the order they were saved."""
+    async def load_history(
+        self, trace_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> Sequence[StoredEvent]:
+        """The trace's events in the order they were saved (`offset`/`limit` page them)."""
+        offset, limit = check_page(offset, limit)
         check_id(trace_id, "trace_id")
         rows = await self._fetch(
-            f"SELECT id, body FROM {self._schema}.events WHERE trace_id = $1 ORDER BY id",
+            f"SELECT id, body FROM {self._schema}.events WHERE trace_id = $1 ORDER BY id "
+            "LIMIT $2 OFFSET $3",
             trace_id,
+            limit,
+            offset,
         )
         return [decode_event(row["body"], key=f"events#{row['id']}") for row in rows]
 

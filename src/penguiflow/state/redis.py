@@ -15,6 +15,7 @@ from typing import Any
 
 from ._codec import (
     check_id,
+    check_page,
     decode_binding,
     decode_event,
     decode_state,
@@ -111,12 +112,16 @@ class RedisStateStore:
             args=[event_key(body), body],
         )
 
-    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
-        """The trace's events in the order they were saved."""
+    async def load_history(
+        self, trace_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> Sequence[StoredEvent]:
+        """The trace's events in the order they were saved (`offset`/`limit` page them)."""
+        offset, limit = check_page(offset, limit)
         check_id(trace_id, "trace_id")
         client = await self._redis()
-        rows = await client.lrange(self._key("events", trace_id), 0, -1)
-        return [decode_event(body, key=f"{trace_id}#{i}") for i, body in enumerate(rows)]
+        end = -1 if limit is None else offset + limit - 1
+        rows = [] if limit == 0 else await client.lrange(self._key("events", trace_id), offset, end)
+        return [decode_event(body, key=f"{trace_id}#{offset + i}") for i, body in enumerate(rows)]
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
         """Record (or replace) the binding of a trace to a remote task."""

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from ._codec import (
     check_id,
+    check_page,
     decode_binding,
     decode_event,
     decode_state,
@@ -185,12 +186,16 @@ class SQLiteStateStore:
             )
         )
 
-    async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
-        """The trace's events in the order they were saved."""
+    async def load_history(
+        self, trace_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> Sequence[StoredEvent]:
+        """The trace's events in the order they were saved (`offset`/`limit` page them)."""
+        offset, limit = check_page(offset, limit)
         check_id(trace_id, "trace_id")
         rows = await self._run(
             lambda c: c.execute(
-                "SELECT id, body FROM events WHERE trace_id = ? ORDER BY id", (trace_id,)
+                "SELECT id, body FROM events WHERE trace_id = ? ORDER BY id LIMIT ? OFFSET ?",
+                (trace_id, -1 if limit is None else limit, offset),
             ).fetchall()
         )
         return [decode_event(body, key=f"events#{row_id}") for row_id, body in rows]
