@@ -91,11 +91,19 @@ async def test_store_failures_are_logged_and_the_pause_still_works(
         def save_planner_state(self, token: str, payload: dict[str, Any]) -> None:
             raise OSError("disk full")
 
+    events: list[PlannerEvent] = []
     p = ReactPlanner(
-        llm_client=ScriptedLLMClient(approval_script()), catalog=catalog, state_store=Broken()
+        llm_client=ScriptedLLMClient(approval_script()),
+        catalog=catalog,
+        state_store=Broken(),
+        event_callback=events.append,
     )
     paused = await p.run("ship")
     assert isinstance(paused, PlannerPause)
+    pause_event = events[-1]
+    assert pause_event.event_type == "pause"
+    assert pause_event.extra["persisted"] is False
+    assert pause_event.error == "state store save failed: OSError: disk full"
     failure = [r for r in caplog.records if r.message == "state_store_save_failed"]
     assert failure
     assert failure[0].error_type == "OSError"  # type: ignore[attr-defined]

@@ -69,22 +69,27 @@ class PauseBook:
         self.records: dict[str, _PauseRecord] = {}
         self.state_store = state_store
 
-    async def store(self, token: str, record: _PauseRecord) -> None:
-        """Keep the record in memory and save it to the store (failures are logged)."""
+    async def store(self, token: str, record: _PauseRecord) -> str | None:
+        """Keep the record in memory and save it to the store.
+
+        Returns `None` when there is no store to save to, else the error text of a
+        failed save (logged) or `""` on success, so the caller can report it.
+        """
         self.records[token] = record
         store = self.state_store
         if store is None:
-            return
+            return None
         save = getattr(store, "save_planner_state", None)
         if save is None:
             logger.debug("state_store_no_save_method", extra={"token": _token_hint(token)})
-            return
+            return None
         try:
             await _maybe_await(save(token, serialise_record(record)))
         except Exception as exc:
             _log_store_failure("state_store_save_failed", token, exc)
-            return
+            return f"{type(exc).__name__}: {exc}"
         logger.debug("pause_record_saved", extra={"token": _token_hint(token)})
+        return ""
 
     async def _discard_stored(self, token: str) -> None:
         """A token resumed from memory must not be resumable again from the store."""

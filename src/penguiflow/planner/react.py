@@ -577,13 +577,18 @@ class ReactPlanner:
             payload=dict(pause.payload),
             constraints=tracker.snapshot() if tracker is not None else None,
         )
-        await self._store_pause_record(pause.resume_token, record)
+        store_error = await self._pauses.store(pause.resume_token, record)
+        extra: dict[str, Any] = {"reason": pause.reason}
+        if store_error is not None:
+            # Visible to the caller: whether the pause reached the durable store.
+            extra["persisted"] = store_error == ""
         self._emit_event(
             PlannerEvent(
                 "pause",
                 ts=self._time_source(),
                 trajectory_step=len(trajectory.steps),
-                extra={"reason": pause.reason},
+                error=f"state store save failed: {store_error}" if store_error else None,
+                extra=extra,
             )
         )
 
