@@ -1,0 +1,202 @@
+"""`penguiflow-admin`: inspect trace history stored by any state store.
+
+`--state-store` takes a factory (`package.module:callable`, as specified) or a store
+URL: a SQLite file (`sqlite:///path/to/state.db` or a path ending in `.db`/`.sqlite`),
+PostgreSQL (`postgresql://user@host/db`, `--schema`) or Redis (`redis://host:6379/0`,
+`--prefix`). Output is JSON lines (`--format jsonl`, the default) or readable text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .state import StateStore, StoredEvent
+
+__all__ = ["load_state_store", "main", "render_events"]
+
+_FACTORY_FORM = "state store spec must be in the form 'package.module:callable'"
+_REQUIRED = ("save_event", "load_history", "save_remote_binding")
+
+
+async def load_state_store(spec: str) -> StateStore:
+    """Build the store named by `spec` (a `module:callable` factory)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(_FACTORY_FORM)
+    module = importlib.import_module(module_name)
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ValueError(f"{spec!r} does not resolve to a callable")
+    if not callable(factory):
+        raise TypeError(f"{spec!r} resolved to {type(factory)!r}, not a callable")
+    store = factory()
+    if inspect.iscoroutine(store):
+        store = await store
+    if not all(hasattr(store, name) for name in _REQUIRED):
+        raise TypeError(
+            "StateStore factories must implement save_event/load_history/save_remote_binding"
+        )
+    return store  # type: ignore[no-any-return]
+
+
+def _open_url(spec: str, *, schema: str, prefix: str) -> Any:
+    """A store for a URL or a SQLite file path, or None if `spec` is neither."""
+    lowered = spec.lower()
+    if lowered.startswith("sqlite://"):
+        path = spec[len("sqlite://") :]  # sqlite:///abs/file.db or sqlite://relative.db
+        if not path:
+            raise ValueError("sqlite:// URL needs a file path, e.g. sqlite:///var/state.db")
+        return _sqlite(path)
+    if lowered.endswith((".db", ".sqlite", ".sqlite3")) and "://" not in spec:
+        return _sqlite(spec)
+    if lowered.startswith(("postgres://", "postgresql://")):
+        from .state.postgres import PostgresStateStore
+
+        return PostgresStateStore(spec, schema=schema, min_size=1, max_size=2)
+    if lowered.startswith(("redis://", "rediss://", "unix://")):
+        from .state.redis import RedisStateStore
+
+        return RedisStateStore(spec, prefix=prefix)
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        raise ValueError(
+            f"unsupported state store URL scheme {scheme!r}: use sqlite://, postgresql://, "
+            "redis://, a .db file, or a module:callable factory"
+        )
+    return None
+
+
+def _sqlite(path: str) -> Any:
+    import os
+
+    from .state.sqlite import SQLiteStateStore
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no SQLite state file at {path}")
+    return SQLiteStateStore(path)
+
+
+def _jsonable(value: Any) -> Any:
+    return str(value)
+
+
+def render_events(events: Sequence[StoredEvent], *, tail: int | None = None) -> list[str]:
+    """One JSON line per event (payload first, then the record's fields if missing)."""
+    if tail is not None:
+        events = events[-tail:] if tail > 0 else []
+    lines = []
+    for event in events:
+        data = dict(event.payload)
+        data.setdefault("event", event.kind)
+        data.setdefault("trace_id", event.trace_id)
+        data.setdefault("node_name", event.node_name)
+        data.setdefault("node_id", event.node_id)
+        data.setdefault("ts", event.ts)
+        lines.append(json.dumps(data, sort_keys=True, default=_jsonable))
+    return lines
+
+
+def _render_text(events: Sequence[StoredEvent], *, tail: int | None) -> list[str]:
+    if tail is not None:
+        events = events[-tail:] if tail > 0 else []
+    lines = []
+    for event in events:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.ts))
+        extra = {k: v for k, v in event.payload.items() if k in ("attempt", "latency_ms")}
+        details = " ".join(f"{k}={v}" for k, v in extra.items() if v is not None)
+        lines.append(f"{when}Z  {event.kind:<22} {event.node_name or '-':<16} {details}".rstrip())
+    return lines
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="penguiflow-admin",
+        description="Inspect PenguiFlow trace history via configured StateStore adapters.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser, trace_help: str) -> None:
+        sub.add_argument("trace_id", help=trace_help)
+        sub.add_argument(
+            "--state-store",
+            required=True,
+            help="Import path to a factory returning a StateStore (module:callable)",
+        )
+        sub.add_argument(
+            "--tail",
+            type=int,
+            default=None,
+            help="Only show the last N events from the trace history.",
+        )
+        sub.add_argument("--schema", default="penguiflow", help="PostgreSQL schema of the store.")
+        sub.add_argument("--prefix", default="penguiflow", help="Redis key prefix of the store.")
+        sub.add_argument(
+            "--format", choices=("jsonl", "text"), default="jsonl", help="Output format."
+        )
+
+    history = commands.add_parser("history", help="Print stored events for a trace as JSON lines.")
+    common(history, "Trace identifier to inspect")
+    replay = commands.add_parser(
+        "replay", help="Replay events with optional delay to mimic runtime emission."
+    )
+    common(replay, "Trace identifier to replay")
+    replay.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="Sleep duration (seconds) between events when replaying.",
+    )
+    return parser
+
+
+async def _run(args: argparse.Namespace) -> int:
+    store = _open_url(args.state_store, schema=args.schema, prefix=args.prefix)
+    if store is None:
+        store = await load_state_store(args.state_store)
+    try:
+        events = list(await store.load_history(args.trace_id))
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+    render = render_events if args.format == "jsonl" else _render_text
+    lines = render(events, tail=args.tail)
+    if args.command == "history":
+        if not events:
+            print(f"# trace {args.trace_id} has no stored events", file=sys.stderr)
+        for line in lines:
+            print(line)
+        return 0
+    if not lines:
+        print(f"# trace {args.trace_id} has no stored events")
+        return 0
+    print(f"# replay trace={args.trace_id} events={len(lines)}")
+    for line in lines:
+        print(line, flush=True)
+        if args.delay > 0:
+            await asyncio.sleep(args.delay)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `penguiflow-admin`; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except Exception as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
