@@ -84,12 +84,9 @@ class FlowEvent:
             samples["trace_pending"] = float(self.trace_pending)
         if self.latency_ms is not None:
             samples["latency_ms"] = float(self.latency_ms)
-        extra_latency = self.extra.get("latency_ms")
+        extra_latency = _as_float(self.extra.get("latency_ms"))
         if extra_latency is not None:
-            try:
-                samples["latency_ms"] = float(extra_latency)
-            except (TypeError, ValueError):
-                pass  # a non-numeric extra value is not a sample; the field value stands
+            samples["latency_ms"] = extra_latency
         return samples
 
     def tag_values(self) -> dict[str, str]:
@@ -105,3 +102,13 @@ class FlowEvent:
             if isinstance(value, str | int | float | bool):
                 tags[key] = str(value)
         return tags
+
+
+def _as_float(value: Any) -> float | None:
+    """`value` as a sample, or None when it is missing or not numeric."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None  # a non-numeric extra value is not a sample; the field value stands
