@@ -352,13 +352,14 @@ async def test_pre_cancelled_trace_cancels_the_remote_task(flows: Any) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.started = asyncio.Event()
+            self.swallowed = 0
 
         async def send(self, request: RemoteCallRequest) -> RemoteCallResult:
             self.started.set()
             try:
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
-                pass  # deliberately misbehaving transport under test
+                self.swallowed += 1  # deliberately misbehaving transport under test
             return RemoteCallResult(result="late", task_id="task-5", agent_url="https://c.example")
 
     agent, store, recorder = StubbornAgent(), MemoryStore(), Recorder()
