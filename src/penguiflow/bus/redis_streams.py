@@ -16,71 +16,15 @@ and no class named in the data is imported.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
-from ..types import Message
+from ._codec import Delivery, Handler, decode_envelope, encode_envelope
 from .protocol import BusEnvelope
 
-__all__ = ["Delivery", "RedisStreamsBus"]
+__all__ = ["Delivery", "RedisStreamsBus"]  # Delivery re-exported for consumers
 
 logger = logging.getLogger("penguiflow.bus")
-
-
-@dataclass(slots=True)
-class Delivery:
-    """One envelope handed to a consumer, with its unique id and delivery count."""
-
-    msg_id: str
-    envelope: BusEnvelope
-    deliveries: int
-
-
-Handler = Callable[[Delivery], Awaitable[None]]
-
-
-def _encode(envelope: BusEnvelope) -> dict[str, str]:
-    payload = envelope.payload
-    if isinstance(payload, Message):
-        kind, data = "message", payload.model_dump(mode="json")
-    elif isinstance(payload, BaseModel):
-        kind, data = "json", payload.model_dump(mode="json")
-    else:
-        kind, data = "json", payload
-    body = {
-        "edge": envelope.edge,
-        "source": envelope.source,
-        "target": envelope.target,
-        "trace_id": envelope.trace_id,
-        "headers": dict(envelope.headers) if envelope.headers is not None else None,
-        "meta": dict(envelope.meta) if envelope.meta is not None else None,
-        "kind": kind,
-        "payload": data,
-    }
-    return {"id": uuid.uuid4().hex, "body": json.dumps(body, ensure_ascii=False)}
-
-
-def _decode(fields: dict[str, str]) -> tuple[str, BusEnvelope]:
-    body = json.loads(fields["body"])
-    payload: Any = body["payload"]
-    if body.get("kind") == "message":
-        payload = Message.model_validate(payload)
-    envelope = BusEnvelope(
-        edge=body["edge"],
-        source=body["source"],
-        target=body["target"],
-        trace_id=body["trace_id"],
-        payload=payload,
-        headers=body["headers"],
-        meta=body["meta"],
-    )
-    return fields["id"], envelope
 
 
 class RedisStreamsBus:
@@ -127,7 +71,7 @@ class RedisStreamsBus:
         client = await self._redis()
         await client.xadd(
             self.stream(envelope.edge),
-            _encode(envelope),
+            encode_envelope(envelope),
             maxlen=self._maxlen,
             approximate=self._maxlen is not None,
         )
@@ -205,7 +149,7 @@ class RedisStreamsBus:
             )
             return
         try:
-            msg_id, envelope = _decode(fields)
+            msg_id, envelope = decode_envelope(fields)
         except (ValueError, KeyError, TypeError) as exc:
             await client.xadd(self.dead_letter_stream(edge), {**fields, "entry": entry_id})
             await client.xack(key, group, entry_id)

@@ -1,0 +1,122 @@
+"""NatsJetStreamBus on the real NATS server: durable consumers with explicit acks,
+redelivery after a dead consumer, de-duplication by message id, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from penguiflow import Headers, Message, Node, NodePolicy, create
+from penguiflow.bus import BusEnvelope
+from penguiflow.bus.nats_jetstream import NatsJetStreamBus
+from penguiflow.bus.redis_streams import Delivery
+
+from ..state.conftest import unavailable
+
+NATS_URL = os.environ.get("PENGUIFLOW_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[NatsJetStreamBus]:
+    name = uuid.uuid4().hex[:10]
+    bus = NatsJetStreamBus(NATS_URL, stream=f"PFTEST_{name}", prefix=f"pftest_{name}")
+    try:
+        await bus._jetstream()
+    except (OSError, TimeoutError) as exc:
+        unavailable("NATS JetStream", exc)
+    except Exception as exc:  # nats-py raises its own NoServersError
+        if type(exc).__name__ != "NoServersError":
+            raise
+        unavailable("NATS JetStream", exc)
+    yield bus
+    await bus.delete_stream()
+    await bus.close()
+
+
+async def consume_until(
+    bus: NatsJetStreamBus, edge: str, handler: Any, done: asyncio.Event, **kw: Any
+) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(bus.consume(edge, "workers", handler, stop=stop, **kw))
+    try:
+        await asyncio.wait_for(done.wait(), 15)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_a_flow_publishes_and_a_durable_consumer_acks(bus: NatsJetStreamBus) -> None:
+    async def echo(message: Message, ctx: Any) -> Message:
+        return message
+
+    node = Node(echo, name="node.with.dots", policy=NodePolicy(validate="none"))
+    flow = create(node.to(), message_bus=bus)
+    flow.run()
+    sent = [Message(payload=i, headers=Headers(tenant="acme")) for i in range(4)]
+    try:
+        for message in sent:
+            await flow.emit(message)
+        for _ in sent:
+            await flow.fetch()
+    finally:
+        await flow.stop()
+    got: list[Delivery] = []
+    done = asyncio.Event()
+
+    async def handle(delivery: Delivery) -> None:
+        got.append(delivery)
+        if len(got) == 4:
+            done.set()
+
+    await consume_until(bus, "OpenSea->node.with.dots", handle, done)
+    assert [d.envelope.payload.payload for d in got] == [0, 1, 2, 3]
+    assert [d.envelope.trace_id for d in got] == [m.trace_id for m in sent]
+    assert all(d.deliveries == 1 for d in got)
+
+
+async def test_a_message_id_published_twice_is_stored_once(bus: NatsJetStreamBus) -> None:
+    envelope = BusEnvelope("a->b", "a", "b", "t", {"n": 1}, None, None)
+    await bus.publish(envelope, msg_id="same-id")
+    await bus.publish(envelope, msg_id="same-id")
+    await bus.publish(envelope, msg_id="other-id")
+    js = await bus._jetstream()
+    info = await js.stream_info(bus._stream)
+    assert info.state.messages == 2
+
+
+async def test_unacknowledged_messages_are_redelivered(bus: NatsJetStreamBus) -> None:
+    await bus.publish(BusEnvelope("a->b", "a", "b", "t", {"n": 7}, None, None))
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def crash_first(delivery: Delivery) -> None:
+        seen.append(delivery.deliveries)
+        if delivery.deliveries == 1:
+            raise RuntimeError("consumer died mid-handler")
+        done.set()
+
+    await consume_until(bus, "a->b", crash_first, done, ack_wait_s=1.0)
+    assert seen == [1, 2]
+
+
+async def test_a_message_that_keeps_failing_is_dead_lettered(bus: NatsJetStreamBus) -> None:
+    await bus.publish(BusEnvelope("a->poison", "a", "poison", "t", {"bad": True}, None, None))
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def always_fail(delivery: Delivery) -> None:
+        attempts.append(delivery.deliveries)
+        if len(attempts) == 3:
+            asyncio.get_running_loop().call_later(0.3, done.set)
+        raise RuntimeError("poison")
+
+    await consume_until(bus, "a->poison", always_fail, done, max_deliveries=3)
+    assert attempts == [1, 2, 3]
+    js = await bus._jetstream()
+    message = await js.get_last_msg(bus._stream, bus.dead_letter_subject("a->poison"))
+    assert b'"bad": true' in message.data
