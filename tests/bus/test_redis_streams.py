@@ -4,36 +4,11 @@ what a dead consumer left pending, dead-letter what keeps failing."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
 from penguiflow.bus import BusEnvelope
 from penguiflow.bus.redis_streams import Delivery, RedisStreamsBus
-
-from ..state.conftest import REDIS_URL, unavailable
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[RedisStreamsBus]:
-    from redis.exceptions import RedisError
-
-    prefix = f"pfbus:{uuid.uuid4().hex[:10]}"
-    bus = RedisStreamsBus(REDIS_URL, prefix=prefix)
-    client = await bus._redis()
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await bus.close()
-        unavailable("Redis", exc)
-    yield bus
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await bus.close()
 
 
 async def consume_until(
