@@ -1,91 +1,23 @@
-"""Planning hints and the run's budgets (deadline, hops)."""
+"""The run's budgets: a wall-clock deadline and a hop (tool invocation) budget."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from .hints import _PlanningHints as _PlanningHints
 from .prompts import render_deadline_exhausted
 
-__all__ = ["_ConstraintTracker", "_PlanningHints"]
-
-
-@dataclass(slots=True)
-class _PlanningHints:
-    """Structured hints: ordering, parallel limits, disallowed and preferred tools."""
-
-    ordering_hints: tuple[str, ...] = ()
-    parallel_groups: tuple[tuple[str, ...], ...] = ()
-    sequential_only: set[str] = field(default_factory=set)
-    disallow_nodes: set[str] = field(default_factory=set)
-    prefer_nodes: tuple[str, ...] = ()
-    max_parallel: int | None = None
-    budget_hints: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_mapping(cls, payload: Mapping[str, Any] | None) -> _PlanningHints:
-        """Normalise the `planning_hints` mapping (unknown keys are ignored)."""
-        if not payload:
-            return cls.empty()
-        budget = dict(payload.get("budget_hints", {}))
-        max_parallel = payload.get("max_parallel")
-        if not isinstance(max_parallel, int):
-            fallback = budget.get("max_parallel")
-            max_parallel = fallback if isinstance(fallback, int) else None
-        return cls(
-            ordering_hints=tuple(str(item) for item in payload.get("ordering_hints", ())),
-            parallel_groups=tuple(
-                tuple(str(item) for item in group) for group in payload.get("parallel_groups", ())
-            ),
-            sequential_only={str(item) for item in payload.get("sequential_only", ())},
-            disallow_nodes={str(item) for item in payload.get("disallow_nodes", ())},
-            prefer_nodes=tuple(str(item) for item in payload.get("prefer_nodes", ())),
-            max_parallel=max_parallel,
-            budget_hints=budget,
-        )
-
-    @classmethod
-    def empty(cls) -> _PlanningHints:
-        """Hints with nothing set."""
-        return cls()
-
-    def is_empty(self) -> bool:
-        return not (
-            self.ordering_hints
-            or self.parallel_groups
-            or self.sequential_only
-            or self.disallow_nodes
-            or self.prefer_nodes
-            or self.max_parallel is not None
-            or self.budget_hints
-        )
-
-    def to_prompt_payload(self) -> dict[str, Any]:
-        """The hints as the system prompt renders them."""
-        payload: dict[str, Any] = {}
-        constraints = []
-        if self.max_parallel is not None:
-            constraints.append(f"max_parallel={self.max_parallel}")
-        if self.sequential_only:
-            constraints.append(f"sequential_only={','.join(sorted(self.sequential_only))}")
-        if constraints:
-            payload["constraints"] = "; ".join(constraints)
-        if self.ordering_hints:
-            payload["preferred_order"] = list(self.ordering_hints)
-        if self.parallel_groups:
-            payload["parallel_groups"] = [list(group) for group in self.parallel_groups]
-        if self.disallow_nodes:
-            payload["disallow_nodes"] = sorted(self.disallow_nodes)
-        if self.prefer_nodes:
-            payload["preferred_nodes"] = list(self.prefer_nodes)
-        if self.budget_hints:
-            payload["budget"] = dict(self.budget_hints)
-        return payload
+__all__ = ["_ConstraintTracker"]
 
 
 class _ConstraintTracker:
-    """Tracks a run's deadline and hop budget."""
+    """Tracks one run's deadline and hop budget.
+
+    `deadline_s` is relative: the deadline is `time_source() + deadline_s`, read once
+    at construction. `hop_budget=None` disables hop counting entirely (`hops_used`
+    stays 0); `hop_budget=0` starts exhausted.
+    """
 
     __slots__ = (
         "_time_source",
@@ -103,16 +35,21 @@ class _ConstraintTracker:
         hop_budget: int | None,
         time_source: Callable[[], float],
     ) -> None:
+        if not callable(time_source):
+            raise TypeError(f"time_source must be callable, got {type(time_source).__name__}")
         self._time_source = time_source
         now = time_source()
-        self.deadline_at = now + deadline_s if deadline_s is not None else None
+        self.deadline_at: float | None = now + deadline_s if deadline_s is not None else None
         self.hop_budget = hop_budget
         self.hops_used = 0
         self.deadline_triggered = False
         self.hop_exhausted = hop_budget == 0
 
     def check_deadline(self) -> str | None:
-        """The deadline message once the deadline has passed, else `None`."""
+        """The deadline message once the deadline has passed, else `None`.
+
+        Reads the clock only when a deadline is set; sets `deadline_triggered`.
+        """
         if self.deadline_at is None:
             return None
         if self._time_source() >= self.deadline_at:
@@ -121,10 +58,11 @@ class _ConstraintTracker:
         return None
 
     def has_budget_for_next_tool(self) -> bool:
+        """`True` unless a hop budget is set and fully used."""
         return self.hop_budget is None or self.hops_used < self.hop_budget
 
     def record_hop(self) -> None:
-        """Count one tool invocation (only when a hop budget is set)."""
+        """Count one tool invocation; a no-op when no hop budget is set."""
         if self.hop_budget is None:
             return
         self.hops_used += 1
@@ -132,7 +70,12 @@ class _ConstraintTracker:
             self.hop_exhausted = True
 
     def snapshot(self) -> dict[str, Any]:
-        """The tracker's state as a dict (stored with pauses, shown in finish metadata)."""
+        """The tracker's state (stored with pauses, shown in finish metadata).
+
+        Keys: `deadline_at`, `deadline_remaining_s` (never negative), `hop_budget`,
+        `hops_used`, `deadline_triggered`, `hop_exhausted`. Reads the clock only when
+        a deadline is set.
+        """
         remaining = None
         if self.deadline_at is not None:
             remaining = max(self.deadline_at - self._time_source(), 0.0)
@@ -149,7 +92,14 @@ class _ConstraintTracker:
     def from_snapshot(
         cls, snapshot: Mapping[str, Any], *, time_source: Callable[[], float]
     ) -> _ConstraintTracker:
-        """Rebuild a tracker; time spent paused does not count against the deadline."""
+        """Rebuild a tracker from `snapshot()` output.
+
+        The remaining deadline restarts from now, so time spent paused does not
+        count; a snapshot with only an absolute `deadline_at` keeps it. Raises
+        `TypeError` when `snapshot` is not a mapping.
+        """
+        if not isinstance(snapshot, Mapping):
+            raise TypeError(f"tracker snapshot must be a mapping, got {type(snapshot).__name__}")
         remaining = snapshot.get("deadline_remaining_s")
         tracker = cls(
             deadline_s=remaining, hop_budget=snapshot.get("hop_budget"), time_source=time_source

@@ -1,4 +1,7 @@
-"""The planner's data: actions the LLM proposes, pauses, finishes, events, trajectories."""
+"""The planner's data: actions the LLM proposes, pauses, finishes, events, trajectories.
+
+Everything here is plain data plus serialisation. `react.py` re-exports these names.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +13,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .prompts import render_observation
+
 __all__ = [
     "ParallelCall",
     "ParallelJoin",
     "PlannerAction",
-    "PlannerPauseReason",
-    "PlannerPause",
-    "PlannerFinish",
     "PlannerEvent",
     "PlannerEventCallback",
-    "TrajectorySummary",
-    "TrajectoryStep",
+    "PlannerFinish",
+    "PlannerPause",
+    "PlannerPauseReason",
     "Trajectory",
+    "TrajectoryStep",
+    "TrajectorySummary",
+    "action_json_schema",
     "action_schema",
+    "summary_schema",
 ]
 
 
@@ -41,7 +48,12 @@ class ParallelJoin(BaseModel):
 
 
 class PlannerAction(BaseModel):
-    """The JSON object the LLM must produce on every turn."""
+    """The JSON object the LLM must produce on every turn.
+
+    Three shapes are meaningful: a sequential call (`next_node` + `args`), a parallel
+    fan-out (`plan`, optional `join`, `next_node` null) and a finish (`next_node`
+    null, the final payload in `args`).
+    """
 
     thought: str
     next_node: str | None = None
@@ -53,6 +65,7 @@ class PlannerAction(BaseModel):
 PlannerPauseReason = Literal[
     "approval_required", "await_input", "external_event", "constraints_conflict"
 ]
+"""Why a run paused. The planner never produces `"constraints_conflict"` itself."""
 
 
 class PlannerPause(BaseModel):
@@ -71,6 +84,9 @@ class PlannerFinish(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+_EVENT_OPTIONAL_FIELDS = ("thought", "node_name", "latency_ms", "token_estimate", "error")
+
+
 @dataclass(frozen=True, slots=True)
 class PlannerEvent:
     """A structured planner event, given to `event_callback` and logged."""
@@ -86,13 +102,17 @@ class PlannerEvent:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
-        """The event as a flat dict (`event`, `ts`, `step`, set fields, then `extra`)."""
+        """The event as a flat dict.
+
+        Keys in order: `event`, `ts`, `step`, then each optional field that is not
+        `None`, then `extra` merged last (so its keys may overwrite earlier ones).
+        """
         payload: dict[str, Any] = {
             "event": self.event_type,
             "ts": self.ts,
             "step": self.trajectory_step,
         }
-        for key in ("thought", "node_name", "latency_ms", "token_estimate", "error"):
+        for key in _EVENT_OPTIONAL_FIELDS:
             value = getattr(self, key)
             if value is not None:
                 payload[key] = value
@@ -102,6 +122,7 @@ class PlannerEvent:
 
 
 PlannerEventCallback = Callable[[PlannerEvent], None]
+"""A synchronous callable receiving every emitted `PlannerEvent`; its result is ignored."""
 
 
 class TrajectorySummary(BaseModel):
@@ -114,7 +135,7 @@ class TrajectorySummary(BaseModel):
     note: str | None = None
 
     def compact(self) -> dict[str, Any]:
-        """The summary as a plain dict (`note` only when set)."""
+        """The summary as a plain dict (`note` only when it is truthy)."""
         data: dict[str, Any] = {
             "goals": list(self.goals),
             "facts": dict(self.facts),
@@ -134,23 +155,37 @@ def _serialise(observation: Any) -> Any:
 
 @dataclass(slots=True)
 class TrajectoryStep:
-    """One planner turn: the action and what came of it."""
+    """One planner turn: the action and what came of it.
+
+    `observation` is the validated output model of a successful sequential step, a
+    plain dict for parallel and pause steps, and `None` for error steps.
+    """
 
     action: PlannerAction
     observation: Any | None = None
     error: str | None = None
     failure: Mapping[str, Any] | None = None
-    # The two conversation messages of this step, built once (steps are append-only),
-    # so building the prompt costs O(new steps), not O(history), per turn.
+    # The step's prompt messages, built once (steps are append-only) so a turn costs
+    # O(new steps) rather than O(history). The key holds the four field values they
+    # were built from, compared by identity: re-assigning a field invalidates the
+    # cache (mutating an observation in place does not).
     _messages: tuple[dict[str, str], dict[str, str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _messages_key: tuple[Any, Any, Any, Any] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
     def _serialise_observation(self) -> Any:
+        """The observation as JSON-mode data (a model is dumped; other values as is)."""
         return _serialise(self.observation)
 
     def dump(self) -> dict[str, Any]:
-        """The step as JSON-friendly data."""
+        """The step as data: action dump, serialised observation, error, failure.
+
+        An empty `failure` mapping dumps as `None`. Non-model observations are not
+        copied.
+        """
         return {
             "action": self.action.model_dump(mode="json"),
             "observation": self._serialise_observation(),
@@ -158,10 +193,51 @@ class TrajectoryStep:
             "failure": dict(self.failure) if self.failure else None,
         }
 
+    def prompt_messages(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The step's assistant/user message pair for the LLM conversation (§9.1).
+
+        Built on first use and cached; the returned dicts are shared between calls
+        and must not be mutated.
+        """
+        cached = self._messages
+        key = self._messages_key
+        if (
+            cached is not None
+            and key is not None
+            and key[0] is self.action
+            and key[1] is self.observation
+            and key[2] is self.error
+            and key[3] is self.failure
+        ):
+            return cached
+        cached = (
+            {
+                "role": "assistant",
+                "content": json.dumps(
+                    self.action.model_dump(mode="json"), ensure_ascii=False, sort_keys=True
+                ),
+            },
+            {
+                "role": "user",
+                "content": render_observation(
+                    observation=self._serialise_observation(),
+                    error=self.error,
+                    failure=self.failure,
+                ),
+            },
+        )
+        self._messages = cached
+        self._messages_key = (self.action, self.observation, self.error, self.failure)
+        return cached
+
 
 @dataclass(slots=True)
 class Trajectory:
-    """Everything a run has done so far; serialisable for pauses."""
+    """Everything a run has done so far; serialisable for pauses.
+
+    `hint_state` holds ordering-hint progress:
+    `{"ordering_state": {"completed": [...], "warned": bool}}`.
+    """
 
     query: str
     context_meta: Mapping[str, Any] | None = None
@@ -171,11 +247,22 @@ class Trajectory:
     resume_user_input: str | None = None
 
     def to_history(self) -> list[dict[str, Any]]:
-        """Every step, dumped."""
+        """Every step, dumped (`TrajectoryStep.dump`)."""
         return [step.dump() for step in self.steps]
 
+    def prompt_messages(self) -> list[dict[str, str]]:
+        """The assistant/user message pairs of every step, in order (cached per step)."""
+        messages: list[dict[str, str]] = []
+        for step in self.steps:
+            messages.extend(step.prompt_messages())
+        return messages
+
     def serialise(self) -> dict[str, Any]:
-        """The trajectory as data (`from_serialised` reads it back)."""
+        """The trajectory as data; `from_serialised` reads it back.
+
+        Values are not JSON-encoded: `context_meta` and pause payload values are
+        stored as given.
+        """
         return {
             "query": self.query,
             "context_meta": dict(self.context_meta or {}),
@@ -187,7 +274,16 @@ class Trajectory:
 
     @classmethod
     def from_serialised(cls, payload: Mapping[str, Any]) -> Trajectory:
-        """Rebuild a trajectory from `serialise()` output (observations stay plain data)."""
+        """Rebuild a trajectory from `serialise()` output.
+
+        Model observations come back as plain JSON dicts. Raises `KeyError` when
+        `query` (or a step's `action`) is missing, `TypeError` when `payload` is not
+        a mapping, and pydantic `ValidationError` for an invalid action or summary.
+        """
+        if not isinstance(payload, Mapping):
+            raise TypeError(
+                f"Trajectory.from_serialised expects a mapping, got {type(payload).__name__}"
+            )
         trajectory = cls(query=payload["query"], context_meta=payload.get("context_meta"))
         for entry in payload.get("steps", []):
             trajectory.steps.append(
@@ -206,7 +302,12 @@ class Trajectory:
         return trajectory
 
     def compress(self) -> TrajectorySummary:
-        """The rule-based summary (also stored in `summary`)."""
+        """The rule-based summary; also stored in `self.summary`.
+
+        Facts hold the last step's observation and error; `pending` has one
+        `retry <node or 'finish'>` per error step; the digest is the last
+        observation's JSON cut to 120 characters.
+        """
         facts: dict[str, Any] = {}
         pending: list[str] = []
         last_observation: Any = None
@@ -239,17 +340,23 @@ class Trajectory:
 
 
 @cache
+def action_json_schema() -> dict[str, Any]:
+    """`PlannerAction.model_json_schema()`, computed once per process (do not mutate)."""
+    return PlannerAction.model_json_schema()
+
+
+@cache
 def action_schema() -> dict[str, Any]:
-    """The `response_format` sent to the LLM (computed once per process)."""
+    """The planner's `response_format` (the "action schema"), built once (do not mutate)."""
     return {
         "type": "json_schema",
-        "json_schema": {"name": "planner_action", "schema": PlannerAction.model_json_schema()},
+        "json_schema": {"name": "planner_action", "schema": action_json_schema()},
     }
 
 
 @cache
 def summary_schema() -> dict[str, Any]:
-    """The `response_format` of the summariser call (computed once per process)."""
+    """The summariser call's `response_format`, built once (do not mutate)."""
     return {
         "type": "json_schema",
         "json_schema": {

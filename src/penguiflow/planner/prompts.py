@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+
+from .. import catalog as _catalog
 
 __all__ = [
     "build_system_prompt",
@@ -36,28 +38,63 @@ __all__ = [
 
 
 def _compact_json(data: Any) -> str:
+    """The spec's compact JSON: `json.dumps(data, ensure_ascii=False, sort_keys=True)`."""
     return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
 def safe_error_json(exc: ValidationError) -> str:
-    """pydantic's error list as JSON, never raising.
+    """The "error JSON" of a pydantic error, never raising.
 
-    A custom validator's exception (kept in `ctx`) or an unserialisable input is
-    rendered with `str()`/`repr()` instead of crashing the run.
+    Equal to `json.dumps(exc.errors(), ensure_ascii=False)` whenever that works.
+    Otherwise (a custom validator's exception kept in `ctx`, an unserialisable
+    `input`, non-string keys, cycles) each offending value is replaced by its
+    `repr()`. Use it wherever an error message embeds `exc.errors()`.
     """
-    errors = exc.errors()
+    try:
+        errors: Any = exc.errors()
+    except Exception as inner:  # a broken custom error type must not crash the run
+        errors = [{"type": "unknown", "msg": _safe_repr(exc), "error": _safe_repr(inner)}]
     try:
         return json.dumps(errors, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return json.dumps(errors, ensure_ascii=False, default=_fallback)
+    except (TypeError, ValueError, RecursionError):
+        safe = _json_safe(errors, set())
+    try:
+        return json.dumps(safe, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps([{"type": "unknown", "msg": _safe_repr(exc)}], ensure_ascii=False)
 
 
-def _fallback(value: Any) -> Any:
-    if isinstance(value, BaseException):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return repr(value)
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def _json_safe(value: Any, seen: set[int]) -> Any:
+    """A copy of `value` that `json.dumps` accepts; anything else becomes its `repr()`."""
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, dict | list | tuple):
+        marker = id(value)
+        if marker in seen:
+            return _safe_repr(value)
+        seen.add(marker)
+        try:
+            if isinstance(value, dict):
+                return {
+                    (key if isinstance(key, _JSON_SCALARS) else _safe_repr(key)): _json_safe(
+                        item, seen
+                    )
+                    for key, item in value.items()
+                }
+            return [_json_safe(item, seen) for item in value]
+        finally:
+            seen.discard(marker)
+    return _safe_repr(value)
 
 
 _RULES = (
@@ -72,14 +109,40 @@ _RULES = (
 )
 
 
+# id(schema) -> (schema, compact JSON) for the schema dicts the catalog shares between
+# tool records (read-only by contract). Holding the schema keeps its id from being
+# reused. Schemas that are not the catalog's are rendered afresh on every call.
+_SCHEMA_TEXT: dict[int, tuple[Any, str]] = {}
+
+
+def _schema_json(schema: Any) -> str:
+    """Compact JSON of a tool record's schema, reusing the catalog's cached text."""
+    hit = _SCHEMA_TEXT.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    for model, shared in list(_catalog._SCHEMAS.items()):
+        if shared is schema:
+            text = _catalog._json_schema_text(model)
+            if len(_SCHEMA_TEXT) >= 1024:
+                _SCHEMA_TEXT.clear()
+            _SCHEMA_TEXT[id(schema)] = (schema, text)
+            return text
+    return _compact_json(schema)
+
+
 def render_tool(record: Mapping[str, Any]) -> str:
-    """One tool of the catalog as prompt lines."""
+    """One tool record (`NodeSpec.to_tool_record()`) as prompt lines.
+
+    Always: name, desc, side_effects, args_schema, out_schema (compact JSON); then
+    tags, auth_scopes, cost_hint, safety_notes and extra when truthy, and
+    latency_hint_ms when not `None`.
+    """
     lines = [
         f"- name: {record['name']}",
         f"  desc: {record['desc']}",
         f"  side_effects: {record['side_effects']}",
-        f"  args_schema: {_compact_json(record['args_schema'])}",
-        f"  out_schema: {_compact_json(record['out_schema'])}",
+        f"  args_schema: {_schema_json(record['args_schema'])}",
+        f"  out_schema: {_schema_json(record['out_schema'])}",
     ]
     if record.get("tags"):
         lines.append(f"  tags: {', '.join(record['tags'])}")
@@ -97,18 +160,22 @@ def render_tool(record: Mapping[str, Any]) -> str:
 
 
 _HINT_LINES = (
-    ("constraints", "Respect the following constraints: {}"),
-    ("preferred_order", "Preferred order (if feasible): {}"),
-    ("parallel_groups", "Allowed parallel groups: {}"),
-    ("disallow_nodes", "Disallowed tools: {}"),
-    ("preferred_nodes", "Preferred tools: {}"),
-    ("budget", "Budget hints: {}"),
+    ("constraints", "Respect the following constraints: "),
+    ("preferred_order", "Preferred order (if feasible): "),
+    ("parallel_groups", "Allowed parallel groups: "),
+    ("disallow_nodes", "Disallowed tools: "),
+    ("preferred_nodes", "Preferred tools: "),
+    ("budget", "Budget hints: "),
 )
 
 
 def render_planning_hints(hints: Mapping[str, Any]) -> str:
-    """The planning hints payload as prompt lines ("" when none is set)."""
-    return "\n".join(template.format(hints[key]) for key, template in _HINT_LINES if hints.get(key))
+    """A hints prompt payload (`_PlanningHints.to_prompt_payload()`) as prompt lines.
+
+    One line per truthy key, values rendered with `str()` (Python repr style for
+    lists and dicts); `""` when no key is set.
+    """
+    return "\n".join(prefix + str(hints[key]) for key, prefix in _HINT_LINES if hints.get(key))
 
 
 def build_system_prompt(
@@ -117,7 +184,11 @@ def build_system_prompt(
     extra: str | None = None,
     planning_hints: Mapping[str, Any] | None = None,
 ) -> str:
-    """The system prompt: rules, the tool catalog, extra guidance and hints."""
+    """The system prompt: identity and rules, the tools, extra guidance, hints.
+
+    `catalog` holds tool records (`NodeSpec.to_tool_record()`); `planning_hints` is
+    a hints prompt payload. Built once per planner.
+    """
     lines = [*_RULES, "", "Available tools:"]
     lines.append("\n".join(render_tool(record) for record in catalog) if catalog else "(none)")
     if extra:
@@ -130,7 +201,10 @@ def build_system_prompt(
 
 
 def build_user_prompt(query: str, context_meta: Mapping[str, Any] | None = None) -> str:
-    """The first user message: the query and, when given, the context."""
+    """The first user message: compact JSON of the query and, when truthy, the context.
+
+    `context_meta` values must be JSON-serialisable (else `TypeError`).
+    """
     if context_meta:
         return _compact_json({"query": query, "context": dict(context_meta)})
     return _compact_json({"query": query})
@@ -139,7 +213,11 @@ def build_user_prompt(query: str, context_meta: Mapping[str, Any] | None = None)
 def render_observation(
     *, observation: Any | None, error: str | None, failure: Mapping[str, Any] | None = None
 ) -> str:
-    """What a step produced, as the user message that follows the action."""
+    """A step's outcome as the user message that follows its action.
+
+    Compact JSON with `observation` (when not `None`), `error` and `failure` (when
+    truthy); `{"observation": null}` when all are absent.
+    """
     data: dict[str, Any] = {}
     if observation is not None:
         data["observation"] = observation
@@ -153,17 +231,17 @@ def render_observation(
 
 
 def render_resume_user_input(user_input: str) -> str:
-    """The message carrying a human's answer after a pause."""
+    """The user message carrying the human's input after a resume."""
     return f"Resume input: {user_input}"
 
 
 def render_summary(summary: Mapping[str, Any]) -> str:
-    """A trajectory summary as a system message."""
+    """A compact summary (`TrajectorySummary.compact()`) as a system message."""
     return f"Trajectory summary: {_compact_json(summary)}"
 
 
 def render_repair_message(error: str) -> str:
-    """The nudge sent after an invalid reply."""
+    """The system message sent after an invalid reply (`error` is error JSON)."""
     return (
         f"Previous response was invalid JSON or schema mismatch: {error}. "
         "Reply with corrected JSON only."
@@ -173,7 +251,7 @@ def render_repair_message(error: str) -> str:
 def build_summarizer_messages(
     query: str, history: Sequence[Mapping[str, Any]], base_summary: Mapping[str, Any]
 ) -> list[dict[str, str]]:
-    """The two messages of a summariser call."""
+    """The system and user messages of an LLM summariser call."""
     return [
         {
             "role": "system",
@@ -191,17 +269,20 @@ def build_summarizer_messages(
     ]
 
 
-def render_invalid_node(node_name: str, available: Sequence[str]) -> str:
+def render_invalid_node(node_name: str, available: Iterable[str]) -> str:
+    """The error for a tool name that is not in the catalog (names listed sorted)."""
     return (
         f"tool '{node_name}' is not in the catalog. Choose one of: {', '.join(sorted(available))}."
     )
 
 
 def render_validation_error(node_name: str, error: str) -> str:
+    """The error for tool arguments that failed validation (`error` is error JSON)."""
     return f"args for tool '{node_name}' did not validate: {error}. Return corrected JSON."
 
 
 def render_output_validation_error(node_name: str, error: str) -> str:
+    """The error for a tool output that failed its `out_model`."""
     return (
         f"tool '{node_name}' returned data that did not validate: {error}. "
         "Ensure the tool output matches the declared schema."
@@ -209,13 +290,15 @@ def render_output_validation_error(node_name: str, error: str) -> str:
 
 
 def render_disallowed_node(node_name: str) -> str:
+    """The error for a tool listed in `disallow_nodes`."""
     return (
         f"tool '{node_name}' is not permitted by constraints. "
         "Choose an allowed tool or revise the plan."
     )
 
 
-def render_ordering_hint_violation(expected: Sequence[str], proposed: str) -> str:
+def render_ordering_hint_violation(expected: Iterable[str], proposed: str) -> str:
+    """The one-time reminder when a tool is proposed out of the preferred order."""
     return (
         f"Ordering hint reminder: follow the preferred sequence [{', '.join(expected)}]. "
         f"Proposed: {proposed}. Revise the plan."
@@ -223,22 +306,27 @@ def render_ordering_hint_violation(expected: Sequence[str], proposed: str) -> st
 
 
 def render_parallel_limit(max_parallel: int) -> str:
+    """The error for a parallel plan with more branches than allowed."""
     return f"Parallel action exceeds max_parallel={max_parallel}. Reduce parallel fan-out."
 
 
 def render_sequential_only(node_name: str) -> str:
+    """The error for a `sequential_only` tool inside a parallel plan."""
     return f"tool '{node_name}' must run sequentially. Do not include it in a parallel plan."
 
 
-def render_parallel_setup_error(errors: Sequence[str]) -> str:
+def render_parallel_setup_error(errors: Iterable[str]) -> str:
+    """The error for a parallel plan whose entries failed checks (joined by `; `)."""
     return f"Parallel plan invalid: {'; '.join(errors)}. Revise the plan and retry."
 
 
 def render_empty_parallel_plan() -> str:
+    """The error for a parallel plan without branches."""
     return "Parallel plan must include at least one branch in 'plan'."
 
 
 def render_parallel_with_next_node(next_node: str) -> str:
+    """The error for a parallel plan that also sets `next_node`."""
     return (
         f"Parallel plan cannot set next_node='{next_node}'. "
         "Use 'join' to continue or finish the run explicitly."
@@ -246,6 +334,7 @@ def render_parallel_with_next_node(next_node: str) -> str:
 
 
 def render_parallel_unknown_failure(node_name: str) -> str:
+    """The error for a branch that failed without an error message."""
     return (
         f"tool '{node_name}' failed during parallel execution. "
         "Investigate the tool and adjust the plan."
@@ -253,6 +342,7 @@ def render_parallel_unknown_failure(node_name: str) -> str:
 
 
 def render_hop_budget_violation(limit: int) -> str:
+    """The error (and finish thought) once the hop budget is used up."""
     return (
         "Hop budget exhausted; you have used all available tool calls. "
         f"Finish with the best answer so far or reply with no_path. (limit={limit})"
@@ -260,4 +350,5 @@ def render_hop_budget_violation(limit: int) -> str:
 
 
 def render_deadline_exhausted() -> str:
+    """The finish thought once the run's deadline has passed."""
     return "Deadline reached. Provide the best available conclusion or return no_path."
