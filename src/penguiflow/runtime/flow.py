@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..bus import BusEnvelope, MessageBus
-from ..errors import FlowStoppedError, RegistryCoverageError
+from ..errors import FlowError, FlowStoppedError, RegistryCoverageError
 from ..metrics import FlowEvent
 from ..middlewares import Middleware
 from ..node import Node
@@ -26,7 +26,7 @@ from .graph import (
     label_of,
     remove_trace_items,
 )
-from .traces import TraceEvent, TraceState
+from .traces import TraceEvent, TraceState, current_trace
 from .worker import NodeWorker
 
 __all__ = ["DEFAULT_QUEUE_MAXSIZE", "PenguiFlow", "create", "logger"]
@@ -104,6 +104,12 @@ class PenguiFlow:
         self._wm_hops: dict[str, int] = {}
         self._external: dict[str, set[asyncio.Future[Any]]] = {}
         self._publish_tasks: set[asyncio.Task[None]] = set()
+        # Called with (item, trace id or None) for every item sent to Rookery; returns
+        # the item to enqueue. Used by servers (penguiflow_a2a) to attribute results.
+        self._rookery_observer: Callable[[Any, str | None], Any] | None = None
+        # Called with the FlowError of a node that failed for good when errors are not
+        # sent to Rookery, so a server waiting on the trace learns of the failure.
+        self._failure_observer: Callable[[FlowError], None] | None = None
 
     def _connect(self, source: Node | Endpoint, target: Node | Endpoint) -> None:
         floe = Floe(source, target, maxsize=self._queue_maxsize)
@@ -241,13 +247,24 @@ class PenguiFlow:
             state = self._traces[trace_id] = TraceState()
         return state
 
-    def ensure_trace_event(self, trace_id: str) -> asyncio.Event:
+    def ensure_trace_event(self, trace_id: str) -> TraceEvent:
         """The trace's cancellation event (created if needed); setting it cancels the trace's
         running invocations."""
         state = self._trace_state(trace_id)
         if state.event is None:
             state.event = TraceEvent(lambda: self._interrupt(trace_id))
         return state.event
+
+    def _discard_idle_trace(self, trace_id: str) -> None:
+        """Drop bookkeeping created for a trace that has nothing pending or running."""
+        state = self._traces.get(trace_id)
+        if (
+            state is not None
+            and state.pending <= 0
+            and not state.waiters
+            and not self._inflight(trace_id)
+        ):
+            del self._traces[trace_id]
 
     def _finalize(self, trace_id: str) -> bool:
         """Mark one message of the trace handled; True if `trace_cancel_finish` is due."""
@@ -358,7 +375,16 @@ class PenguiFlow:
 
     # -- sending ---------------------------------------------------------------------
 
+    def _observe_rookery(self, msg: Any) -> Any:
+        observer = self._rookery_observer
+        if observer is None:
+            return msg
+        trace_id = getattr(msg, "trace_id", None)
+        return observer(msg, trace_id if trace_id is not None else current_trace.get())
+
     async def _send(self, floe: Floe, msg: Any) -> None:
+        if floe.target is ROOKERY:
+            msg = self._observe_rookery(msg)
         trace_id = getattr(msg, "trace_id", None)
         if trace_id is not None:
             state = self._traces.get(trace_id)
@@ -386,6 +412,8 @@ class PenguiFlow:
         queue = floe.queue
         if queue.full():
             raise asyncio.QueueFull
+        if floe.target is ROOKERY:
+            msg = self._observe_rookery(msg)
         trace_id = getattr(msg, "trace_id", None)
         if trace_id is not None:
             self._trace_state(trace_id).pending += 1
@@ -435,6 +463,7 @@ class PenguiFlow:
         if floe is not None:
             await self._send(floe, message)
         else:
+            message = self._observe_rookery(message)
             trace_id = getattr(message, "trace_id", None)
             if trace_id is not None:
                 self._trace_state(trace_id).pending += 1

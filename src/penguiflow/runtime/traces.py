@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["TraceCancelled", "TraceState", "TraceEvent"]
+__all__ = ["TraceCancelled", "TraceState", "TraceEvent", "current_trace"]
+
+current_trace: ContextVar[str | None] = ContextVar("penguiflow_current_trace", default=None)
+"""The trace whose message the running node worker is handling (None outside one).
+
+Lets the runtime attribute values a node sends without a trace id of their own
+(plain dicts, models) to the trace that produced them.
+"""
 
 
 class TraceCancelled(Exception):
@@ -27,11 +35,27 @@ class TraceEvent(asyncio.Event):
     def __init__(self, on_set: Callable[[], None]) -> None:
         super().__init__()
         self._on_set = on_set
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` when the event is set (now, if it already is)."""
+        if self.is_set():
+            callback()
+        else:
+            self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        """Forget a callback added with `add_listener` (no error if absent)."""
+        if callback in self._listeners:
+            self._listeners.remove(callback)
 
     def set(self) -> None:
         if not self.is_set():
             super().set()
             self._on_set()
+            listeners, self._listeners = self._listeners, []
+            for callback in listeners:
+                callback()
 
 
 class TraceState:

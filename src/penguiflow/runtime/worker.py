@@ -14,7 +14,7 @@ from ..errors import FlowError, FlowErrorCode
 from ..node import Node
 from ..types import FinalAnswer, Message
 from .controller import DEADLINE_EXCEEDED_TEXT, route_result
-from .traces import TraceCancelled
+from .traces import TraceCancelled, current_trace
 
 if TYPE_CHECKING:
     from .context import Context
@@ -123,6 +123,7 @@ class NodeWorker:
 
     async def _envelope(self, message: Any, trace_id: str | None) -> None:
         flow, node, ctx = self.flow, self.node, self.ctx
+        current_trace.set(trace_id)  # this worker task's own context
         policy = node.policy
         attempt = 0
         while True:
@@ -303,6 +304,8 @@ class NodeWorker:
         )
         if self.flow._emit_errors_to_rookery and error.trace_id is not None:
             await self.flow._deliver_to_rookery(error, node)
+        elif self.flow._failure_observer is not None:
+            self.flow._failure_observer(error)
 
 
 def _registered_for_message_output(registry: Any, node: Node) -> bool:

@@ -1,0 +1,23 @@
+"""Serve a PenguiFlow as an A2A agent: the spec's HTTP routes plus standard A2A JSON-RPC.
+
+Importing this package needs only pydantic; `create_a2a_app` imports FastAPI when
+called (`pip install penguiflow[a2a-server]`).
+"""
+
+from __future__ import annotations
+
+from .auth import Principal, bearer_token_auth
+from .models import A2AAgentCard, A2AMessagePayload, A2ASkill, A2ATaskCancelRequest
+from .server import A2AServerAdapter, create_a2a_app
+
+__all__ = [
+    "A2AAgentCard",
+    "A2ASkill",
+    "A2AMessagePayload",
+    "A2ATaskCancelRequest",
+    "A2AServerAdapter",
+    "create_a2a_app",
+]
+
+# Beyond the spec's names (not in __all__, importable by name).
+_EXTRAS = (Principal, bearer_token_auth)

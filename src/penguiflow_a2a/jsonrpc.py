@@ -1,0 +1,466 @@
+"""The standard A2A JSON-RPC binding (protocol 0.3): `message/send`, `message/stream`,
+`tasks/get`, `tasks/cancel`, and the agent card for `/.well-known/agent-card.json`.
+
+Framework-free: `handle_jsonrpc` takes the raw body and returns either a JSON body
+or an async iterator of SSE frames. Every malformed input gets its JSON-RPC error
+code (-32700 parse, -32600 invalid request, -32601 unknown method, -32602 invalid
+params, -32001 task not found, ...); nothing a client sends raises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .auth import Principal
+from .models import A2AMessagePayload
+from .server import A2ARequestError, A2AServerAdapter
+from .sse import dumps
+from .tasks import Outcome, TaskRecord
+
+__all__ = ["handle_jsonrpc", "JsonRpcReply", "agent_card_json", "PROTOCOL_VERSION"]
+
+logger = logging.getLogger("penguiflow_a2a")
+
+PROTOCOL_VERSION = "0.3.0"
+WRAPPED = "penguiflow/wrapped"  # part metadata: `data` is {"value": <non-object payload>}
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+TASK_NOT_FOUND = -32001
+TASK_NOT_CANCELABLE = -32002
+PUSH_NOT_SUPPORTED = -32003
+UNSUPPORTED_OPERATION = -32004
+CONTENT_TYPE_NOT_SUPPORTED = -32005
+
+_UNSUPPORTED_METHODS = frozenset(
+    {
+        "tasks/resubscribe",
+        "tasks/pushNotificationConfig/set",
+        "tasks/pushNotificationConfig/get",
+        "tasks/pushNotificationConfig/list",
+        "tasks/pushNotificationConfig/delete",
+        "agent/getAuthenticatedExtendedCard",
+    }
+)
+
+
+# -- wire models (validation of what clients send) -----------------------------------
+
+
+class _Strictish(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+
+class TextPart(_Strictish):
+    kind: Literal["text"]
+    text: str
+    metadata: dict[str, Any] | None = None
+
+
+class DataPart(_Strictish):
+    kind: Literal["data"]
+    data: dict[str, Any]
+    metadata: dict[str, Any] | None = None
+
+
+class FilePart(_Strictish):
+    kind: Literal["file"]
+    file: dict[str, Any]
+    metadata: dict[str, Any] | None = None
+
+
+Part = Annotated[TextPart | DataPart | FilePart, Field(discriminator="kind")]
+
+
+class WireMessage(_Strictish):
+    kind: Literal["message"] = "message"
+    role: Literal["user", "agent"]
+    parts: list[Part] = Field(min_length=1)
+    message_id: str = Field(alias="messageId", min_length=1)
+    context_id: str | None = Field(default=None, alias="contextId")
+    task_id: str | None = Field(default=None, alias="taskId")
+    metadata: dict[str, Any] | None = None
+
+
+class SendConfiguration(_Strictish):
+    blocking: bool | None = None
+    history_length: int | None = Field(default=None, alias="historyLength", ge=0)
+
+
+class SendParams(_Strictish):
+    message: WireMessage
+    configuration: SendConfiguration | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class TaskQueryParams(_Strictish):
+    id: str
+    history_length: int | None = Field(default=None, alias="historyLength", ge=0)
+
+
+class TaskIdParams(_Strictish):
+    id: str
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jsonrpc: Literal["2.0"]
+    method: str
+    id: str | int | None = None
+    params: Any = None
+
+
+# -- replies -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class JsonRpcReply:
+    """A JSON body (`body`) or an SSE stream (`stream`), always HTTP 200."""
+
+    body: bytes | None = None
+    stream: AsyncIterator[bytes] | None = None
+
+
+class _RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    return dumps(payload).encode()
+
+
+def _error(request_id: Any, code: int, message: str, data: Any = None) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return _encode({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+
+def _result(request_id: Any, result: Any) -> bytes:
+    return _encode({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+
+def _validation_data(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+# -- protocol objects ----------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _parts(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, str):
+        return [{"kind": "text", "text": value}]
+    if isinstance(value, dict):
+        return [{"kind": "data", "data": value}]
+    return [{"kind": "data", "data": {"value": value}, "metadata": {WRAPPED: True}}]
+
+
+def _payload_of(parts: list[TextPart | DataPart | FilePart]) -> Any:
+    values: list[Any] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            values.append(part.text)
+        elif isinstance(part, DataPart):
+            wrapped = bool(part.metadata and part.metadata.get(WRAPPED))
+            values.append(part.data.get("value") if wrapped else part.data)
+        else:
+            raise _RpcError(CONTENT_TYPE_NOT_SUPPORTED, "Incompatible content types: file parts")
+    return values[0] if len(values) == 1 else values
+
+
+def _status(record: TaskRecord) -> dict[str, Any]:
+    status: dict[str, Any] = {"state": record.state, "timestamp": _now()}
+    outcome = record.outcome
+    if outcome is not None and record.state in ("failed", "canceled"):
+        status["message"] = _agent_message(record, outcome)
+    return status
+
+
+def _agent_message(record: TaskRecord, outcome: Outcome) -> dict[str, Any]:
+    if outcome.kind == "cancelled":
+        text, data = "Trace cancelled", {"code": "TRACE_CANCELLED"}
+    elif outcome.kind == "timeout":
+        text, data = "no result within the time limit", {"code": "TIMEOUT"}
+    else:
+        data = dict(outcome.error or {})
+        text = str(data.get("message") or outcome.kind)
+    return {
+        "kind": "message",
+        "role": "agent",
+        "messageId": uuid.uuid4().hex,
+        "taskId": record.task_id,
+        "contextId": record.context_id,
+        "parts": [{"kind": "text", "text": text}, {"kind": "data", "data": data}],
+    }
+
+
+def _result_artifact(record: TaskRecord, outcome: Outcome) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"penguiflow/role": "result"}
+    if outcome.meta:
+        metadata["meta"] = outcome.meta
+    return {
+        "artifactId": f"{record.task_id}-result",
+        "name": "result",
+        "parts": _parts(outcome.output),
+        "metadata": metadata,
+    }
+
+
+def task_json(record: TaskRecord, history_length: int | None = None) -> dict[str, Any]:
+    """The A2A `Task` object for a record."""
+    task: dict[str, Any] = {
+        "kind": "task",
+        "id": record.task_id,
+        "contextId": record.context_id,
+        "status": _status(record),
+        "metadata": {"traceId": record.trace_id},
+    }
+    outcome = record.outcome
+    if outcome is not None and outcome.kind == "result":
+        task["artifacts"] = [_result_artifact(record, outcome)]
+    history = [record.request] if record.request is not None else []
+    if history_length is not None:
+        history = history[-history_length:] if history_length else []
+    task["history"] = history
+    return task
+
+
+def agent_card_json(adapter: A2AServerAdapter, *, url: str, authenticated: bool) -> dict[str, Any]:
+    """The standard A2A agent card built from the adapter's `A2AAgentCard`."""
+    card = adapter.agent_card
+    skills = [
+        {
+            "id": skill.name,
+            "name": skill.name,
+            "description": skill.description,
+            "tags": list(card.tags),
+            "inputModes": ["application/json", "text/plain"],
+            "outputModes": ["application/json", "text/plain"],
+        }
+        for skill in card.skills
+    ]
+    document: dict[str, Any] = {
+        "protocolVersion": PROTOCOL_VERSION,
+        "name": card.name,
+        "description": card.description,
+        "url": url,
+        "preferredTransport": "JSONRPC",
+        "version": card.version,
+        "capabilities": {
+            "streaming": True,
+            "pushNotifications": False,
+            "stateTransitionHistory": False,
+        },
+        "defaultInputModes": ["application/json", "text/plain"],
+        "defaultOutputModes": ["application/json", "text/plain"],
+        "skills": skills,
+    }
+    if card.documentation_url:
+        document["documentationUrl"] = card.documentation_url
+    if authenticated:
+        document["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+    return document
+
+
+# -- dispatch ------------------------------------------------------------------------
+
+
+async def handle_jsonrpc(
+    adapter: A2AServerAdapter, body: bytes, principal: Principal | None
+) -> JsonRpcReply:
+    """Answer one JSON-RPC request body."""
+    try:
+        raw = json.loads(body)
+    except (ValueError, RecursionError):
+        return JsonRpcReply(body=_error(None, PARSE_ERROR, "Invalid JSON payload"))
+    request_id = raw.get("id") if isinstance(raw, dict) else None
+    if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+        request_id = None
+    try:
+        envelope = _Envelope.model_validate(raw)
+    except ValidationError as exc:
+        return JsonRpcReply(
+            body=_error(
+                request_id,
+                INVALID_REQUEST,
+                "Request payload validation error",
+                _validation_data(exc),
+            )
+        )
+    try:
+        return await _dispatch(adapter, envelope, principal)
+    except _RpcError as exc:
+        return JsonRpcReply(body=_error(envelope.id, exc.code, exc.message, exc.data))
+
+
+def _params(model: type[BaseModel], params: Any) -> Any:
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise _RpcError(INVALID_PARAMS, "Invalid parameters", _validation_data(exc)) from None
+
+
+async def _dispatch(
+    adapter: A2AServerAdapter, envelope: _Envelope, principal: Principal | None
+) -> JsonRpcReply:
+    method, request_id = envelope.method, envelope.id
+    if method == "message/send":
+        params = _params(SendParams, envelope.params)
+        return JsonRpcReply(body=_result(request_id, await _send(adapter, params, principal)))
+    if method == "message/stream":
+        params = _params(SendParams, envelope.params)
+        record = _prepare(adapter, params, principal)
+        return JsonRpcReply(stream=_stream(adapter, record, request_id))
+    if method == "tasks/get":
+        query = _params(TaskQueryParams, envelope.params)
+        record = _visible(adapter, query.id, principal)
+        return JsonRpcReply(body=_result(request_id, task_json(record, query.history_length)))
+    if method == "tasks/cancel":
+        target = _params(TaskIdParams, envelope.params)
+        record = _visible(adapter, target.id, principal)
+        if not await adapter.cancel_task(record):
+            raise _RpcError(TASK_NOT_CANCELABLE, "Task cannot be canceled")
+        return JsonRpcReply(body=_result(request_id, _cancelled_view(record)))
+    if method in _UNSUPPORTED_METHODS:
+        raise _RpcError(UNSUPPORTED_OPERATION, "This operation is not supported")
+    raise _RpcError(METHOD_NOT_FOUND, "Method not found")
+
+
+def _cancelled_view(record: TaskRecord) -> dict[str, Any]:
+    view = task_json(record)
+    if view["status"]["state"] not in ("completed", "failed", "canceled"):
+        view["status"] = {"state": "canceled", "timestamp": _now()}
+    return view
+
+
+def _visible(adapter: A2AServerAdapter, task_id: str, principal: Principal | None) -> TaskRecord:
+    record = adapter.get_task(task_id, principal=principal)
+    if record is None:
+        raise _RpcError(TASK_NOT_FOUND, "Task not found")
+    return record
+
+
+def _prepare(
+    adapter: A2AServerAdapter, params: SendParams, principal: Principal | None
+) -> TaskRecord:
+    message = params.message
+    if message.task_id is not None:
+        if adapter.get_task(message.task_id, principal=principal) is None:
+            raise _RpcError(TASK_NOT_FOUND, "Task not found")
+        raise _RpcError(
+            UNSUPPORTED_OPERATION, "This agent does not continue existing tasks; omit taskId"
+        )
+    metadata = {**(params.metadata or {}), **(message.metadata or {})}
+    fields: dict[str, Any] = {"payload": _payload_of(message.parts)}
+    for key in ("headers", "meta", "traceId", "deadlineSeconds"):
+        if metadata.get(key) is not None:
+            fields[key] = metadata[key]
+    if message.context_id:
+        fields["contextId"] = message.context_id
+    try:
+        request = A2AMessagePayload.model_validate(fields)
+    except ValidationError as exc:
+        raise _RpcError(INVALID_PARAMS, "Invalid parameters", _validation_data(exc)) from None
+    wire = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+    try:
+        return adapter.prepare(request, principal=principal, a2a_message=wire)
+    except A2ARequestError as exc:
+        code = {409: INVALID_REQUEST, 422: INVALID_PARAMS}.get(exc.status_code, INTERNAL_ERROR)
+        raise _RpcError(code, exc.detail) from None
+
+
+async def _send(
+    adapter: A2AServerAdapter, params: SendParams, principal: Principal | None
+) -> dict[str, Any]:
+    record = _prepare(adapter, params, principal)
+    configuration = params.configuration
+    if configuration is not None and configuration.blocking is False:
+        adapter.start_background(record)
+        return task_json(record, configuration.history_length)
+    async for _ in adapter.run_task(record):
+        pass
+    history_length = configuration.history_length if configuration is not None else None
+    return task_json(record, history_length)
+
+
+async def _stream(
+    adapter: A2AServerAdapter, record: TaskRecord, request_id: Any
+) -> AsyncIterator[bytes]:
+    def frame(result: dict[str, Any]) -> bytes:
+        return b"data: " + _result(request_id, result) + b"\n\n"
+
+    ids = {"taskId": record.task_id, "contextId": record.context_id}
+    yield frame(task_json(record))
+    steps = adapter.run_task(record, heartbeat_s=adapter.heartbeat_s)
+    first_chunk = True
+    try:
+        async for step in steps:
+            if step.accepted:
+                yield frame(
+                    {
+                        "kind": "status-update",
+                        **ids,
+                        "final": False,
+                        "status": {"state": "working", "timestamp": _now()},
+                    }
+                )
+                continue
+            chunk = step.chunk
+            if chunk is not None:
+                artifact = {
+                    "artifactId": f"{record.task_id}-stream",
+                    "name": "stream",
+                    "parts": [{"kind": "text", "text": chunk.text}],
+                    "metadata": {"seq": chunk.seq, "done": chunk.done, "meta": dict(chunk.meta)},
+                }
+                yield frame(
+                    {
+                        "kind": "artifact-update",
+                        **ids,
+                        "artifact": artifact,
+                        "append": not first_chunk,
+                        "lastChunk": chunk.done,
+                    }
+                )
+                first_chunk = chunk.done
+                continue
+            outcome = step.outcome
+            if outcome is None:
+                yield b": keep-alive\n\n"
+                continue
+            if outcome.kind == "result":
+                yield frame(
+                    {
+                        "kind": "artifact-update",
+                        **ids,
+                        "artifact": _result_artifact(record, outcome),
+                        "lastChunk": True,
+                    }
+                )
+            yield frame({"kind": "status-update", **ids, "final": True, "status": _status(record)})
+    finally:
+        await steps.aclose()

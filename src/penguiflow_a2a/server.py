@@ -1,0 +1,577 @@
+"""`A2AServerAdapter`: serves a running `PenguiFlow` to A2A requests.
+
+The adapter owns the flow's lifecycle (`start`/`stop`), turns each request into a
+traced `Message`, and routes what the flow delivers to Rookery back to the request
+that owns the trace. Attribution is exact: the runtime tells the adapter which
+trace produced every Rookery item (also plain values without a trace id, which are
+wrapped in `RookeryResult`), and which node failed for good, so results are never
+guessed from activity and a failing node does not leave its request hanging.
+
+HTTP apps are built by `create_a2a_app` (FastAPI, imported lazily).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from penguiflow.core import PenguiFlow
+from penguiflow.errors import FlowError
+from penguiflow.state import RemoteBinding
+from penguiflow.types import Headers, Message, StreamChunk
+
+from .auth import Principal
+from .models import A2AAgentCard, A2AMessagePayload, A2ASkill, A2ATaskCancelRequest
+from .sse import chunk_frame, comment_frame, event_frame
+from .tasks import Outcome, TaskRecord, TaskTable
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = [
+    "A2AAgentCard",
+    "A2AMessagePayload",
+    "A2ARequestError",
+    "A2AServerAdapter",
+    "A2ASkill",
+    "RookeryResult",
+    "create_a2a_app",
+]
+
+logger = logging.getLogger("penguiflow_a2a")
+
+DEFAULT_RESULT_TIMEOUT_S = 300.0
+
+
+class A2ARequestError(Exception):
+    """A request the adapter refuses; the app turns it into an HTTP error."""
+
+    def __init__(self, *, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@dataclass(slots=True)
+class RookeryResult:
+    """A result without a trace id of its own, tagged with the trace that produced it."""
+
+    trace_id: str
+    value: Any
+
+
+@dataclass(slots=True)
+class StreamItem:
+    """One step of a task: accepted (message emitted), a chunk, the outcome (last),
+    or none of them (a heartbeat: nothing happened for a while)."""
+
+    chunk: StreamChunk | None = None
+    outcome: Outcome | None = None
+    accepted: bool = False
+
+
+def convert_output(value: Any) -> Any:
+    """Models → `model_dump()`, mappings → dict, sequences and sets → list, recursively."""
+    if isinstance(value, BaseModel):
+        return convert_output(value.model_dump())
+    if isinstance(value, RookeryResult):
+        return convert_output(value.value)
+    if isinstance(value, Mapping):
+        return {key: convert_output(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [convert_output(item) for item in value]
+    return value
+
+
+def _owner(principal: Principal | None) -> str | None:
+    return None if principal is None else principal.owner
+
+
+class A2AServerAdapter:
+    """Serves `flow` to A2A requests; see `create_a2a_app` for the HTTP side.
+
+    Beyond the spec: `result_timeout_s` bounds how long a request waits for the
+    flow's answer (the trace is cancelled when it runs out; `None` waits forever),
+    `max_finished_tasks` bounds the history kept for `tasks/get`, and
+    `stream_heartbeat_s` sends an SSE comment on idle streams.
+    """
+
+    def __init__(
+        self,
+        flow: PenguiFlow,
+        *,
+        agent_card: A2AAgentCard | Mapping[str, Any],
+        agent_url: str,
+        target: Sequence[Any] | Any | None = None,
+        registry: Any | None = None,
+        default_headers: Mapping[str, Any] | None = None,
+        result_timeout_s: float | None = DEFAULT_RESULT_TIMEOUT_S,
+        max_finished_tasks: int = 10_000,
+        stream_heartbeat_s: float | None = 15.0,
+    ) -> None:
+        if isinstance(agent_card, A2AAgentCard):
+            self.agent_card = agent_card
+        else:
+            self.agent_card = A2AAgentCard.model_validate(agent_card)
+        if result_timeout_s is not None and not result_timeout_s > 0:
+            raise ValueError(f"result_timeout_s must be > 0 or None, got {result_timeout_s!r}")
+        self.agent_url = agent_url
+        self._flow = flow
+        self._target = target
+        self._registry = registry
+        self._default_headers = dict(default_headers or {})
+        self._result_timeout_s = result_timeout_s
+        self._heartbeat_s = stream_heartbeat_s
+        self._tasks = TaskTable(max_finished_tasks)
+        self._in_transit: dict[str, int] = {}
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._started = False
+        self._stopping = False
+        self._instrument(flow)
+
+    # -- attribution -----------------------------------------------------------------
+
+    def _instrument(self, flow: PenguiFlow) -> None:
+        previous = flow._rookery_observer
+        previous_failure = flow._failure_observer
+
+        def observe(item: Any, trace_id: str | None) -> Any:
+            if previous is not None:
+                item = previous(item, trace_id)
+            if trace_id is None:
+                return item
+            if getattr(item, "trace_id", None) is None:
+                item = RookeryResult(trace_id, item)
+            if trace_id in self._tasks.by_trace:
+                self._in_transit[trace_id] = self._in_transit.get(trace_id, 0) + 1
+            return item
+
+        def failed(error: FlowError) -> None:
+            if previous_failure is not None:
+                previous_failure(error)
+            record = self._tasks.by_trace.get(error.trace_id or "")
+            if record is not None:
+                record.put(error)
+
+        flow._rookery_observer = observe
+        flow._failure_observer = failed
+
+    async def _dispatch(self) -> None:
+        """Move every Rookery item to the request owning its trace."""
+        flow = self._flow
+        while True:
+            item = await flow.fetch()
+            trace_id = getattr(item, "trace_id", None)
+            if trace_id is None:
+                logger.warning(
+                    "a2a: dropped a Rookery item not produced by a request's trace: %s",
+                    type(item).__name__,
+                )
+                continue
+            count = self._in_transit.get(trace_id)
+            if count is not None:
+                if count <= 1:
+                    del self._in_transit[trace_id]
+                else:
+                    self._in_transit[trace_id] = count - 1
+            record = self._tasks.by_trace.get(trace_id)
+            if record is None:
+                logger.debug("a2a: dropped a result for trace %s: no request waits", trace_id)
+                continue
+            record.put(item)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether `start()` ran (and `stop()` has not)."""
+        return self._started
+
+    async def start(self) -> None:
+        """Run the flow and the result dispatcher; idempotent."""
+        if self._started:
+            return
+        self._flow.run(registry=self._registry)
+        self._started = True
+        self._dispatcher = asyncio.get_running_loop().create_task(
+            self._dispatch(), name="penguiflow_a2a:dispatcher"
+        )
+
+    async def stop(self) -> None:
+        """Stop the flow; waiting requests get `flow is shutting down`. Idempotent."""
+        if not self._started:
+            return
+        dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None:
+            dispatcher.cancel()
+        self._stopping = True
+        try:
+            await self._flow.stop()
+        finally:
+            if dispatcher is not None:
+                await asyncio.gather(dispatcher, return_exceptions=True)
+            self._started = False
+            self._stopping = False
+            for record in self._tasks.clear():
+                record.finish(
+                    "failed", Outcome("shutdown", error={"message": "flow is shutting down"})
+                )
+                record.wake()
+                runner = record.runner
+                if runner is not None and not runner.done():
+                    runner.cancel()
+            self._in_transit.clear()
+
+    # -- requests --------------------------------------------------------------------
+
+    def _prepare(
+        self,
+        request: A2AMessagePayload,
+        principal: Principal | None,
+        a2a_message: dict[str, Any] | None = None,
+    ) -> TaskRecord:
+        if not self._started:
+            raise A2ARequestError(status_code=503, detail="flow is not running")
+        merged = {**self._default_headers, **dict(request.headers)}
+        if principal is not None and principal.tenant is not None:
+            merged["tenant"] = principal.tenant
+        try:
+            headers = Headers.model_validate(merged)
+        except ValidationError as exc:
+            raise A2ARequestError(status_code=422, detail=str(exc)) from None
+        trace_id = request.trace_id if request.trace_id is not None else uuid.uuid4().hex
+        message = Message(
+            payload=request.payload,
+            headers=headers,
+            trace_id=trace_id,
+            deadline_s=request.deadline_s,
+        )
+        if request.meta:
+            message.meta.update(request.meta)
+        context_id = request.context_id or trace_id
+        task_id = request.task_id or trace_id or uuid.uuid4().hex
+        tasks = self._tasks
+        if task_id in tasks.active:
+            raise A2ARequestError(status_code=409, detail=f"task {task_id!r} already active")
+        if trace_id in tasks.by_trace:
+            # Checked before anything is registered, so the conflict leaves no trace
+            # of itself behind (the task id stays free).
+            raise A2ARequestError(status_code=409, detail=f"trace {trace_id!r} already active")
+        record = TaskRecord(
+            task_id=task_id,
+            context_id=context_id,
+            trace_id=trace_id,
+            owner=_owner(principal),
+            message=message,
+            request=a2a_message,
+        )
+        tasks.active[task_id] = record
+        tasks.by_trace[trace_id] = record
+        tasks.finished.pop(task_id, None)
+        self._flow.ensure_trace_event(trace_id).add_listener(record.mark_cancelled)
+        return record
+
+    async def _bind(self, record: TaskRecord) -> None:
+        binding = RemoteBinding(
+            trace_id=record.trace_id,
+            context_id=record.context_id,
+            task_id=record.task_id,
+            agent_url=self.agent_url,
+        )
+        await self._flow.save_remote_binding(binding)
+
+    def _release(self, record: TaskRecord) -> None:
+        event = self._flow._traces.get(record.trace_id)
+        if event is not None and event.event is not None:
+            event.event.remove_listener(record.mark_cancelled)
+        self._tasks.release(record)
+        self._in_transit.pop(record.trace_id, None)
+        self._flow._discard_idle_trace(record.trace_id)
+
+    def _deadline(self, record: TaskRecord) -> float | None:
+        limits = []
+        if self._result_timeout_s is not None:
+            limits.append(time.monotonic() + self._result_timeout_s)
+        if record.message.deadline_s is not None:
+            # A little grace: the runtime itself answers an expired deadline.
+            remaining = record.message.deadline_s - time.time()
+            limits.append(time.monotonic() + max(remaining, 0.0) + 1.0)
+        return min(limits) if limits else None
+
+    async def _next(
+        self, record: TaskRecord, deadline: float | None, heartbeat: float | None
+    ) -> StreamItem:
+        """Wait for the task's next chunk or its outcome (or a heartbeat's worth)."""
+        flow = self._flow
+        while True:
+            if record.items:
+                item = record.items.popleft()
+                outcome = self._classify(item)
+                if outcome is None:
+                    payload = getattr(item, "payload", item)
+                    return StreamItem(chunk=payload)
+                return StreamItem(outcome=outcome)
+            if record.cancelled:
+                return StreamItem(outcome=Outcome("cancelled"))
+            if self._stopping or not self._started or record.state == "failed":
+                return StreamItem(outcome=record.outcome or Outcome("shutdown"))
+            state = flow._traces.get(record.trace_id)
+            idle = state is None or (state.pending <= 0 and not flow._inflight(record.trace_id))
+            if idle and not self._in_transit.get(record.trace_id):
+                return StreamItem(outcome=Outcome("no_result"))
+            waiter = record.new_waiter()
+            if state is not None:
+                state.waiters.append(waiter)
+            timeout = None if deadline is None else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                return StreamItem(outcome=Outcome("timeout"))
+            beat = heartbeat is not None and (timeout is None or heartbeat < timeout)
+            try:
+                await asyncio.wait_for(waiter, heartbeat if beat else timeout)
+            except TimeoutError:
+                if beat:
+                    return StreamItem()
+                return StreamItem(outcome=Outcome("timeout"))
+
+    def _classify(self, item: Any) -> Outcome | None:
+        """`None` for a chunk; otherwise how the item ends the task."""
+        if isinstance(item, FlowError):
+            error = item.to_payload()
+            error.setdefault("trace_id", item.trace_id)
+            return Outcome("failed", error=error)
+        if isinstance(item, BaseException):
+            return Outcome("internal", error={"message": str(item) or type(item).__name__})
+        payload = item.payload if hasattr(item, "payload") else item
+        if isinstance(payload, StreamChunk):
+            return None
+        if isinstance(item, RookeryResult):
+            return Outcome("result", output=convert_output(item.value))
+        meta = getattr(item, "meta", None)
+        return Outcome(
+            "result",
+            output=convert_output(payload),
+            meta=dict(meta) if meta else None,
+        )
+
+    async def run_task(
+        self, record: TaskRecord, *, heartbeat_s: float | None = None
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Emit the task's message; yield `accepted`, its chunks, then its outcome.
+
+        Closing the iterator before the outcome (a client gone) cancels the trace.
+        The task is always released on exit. With `heartbeat_s`, an empty item is
+        yielded whenever that long passes without anything else.
+        """
+        finished = False
+        try:
+            await self._bind(record)
+            try:
+                await self._flow.emit(record.message, to=self._target)
+            except Exception as exc:
+                finished = True
+                outcome = Outcome("internal", error={"message": str(exc) or type(exc).__name__})
+                record.finish("failed", outcome)
+                yield StreamItem(outcome=outcome)
+                return
+            record.state = "working"
+            yield StreamItem(accepted=True)
+            deadline = self._deadline(record)
+            while True:
+                step = await self._next(record, deadline, heartbeat_s)
+                if step.outcome is None:
+                    yield step
+                    continue
+                outcome = step.outcome
+                if outcome.kind == "timeout":
+                    await self._cancel_trace(record)
+                finished = True
+                record.finish(_STATE_OF[outcome.kind], outcome)
+                yield step
+                return
+        finally:
+            if not finished:
+                record.finish("canceled", Outcome("cancelled"))
+                await self._cancel_trace(record)
+            self._release(record)
+
+    async def _cancel_trace(self, record: TaskRecord) -> None:
+        if not self._started:
+            return
+        try:
+            await self._flow.cancel(record.trace_id)
+        except RuntimeError as exc:  # the flow was stopped behind the adapter's back
+            logger.warning("a2a: could not cancel trace %s: %s", record.trace_id, exc)
+
+    # -- spec surface ----------------------------------------------------------------
+
+    async def handle_send(
+        self, request: A2AMessagePayload, *, principal: Principal | None = None
+    ) -> dict[str, Any]:
+        """Run one request to its first result; see the spec for the response shapes."""
+        record = self._prepare(request, principal)
+        outcome = Outcome("no_result")
+        async for step in self.run_task(record):
+            if step.outcome is not None:
+                outcome = step.outcome
+        return self._send_response(record, outcome)
+
+    def _send_response(self, record: TaskRecord, outcome: Outcome) -> dict[str, Any]:
+        ids = {"taskId": record.task_id, "contextId": record.context_id, "traceId": record.trace_id}
+        kind = outcome.kind
+        if kind in ("result", "no_result"):
+            body: dict[str, Any] = {"status": "succeeded", **ids, "output": outcome.output}
+            if outcome.meta:
+                body["meta"] = outcome.meta
+            return body
+        if kind == "cancelled":
+            return {"status": "cancelled", **ids}
+        if kind == "failed":
+            return {"status": "failed", **ids, "error": outcome.error}
+        if kind == "shutdown":
+            raise A2ARequestError(status_code=503, detail="flow is shutting down")
+        if kind == "timeout":
+            raise A2ARequestError(
+                status_code=504,
+                detail=f"no result for task {record.task_id!r} within the time limit",
+            )
+        message = (outcome.error or {}).get("message", "")
+        raise A2ARequestError(status_code=500, detail=f"flow execution failed: {message}")
+
+    async def stream(
+        self, request: A2AMessagePayload, *, principal: Principal | None = None
+    ) -> tuple[AsyncIterator[bytes], str, str]:
+        """Prepare a request now; return `(SSE byte frames, taskId, contextId)`."""
+        record = self._prepare(request, principal)
+        return self._sse(record), record.task_id, record.context_id
+
+    async def _sse(self, record: TaskRecord) -> AsyncIterator[bytes]:
+        ids = {"taskId": record.task_id, "contextId": record.context_id}
+        steps = self.run_task(record, heartbeat_s=self._heartbeat_s)
+        try:
+            async for step in steps:
+                if step.accepted:
+                    yield event_frame("status", {"status": "accepted", **ids})
+                    continue
+                if step.chunk is not None:
+                    yield chunk_frame(
+                        step.chunk, task_id=record.task_id, context_id=record.context_id
+                    )
+                    continue
+                outcome = step.outcome
+                if outcome is None:
+                    yield comment_frame()
+                    continue
+                if outcome.kind in ("result", "no_result"):
+                    yield event_frame("artifact", {**ids, "output": outcome.output})
+                elif outcome.kind == "cancelled":
+                    yield event_frame(
+                        "error", {**ids, "code": "TRACE_CANCELLED", "message": "Trace cancelled"}
+                    )
+                elif outcome.kind == "failed":
+                    yield event_frame("error", {**(outcome.error or {}), **ids})
+                else:
+                    error = {"code": _ERROR_CODES[outcome.kind], "message": _message(outcome)}
+                    yield event_frame("error", {**ids, **error})
+                yield event_frame("done", ids)
+        finally:
+            await steps.aclose()
+
+    async def cancel(
+        self, request: A2ATaskCancelRequest, *, principal: Principal | None = None
+    ) -> dict[str, Any]:
+        """Cancel a running task's trace. Unknown (or another tenant's) task: 404."""
+        if not self._started:
+            raise A2ARequestError(status_code=503, detail="flow is not running")
+        record = self._tasks.lookup(request.task_id, _owner(principal))
+        if record is None:
+            raise A2ARequestError(status_code=404, detail=f"task {request.task_id!r} not found")
+        cancelled = False if record.released else await self._flow.cancel(record.trace_id)
+        return {
+            "taskId": record.task_id,
+            "cancelled": cancelled,
+            "traceId": record.trace_id,
+            "contextId": record.context_id,
+        }
+
+    # -- beyond the spec: used by the JSON-RPC endpoint ------------------------------
+
+    def prepare(
+        self,
+        request: A2AMessagePayload,
+        *,
+        principal: Principal | None = None,
+        a2a_message: dict[str, Any] | None = None,
+    ) -> TaskRecord:
+        """Register a task for `request` (errors as `A2ARequestError`) without running it."""
+        return self._prepare(request, principal, a2a_message)
+
+    def get_task(self, task_id: str, *, principal: Principal | None = None) -> TaskRecord | None:
+        """A task visible to `principal` (active or recently finished), else `None`."""
+        return self._tasks.lookup(task_id, _owner(principal))
+
+    async def cancel_task(self, record: TaskRecord) -> bool:
+        """Cancel a task's trace; `False` if it had already finished."""
+        if record.released or not self._started:
+            return False
+        record.mark_cancelled()
+        await self._flow.cancel(record.trace_id)
+        return True
+
+    def start_background(self, record: TaskRecord) -> None:
+        """Run a task to completion in the background (non-blocking `message/send`)."""
+
+        async def drain() -> None:
+            async for _ in self.run_task(record):
+                pass
+
+        record.runner = asyncio.get_running_loop().create_task(drain())
+
+    @property
+    def active_tasks(self) -> int:
+        """How many tasks are running right now."""
+        return len(self._tasks.active)
+
+    @property
+    def heartbeat_s(self) -> float | None:
+        """Seconds between SSE keep-alive comments on idle streams (`None`: off)."""
+        return self._heartbeat_s
+
+
+_STATE_OF: dict[str, Any] = {
+    "result": "completed",
+    "no_result": "completed",
+    "failed": "failed",
+    "cancelled": "canceled",
+    "timeout": "failed",
+    "shutdown": "failed",
+    "internal": "failed",
+}
+_ERROR_CODES = {"timeout": "TIMEOUT", "shutdown": "INTERNAL_ERROR", "internal": "INTERNAL_ERROR"}
+
+
+def _message(outcome: Outcome) -> str:
+    if outcome.kind == "timeout":
+        return "no result within the time limit"
+    if outcome.kind == "shutdown":
+        return "flow is shutting down"
+    return str((outcome.error or {}).get("message") or "internal error")
+
+
+def create_a2a_app(
+    adapter: A2AServerAdapter, *, include_docs: bool = True, **options: Any
+) -> FastAPI:
+    """A FastAPI app serving `adapter`; see `penguiflow_a2a.app.create_a2a_app`."""
+    from .app import create_a2a_app as build
+
+    app: FastAPI = build(adapter, include_docs=include_docs, **options)
+    return app
