@@ -23,13 +23,19 @@ CARD = {
 }
 
 
+CALLS: list[Any] = []  # every payload the echo node was invoked with
+
+
 async def echo(message: Message, _ctx: Any) -> Message:
     """Echo the payload back, as `{"echo": payload}`; `{"sleep": s}` sleeps first."""
     payload = message.payload
+    CALLS.append(payload)
     if isinstance(payload, dict) and "sleep" in payload:
         await asyncio.sleep(float(payload["sleep"]))
     if isinstance(payload, dict) and payload.get("fail"):
         raise ValueError("asked to fail")
+    if isinstance(payload, dict) and payload.get("whoami"):
+        return message.model_copy(update={"payload": {"tenant": message.headers.tenant}})
     if isinstance(payload, dict) and payload.get("nothing"):
         return None  # type: ignore[return-value]
     return message.model_copy(update={"payload": {"echo": payload}})
