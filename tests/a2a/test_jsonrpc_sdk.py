@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 a2a_client = pytest.importorskip("a2a.client", reason="a2a-sdk is not installed")
-from a2a import types as a2a  # noqa: E402
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory  # noqa: E402
 from a2a.client.errors import A2AClientJSONRPCError  # noqa: E402
+
+from a2a import types as a2a  # noqa: E402
 
 
 def user_message(data: dict[str, Any]) -> a2a.Message:
@@ -75,7 +76,8 @@ async def test_message_stream_delivers_chunks_in_order_then_the_result(chatter_s
     assert results == [{"chunks": 5}]
     final = updates[-1]
     assert isinstance(final, a2a.TaskStatusUpdateEvent)
-    assert final.final and final.status.state == a2a.TaskState.completed
+    assert final.final
+    assert final.status.state == a2a.TaskState.completed
 
 
 async def test_tasks_cancel_cancels_a_running_task(echo_server) -> None:

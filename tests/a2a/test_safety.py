@@ -54,30 +54,32 @@ def test_the_server_binds_loopback_by_default() -> None:
 async def test_every_route_refuses_a_caller_without_credentials() -> None:
     adapter = adapter_for(echo_flow())
     CALLS.clear()
-    async with served(create_a2a_app(adapter, auth=AUTH)) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            replies = [
-                await client.get("/agent"),
-                await client.get("/.well-known/agent-card.json"),
-                await client.get("/docs"),
-                await client.get("/openapi.json"),
-                await client.get("/no/such/route"),
-                await client.post("/message/send", json={"payload": 1}),
-                await client.post("/message/stream", json={"payload": 1}),
-                await client.post("/tasks/cancel", json={"taskId": "x"}),
-                await client.post("/", json=rpc("message/send", send_params({"a": 1}))),
-                await client.post(
-                    "/message/send", json={"payload": 1}, headers={"Authorization": "Bearer bad"}
-                ),
-                await client.post(
-                    "/message/send", json={"payload": 1}, headers={"Authorization": "Basic x"}
-                ),
-            ]
-            assert [r.status_code for r in replies] == [401] * len(replies)
-            assert replies[0].headers["www-authenticate"] == "Bearer"
-            assert replies[0].json() == {"detail": "authentication required"}
-            accepted = await client.post("/message/send", json={"payload": 1}, headers=ALICE)
-            assert accepted.json()["output"] == {"echo": 1}
+    async with (
+        served(create_a2a_app(adapter, auth=AUTH)) as url,
+        httpx.AsyncClient(base_url=url, timeout=5) as client,
+    ):
+        replies = [
+            await client.get("/agent"),
+            await client.get("/.well-known/agent-card.json"),
+            await client.get("/docs"),
+            await client.get("/openapi.json"),
+            await client.get("/no/such/route"),
+            await client.post("/message/send", json={"payload": 1}),
+            await client.post("/message/stream", json={"payload": 1}),
+            await client.post("/tasks/cancel", json={"taskId": "x"}),
+            await client.post("/", json=rpc("message/send", send_params({"a": 1}))),
+            await client.post(
+                "/message/send", json={"payload": 1}, headers={"Authorization": "Bearer bad"}
+            ),
+            await client.post(
+                "/message/send", json={"payload": 1}, headers={"Authorization": "Basic x"}
+            ),
+        ]
+        assert [r.status_code for r in replies] == [401] * len(replies)
+        assert replies[0].headers["www-authenticate"] == "Bearer"
+        assert replies[0].json() == {"detail": "authentication required"}
+        accepted = await client.post("/message/send", json={"payload": 1}, headers=ALICE)
+        assert accepted.json()["output"] == {"echo": 1}
     assert CALLS == [1]  # only the authenticated request reached the flow
     assert adapter.active_tasks == 0
 
@@ -87,26 +89,31 @@ async def test_a_failing_auth_hook_refuses_and_is_logged(caplog: pytest.LogCaptu
         raise RuntimeError("identity provider down")
 
     adapter = adapter_for(echo_flow())
-    async with served(create_a2a_app(adapter, auth=broken)) as url:
-        async with httpx.AsyncClient(base_url=url) as client:
-            reply = await client.post("/message/send", json={"payload": 1})
+    async with (
+        served(create_a2a_app(adapter, auth=broken)) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        reply = await client.post("/message/send", json={"payload": 1})
     assert reply.status_code == 401
-    assert "authentication hook" in caplog.text and "identity provider down" in caplog.text
+    assert "authentication hook" in caplog.text
+    assert "identity provider down" in caplog.text
 
 
 async def test_bodies_over_the_limit_are_413_before_parsing() -> None:
     adapter = adapter_for(echo_flow())
     CALLS.clear()
-    async with served(create_a2a_app(adapter, max_body_bytes=1024)) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            declared = await client.post("/message/send", json={"payload": "x" * 4000})
+    async with (
+        served(create_a2a_app(adapter, max_body_bytes=1024)) as url,
+        httpx.AsyncClient(base_url=url, timeout=5) as client,
+    ):
+        declared = await client.post("/message/send", json={"payload": "x" * 4000})
 
-            async def chunks() -> Any:
-                for _ in range(8):
-                    yield b"x" * 512  # no Content-Length: counted as it arrives
+        async def chunks() -> Any:
+            for _ in range(8):
+                yield b"x" * 512  # no Content-Length: counted as it arrives
 
-            streamed = await client.post("/", content=chunks())
-            small = await client.post("/message/send", json={"payload": "ok"})
+        streamed = await client.post("/", content=chunks())
+        small = await client.post("/message/send", json={"payload": "ok"})
     assert declared.status_code == 413
     assert declared.json() == {"detail": "request body over 1024 bytes"}
     assert streamed.status_code == 413
@@ -276,66 +283,66 @@ async def test_two_thousand_malformed_requests_get_protocol_errors_never_a_500()
 async def test_a_client_that_disconnects_mid_stream_leaves_no_task_running(route: str) -> None:
     adapter = adapter_for(chatter_flow())
     flow = adapter._flow
-    async with served(create_a2a_app(adapter)) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            payload = {"chunks": 200, "gap": 0.02}
-            if route == "spec":
-                request = client.stream("POST", "/message/stream", json={"payload": payload})
-            else:
-                request = client.stream(
-                    "POST", "/", json=rpc("message/stream", send_params(payload))
-                )
-            async with request as reply:
-                seen = 0
-                async for line in reply.aiter_lines():
-                    if "part " in line:
-                        seen += 1
-                    if seen == 3:
-                        break  # leaving the block closes the connection mid-stream
-            for _ in range(200):
-                if adapter.active_tasks == 0 and not flow._traces:
-                    break
-                await asyncio.sleep(0.01)
+    async with (
+        served(create_a2a_app(adapter)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        payload = {"chunks": 200, "gap": 0.02}
+        if route == "spec":
+            request = client.stream("POST", "/message/stream", json={"payload": payload})
+        else:
+            request = client.stream("POST", "/", json=rpc("message/stream", send_params(payload)))
+        async with request as reply:
+            seen = 0
+            async for line in reply.aiter_lines():
+                if "part " in line:
+                    seen += 1
+                if seen == 3:
+                    break  # leaving the block closes the connection mid-stream
+        for _ in range(200):
+            if adapter.active_tasks == 0 and not flow._traces:
+                break
+            await asyncio.sleep(0.01)
         assert adapter.active_tasks == 0
         assert not flow._traces  # the trace was cancelled, not left running
 
 
 async def test_a_tenant_cannot_see_or_cancel_another_tenants_task() -> None:
     adapter = adapter_for(echo_flow())
-    async with served(create_a2a_app(adapter, auth=AUTH)) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            running = asyncio.create_task(
-                client.post(
-                    "/message/send",
-                    json={"payload": {"sleep": 0.5}, "taskId": "secret"},
-                    headers=ALICE,
-                )
-            )
-            while adapter.active_tasks == 0:
-                await asyncio.sleep(0.01)
-
-            async def get(task_id: str, headers: dict[str, str]) -> Any:
-                reply = await client.post(
-                    "/", json=rpc("tasks/get", {"id": task_id}), headers=headers
-                )
-                return reply.json()
-
-            async def cancel(task_id: str, headers: dict[str, str]) -> httpx.Response:
-                return await client.post("/tasks/cancel", json={"taskId": task_id}, headers=headers)
-
-            assert await get("secret", BOB) == await get("missing", BOB)
-            assert (await get("secret", BOB))["error"]["code"] == -32001
-            theirs, missing = await cancel("secret", BOB), await cancel("missing", BOB)
-            assert (theirs.status_code, missing.status_code) == (404, 404)
-            assert theirs.json() == {"detail": "task 'secret' not found"}
-            assert missing.json() == {"detail": "task 'missing' not found"}
-            assert (await get("secret", ALICE))["result"]["status"]["state"] == "working"
-            assert (await running).json()["output"] == {"echo": {"sleep": 0.5}}
-
-            # The authenticated tenant is forced into the message headers.
-            spoof = await client.post(
+    async with (
+        served(create_a2a_app(adapter, auth=AUTH)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        running = asyncio.create_task(
+            client.post(
                 "/message/send",
-                json={"payload": {"whoami": True}, "headers": {"tenant": "globex"}},
+                json={"payload": {"sleep": 0.5}, "taskId": "secret"},
                 headers=ALICE,
             )
-            assert spoof.json()["output"] == {"tenant": "acme"}
+        )
+        while adapter.active_tasks == 0:
+            await asyncio.sleep(0.01)
+
+        async def get(task_id: str, headers: dict[str, str]) -> Any:
+            reply = await client.post("/", json=rpc("tasks/get", {"id": task_id}), headers=headers)
+            return reply.json()
+
+        async def cancel(task_id: str, headers: dict[str, str]) -> httpx.Response:
+            return await client.post("/tasks/cancel", json={"taskId": task_id}, headers=headers)
+
+        assert await get("secret", BOB) == await get("missing", BOB)
+        assert (await get("secret", BOB))["error"]["code"] == -32001
+        theirs, missing = await cancel("secret", BOB), await cancel("missing", BOB)
+        assert (theirs.status_code, missing.status_code) == (404, 404)
+        assert theirs.json() == {"detail": "task 'secret' not found"}
+        assert missing.json() == {"detail": "task 'missing' not found"}
+        assert (await get("secret", ALICE))["result"]["status"]["state"] == "working"
+        assert (await running).json()["output"] == {"echo": {"sleep": 0.5}}
+
+        # The authenticated tenant is forced into the message headers.
+        spoof = await client.post(
+            "/message/send",
+            json={"payload": {"whoami": True}, "headers": {"tenant": "globex"}},
+            headers=ALICE,
+        )
+        assert spoof.json()["output"] == {"tenant": "acme"}
