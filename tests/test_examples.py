@@ -79,3 +79,13 @@ def test_planner_examples(name: str, expected: list[str]) -> None:
     out = run_example(name)
     for line in expected:
         assert line in out
+
+
+def test_a2a_agent_example_serves_and_calls_an_agent_unary_and_streaming() -> None:
+    pytest.importorskip("uvicorn", reason="the a2a-server extra is not installed")
+    out = run_example("a2a_agent.py")
+    assert "unary: 'PenguiFlow nodes are typed async functions ...' (0 chunks" in out
+    assert (
+        "(6 chunks streamed: ['PenguiFlow', 'nodes', 'are', 'typed', 'async', 'functions'])" in out
+    )
+    assert out.rstrip().endswith("a2a agent example ran.")
