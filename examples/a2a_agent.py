@@ -49,7 +49,7 @@ async def main() -> None:
         uvicorn.Config(create_a2a_app(adapter), host="127.0.0.1", port=0, log_level="warning")
     )
     serving = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
