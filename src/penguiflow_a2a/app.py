@@ -1,10 +1,11 @@
 """The HTTP app: the spec's routes, the standard A2A JSON-RPC endpoint and agent card,
 behind an authentication hook and a request body limit."""
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from .auth import AuthHook, Principal
 from .guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
@@ -15,6 +16,8 @@ from .server import A2ARequestError, A2AServerAdapter
 __all__ = ["create_a2a_app"]
 
 logger = logging.getLogger("penguiflow_a2a")
+
+T = TypeVar("T")
 
 FASTAPI_MISSING = "FastAPI is required for the A2A server adapter. Install penguiflow[a2a-server]."
 
@@ -81,8 +84,9 @@ def create_a2a_app(
 
     @app.post("/message/send")
     async def message_send(payload: A2AMessagePayload, request: Request) -> Any:
+        work = adapter.handle_send(payload, principal=principal_of(request))
         try:
-            return await adapter.handle_send(payload, principal=principal_of(request))
+            return await until_disconnect(request, work)
         except A2ARequestError as exc:
             return refused(exc)
 
@@ -111,7 +115,9 @@ def create_a2a_app(
     @app.post(jsonrpc_path)
     async def jsonrpc(request: Request) -> Response:
         body = await request.body()
-        reply = await handle_jsonrpc(adapter, body, principal_of(request))
+        reply = await until_disconnect(
+            request, handle_jsonrpc(adapter, body, principal_of(request))
+        )
         if reply.stream is not None:
             return StreamingResponse(
                 reply.stream,
@@ -122,3 +128,26 @@ def create_a2a_app(
 
     app.add_middleware(RequestGuard, auth=auth, max_body_bytes=max_body_bytes)
     return app
+
+
+async def until_disconnect(request: Any, work: Coroutine[Any, Any, T]) -> T:
+    """Await `work`, cancelling it if the client disconnects first.
+
+    A unary call whose caller has gone (a cancelled `RemoteNode`, a closed
+    connection) then cancels its trace instead of running on for nobody.
+    """
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                task.cancel()
+                return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)

@@ -334,7 +334,8 @@ async def _dispatch(
     if method == "message/stream":
         params = _params(SendParams, envelope.params)
         record = _prepare(adapter, params, principal)
-        return JsonRpcReply(stream=_stream(adapter, record, request_id))
+        frames = adapter.guard_unstarted(_stream(adapter, record, request_id), record)
+        return JsonRpcReply(stream=frames)
     if method == "tasks/get":
         query = _params(TaskQueryParams, envelope.params)
         record = _visible(adapter, query.id, principal)

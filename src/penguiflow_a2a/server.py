@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -373,6 +374,7 @@ class A2AServerAdapter:
         yielded whenever that long passes without anything else.
         """
         finished = False
+        record.started = True
         try:
             await self._bind(record)
             try:
@@ -452,7 +454,21 @@ class A2AServerAdapter:
     ) -> tuple[AsyncIterator[bytes], str, str]:
         """Prepare a request now; return `(SSE byte frames, taskId, contextId)`."""
         record = self._prepare(request, principal)
-        return self._sse(record), record.task_id, record.context_id
+        return self.guard_unstarted(self._sse(record), record), record.task_id, record.context_id
+
+    def guard_unstarted(
+        self, frames: AsyncIterator[bytes], record: TaskRecord
+    ) -> AsyncIterator[bytes]:
+        """Release `record` if `frames` is garbage-collected without ever being iterated
+        (a client gone before the response started): nothing was emitted, so nothing
+        runs, and the task must not stay registered."""
+        weakref.finalize(frames, self._abandon_if_unstarted, record)
+        return frames
+
+    def _abandon_if_unstarted(self, record: TaskRecord) -> None:
+        if not record.released and not record.started:
+            record.finish("canceled", Outcome("cancelled"))
+            self._release(record)
 
     async def _sse(self, record: TaskRecord) -> AsyncIterator[bytes]:
         ids = {"taskId": record.task_id, "contextId": record.context_id}

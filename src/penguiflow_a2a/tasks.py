@@ -52,6 +52,7 @@ class TaskRecord:
     updated_at: float = field(default_factory=time.time)
     items: deque[Any] = field(default_factory=deque)
     cancelled: bool = False
+    started: bool = False  # run_task began (the message may have been emitted)
     released: bool = False
     waiter: asyncio.Future[None] | None = None
     runner: asyncio.Task[Any] | None = None

@@ -242,3 +242,34 @@ async def test_docs_can_be_left_out() -> None:
     adapter = adapter_for(chatter_flow())
     async with served(create_a2a_app(adapter)) as url, httpx.AsyncClient(base_url=url) as client:
         assert (await client.get("/openapi.json")).json()["info"]["title"] == "echo-agent"
+
+
+async def test_a_stream_never_iterated_does_not_leave_its_task_registered() -> None:
+    import gc
+
+    adapter = adapter_for(chatter_flow())
+    await adapter.start()
+    try:
+        frames, _task_id, _ = await adapter.stream(A2AMessagePayload(payload={"chunks": 1}))
+        assert adapter.active_tasks == 1
+        del frames  # the client went away before the response started
+        gc.collect()
+        assert adapter.active_tasks == 0
+    finally:
+        await adapter.stop()
+
+
+async def test_a_unary_client_that_disconnects_cancels_its_trace(echo_server) -> None:
+    url, adapter = echo_server
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        call = asyncio.create_task(client.post("/message/send", json={"payload": {"sleep": 30}}))
+        while adapter.active_tasks == 0:
+            await asyncio.sleep(0.01)
+        call.cancel()  # closes the connection
+        await asyncio.gather(call, return_exceptions=True)
+        for _ in range(200):
+            if adapter.active_tasks == 0 and not adapter._flow._traces:
+                break
+            await asyncio.sleep(0.01)
+    assert adapter.active_tasks == 0
+    assert not adapter._flow._traces

@@ -296,3 +296,35 @@ async def test_remote_failures_and_http_errors_raise_remote_call_error() -> None
 
 async def _deny(_headers: Any) -> None:
     return None
+
+
+async def test_cancelling_a_unary_remote_call_cancels_the_remote_trace() -> None:
+    from ..a2a.conftest import echo_flow
+
+    adapter = adapter_for(echo_flow())
+    async with (
+        served(create_a2a_app(adapter)) as url,
+        A2AHttpTransport(allow_private=True) as transport,
+    ):
+        remote = RemoteNode(
+            transport=transport,
+            skill="echo",
+            agent_url=f"{url}/",
+            name="remote",
+            policy=NO_VALIDATION,
+        )
+        flow = create(remote.to())
+        flow.run()
+        try:
+            await flow.emit(message({"sleep": 30}, trace_id="unary"))
+            while adapter.active_tasks == 0:
+                await asyncio.sleep(0.01)
+            assert await flow.cancel("unary")
+            for _ in range(300):
+                if adapter.active_tasks == 0 and not adapter._flow._traces:
+                    break
+                await asyncio.sleep(0.01)
+            assert adapter.active_tasks == 0
+            assert not adapter._flow._traces
+        finally:
+            await flow.stop()
