@@ -171,7 +171,13 @@ class A2AServerAdapter:
         """Move every Rookery item to the request owning its trace."""
         flow = self._flow
         while True:
-            item = await flow.fetch()
+            try:
+                item = await flow.fetch()
+            except Exception:
+                # Never let the dispatcher die silently: waiting requests would hang.
+                logger.exception("a2a: fetching a result from the flow failed")
+                await asyncio.sleep(0.05)
+                continue
             trace_id = getattr(item, "trace_id", None)
             if trace_id is None:
                 logger.warning(

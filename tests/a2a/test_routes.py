@@ -4,6 +4,7 @@ served by uvicorn, including the defects of distribution.md §9 that we fixed.""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
@@ -273,3 +274,14 @@ async def test_a_unary_client_that_disconnects_cancels_its_trace(echo_server) ->
             await asyncio.sleep(0.01)
     assert adapter.active_tasks == 0
     assert not adapter._flow._traces
+
+
+async def test_idle_streams_get_keep_alive_comments() -> None:
+    adapter = adapter_for(chatter_flow(), stream_heartbeat_s=0.05)
+    async with served(create_a2a_app(adapter)) as url, httpx.AsyncClient(base_url=url) as client:
+        reply = await client.post("/message/stream", json={"payload": {"chunks": 2, "gap": 0.3}})
+    text = reply.text
+    assert ": keep-alive\n\n" in text
+    assert text.index("part 0") < text.index(": keep-alive") < text.index("part 1")
+    ids = {"taskId": reply.headers["x-a2a-task-id"], "contextId": reply.headers["x-a2a-context-id"]}
+    assert text.endswith(f"event: done\ndata: {json.dumps(ids)}\n\n")
