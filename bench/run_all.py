@@ -30,6 +30,8 @@ BENCHMARKS = (
     "bench_memory.py",
     "bench_planner.py",
     "bench_stores.py",
+    "bench_bus.py",
+    "bench_a2a.py",
 )
 
 

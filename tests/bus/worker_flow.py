@@ -1,13 +1,18 @@
-"""The flow the worker tests run in each process: double, then add one."""
+"""The flow the worker tests run in each process: double (taking a little while, so a
+worker killed mid-run is usually holding a message), then add one."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from penguiflow import Message, Node, NodePolicy, PenguiFlow, create
 
+WORK_S = 0.02
+
 
 async def double(message: Message, ctx: Any) -> Message:
+    await asyncio.sleep(WORK_S)
     return message.model_copy(update={"payload": message.payload * 2})
 
 

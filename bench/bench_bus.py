@@ -1,0 +1,530 @@
+"""Message buses under failure and load: Redis Streams and NATS JetStream.
+
+For each bus (a missing server is reported as skipped), in the same run:
+
+* kill: 1,000 messages through 4 worker processes (`python -m penguiflow.bus.worker`,
+  `--batch 4`, `--claim-idle-ms 500`) while 5 of them are killed with SIGKILL at
+  random moments (random progress points, random busy victim), each replaced at once
+  so 4 processes stay up. The flow's one node counts every delivery, works ~4 ms, then
+  applies its effect (appending the ingress message id to a ledger) behind a Redis
+  `SET NX` guard on that id, guard and effect in one Lua script. Reported: lost
+  messages (no result; target 0), duplicate deliveries, the messages in flight at the
+  kills (an upper bound: Redis counts the killed consumer's pending entries, NATS the
+  ack-pending messages of the whole durable consumer) and duplicate effects in the
+  ledger (target 0).
+* flow: three trivial async nodes a -> b -> c split over 3 worker processes (one node
+  each; the edges in, a->b, b->c, out on the bus; `--batch 16`) against the same flow
+  in one process without a bus: msgs/s of both and the ratio. A second line runs the
+  whole a -> b -> c flow in each of 3 worker processes sharing one ingress (scale-out).
+
+Each figure is printed as measured (`bus.redis.kill: lost=0 ...`), then the table.
+Never fails on a number: wall-clock figures are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _common import Result, run_cli
+from penguiflow import Headers, Message, Node, NodePolicy, PenguiFlow, create
+from penguiflow.bus import BusEnvelope
+from penguiflow.bus._codec import Delivery
+from penguiflow.bus.nats_jetstream import NatsJetStreamBus
+from penguiflow.bus.redis_streams import RedisStreamsBus
+from penguiflow.bus.worker import Bus, consume_edge, durable_name
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+REDIS_URL = os.environ.get("PENGUIFLOW_TEST_REDIS", "redis://127.0.0.1:6379/15")
+NATS_URL = os.environ.get("PENGUIFLOW_TEST_NATS", "nats://127.0.0.1:4222")
+KEYS_ENV = "PENGUIFLOW_BENCH_BUS_KEYS"  # where the worker processes keep the effects
+WORK_S = 0.004
+CLAIM_IDLE_MS = 500
+KILL_BATCH = 4
+FLOW_BATCH = 16
+CONSUMERS = 4
+WAIT_S = 120.0
+# a -> b -> c split over three processes: (flow factory, ingress, egress) per stage.
+SPLIT = [
+    ("flow_a", "split_in", "split_ab"),
+    ("flow_b", "split_ab", "split_bc"),
+    ("flow_c", "split_bc", "split_out"),
+]
+
+# -- the flows the worker processes build (`--flow bench_bus:<factory>`) --------------
+
+_effects_client: Any = None
+
+# Guard and effect in one atomic step: the first delivery of an id appends it to the
+# ledger; any later delivery of the same id changes nothing.
+APPLY_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 3600) then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def _effects() -> Any:
+    global _effects_client
+    if _effects_client is None:
+        import redis.asyncio as aioredis
+
+        _effects_client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    return _effects_client
+
+
+async def effect(message: Message, ctx: Any) -> Message:
+    """Count the delivery, work a little, apply the effect once per ingress id."""
+    keys = os.environ[KEYS_ENV]
+    msg_id = message.meta["ingress_msg_id"]
+    client = _effects()
+    await client.hincrby(f"{keys}:delivered", msg_id, 1)
+    await asyncio.sleep(WORK_S)
+    await client.eval(APPLY_ONCE, 2, f"{keys}:done:{msg_id}", f"{keys}:ledger", msg_id)
+    return message
+
+
+async def step(message: Message, ctx: Any) -> Message:
+    return message.model_copy(update={"payload": message.payload + 1})
+
+
+def _node(func: Any, name: str) -> Node:
+    return Node(func, name=name, policy=NodePolicy(validate="none"))
+
+
+def effect_flow() -> PenguiFlow:
+    node = _node(effect, "effect")
+    return create(node.to())
+
+
+def flow_abc() -> PenguiFlow:
+    a, b, c = _node(step, "a"), _node(step, "b"), _node(step, "c")
+    return create(a.to(b), b.to(c), c.to())
+
+
+def flow_a() -> PenguiFlow:
+    node = _node(step, "a")
+    return create(node.to())
+
+
+def flow_b() -> PenguiFlow:
+    node = _node(step, "b")
+    return create(node.to())
+
+
+def flow_c() -> PenguiFlow:
+    node = _node(step, "c")
+    return create(node.to())
+
+
+# -- harness ------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    name: str
+    bus: Bus
+    cli: list[str]
+    logs: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    serial: itertools.count[int] = field(default_factory=itertools.count)
+
+    def spawn(
+        self,
+        flow: str,
+        ingress: str,
+        egress: str,
+        *,
+        batch: int,
+        env: dict[str, str] | None = None,
+    ) -> tuple[str, subprocess.Popen[bytes]]:
+        """Start one worker process; (its consumer name, the process)."""
+        name = f"{self.name}-{ingress}-{next(self.serial)}"
+        command = [
+            sys.executable,
+            "-m",
+            "penguiflow.bus.worker",
+            "--flow",
+            f"bench_bus:{flow}",
+            *self.cli,
+            "--ingress",
+            ingress,
+            "--egress",
+            egress,
+            "--consumer",
+            name,
+            "--batch",
+            str(batch),
+            "--claim-idle-ms",
+            str(CLAIM_IDLE_MS),
+        ]
+        path = f"{HERE}{os.pathsep}{ROOT / 'src'}"
+        full_env = {**os.environ, "PYTHONPATH": path, **(env or {})}
+        with (self.logs / f"{name}.log").open("wb") as log:
+            proc = subprocess.Popen(command, env=full_env, stdout=log, stderr=log)
+        self.procs.append(proc)
+        return name, proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+    def log_tail(self) -> str:
+        tails = [p.read_text()[-500:] for p in sorted(self.logs.glob("*.log")) if p.stat().st_size]
+        return "\n".join(tails[-3:]) or "(worker logs are empty)"
+
+    async def pending(self, edge: str) -> int:
+        """Messages of `edge` not yet acknowledged by the group `workers`."""
+        if isinstance(self.bus, RedisStreamsBus):
+            client = await self.bus._redis()
+            summary = await client.xpending(self.bus.stream(edge), "workers")
+            return int(summary["pending"])
+        js = await self.bus._jetstream()
+        info = await js.consumer_info(self.bus._stream, durable_name("workers", edge))
+        return int(info.num_ack_pending) + int(info.num_pending)
+
+    async def in_flight(self, edge: str, consumer: str) -> int:
+        """Upper bound of the messages `consumer` held unacknowledged (just killed)."""
+        if isinstance(self.bus, RedisStreamsBus):
+            client = await self.bus._redis()
+            held = await client.xpending_range(
+                self.bus.stream(edge), "workers", "-", "+", 10_000, consumer
+            )
+            return len(held)
+        js = await self.bus._jetstream()
+        info = await js.consumer_info(self.bus._stream, durable_name("workers", edge))
+        return int(info.num_ack_pending)
+
+
+@asynccontextmanager
+async def open_backend(name: str, logs: Path) -> AsyncIterator[Backend]:
+    """The bus with a unique prefix (and stream), its data removed afterwards."""
+    tag = uuid.uuid4().hex[:10]
+    if name == "redis":
+        prefix = f"pfbench:{tag}"
+        redis_bus = RedisStreamsBus(REDIS_URL, prefix=prefix)
+        backend = Backend(name, redis_bus, ["--redis", REDIS_URL, "--prefix", prefix], logs)
+        client = await redis_bus._redis()
+        try:
+            await client.ping()
+            yield backend
+        finally:
+            backend.stop_all()
+            keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+            await redis_bus.close()
+        return
+    stream, prefix = f"PFBENCH_{tag}", f"pfbench_{tag}"
+    nats_bus = NatsJetStreamBus(NATS_URL, stream=stream, prefix=prefix)
+    backend = Backend(
+        name, nats_bus, ["--nats", NATS_URL, "--stream", stream, "--prefix", prefix], logs
+    )
+    await nats_bus._jetstream()
+    try:
+        yield backend
+    finally:
+        backend.stop_all()
+        await nats_bus.delete_stream()
+        await nats_bus.close()
+
+
+class Collector:
+    """Consumes an egress edge in this process; results by trace id."""
+
+    def __init__(self, bus: Bus, edge: str) -> None:
+        self.bus = bus
+        self.edge = edge
+        self.by_trace: dict[str, Message] = {}
+        self.workers: set[str] = set()
+        self.received = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _handle(self, delivery: Delivery) -> None:
+        message = delivery.envelope.payload
+        self.received += 1
+        self.by_trace.setdefault(message.trace_id, message)
+        self.workers.add(message.meta.get("worker", ""))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(
+            consume_edge(self.bus, self.edge, "collector", self._handle, batch=64, stop=self._stop)
+        )
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 10)
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = WAIT_S) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+def make_messages(count: int, start: int = 0) -> list[Message]:
+    headers = Headers(tenant="bench")
+    return [Message(payload=i, headers=headers) for i in range(start, start + count)]
+
+
+async def publish_all(bus: Bus, edge: str, messages: list[Message]) -> None:
+    async def one(message: Message) -> None:
+        await bus.publish(BusEnvelope(edge, "bench", edge, message.trace_id, message, None, None))
+
+    for i in range(0, len(messages), 64):
+        await asyncio.gather(*(one(m) for m in messages[i : i + 64]))
+
+
+async def drain(backend: Backend, edge: str, timeout: float = 30) -> None:
+    """Wait until the group has acknowledged everything on `edge` (redeliveries done)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not await backend.pending(edge):
+            return
+        await asyncio.sleep(0.05)
+
+
+# -- a. kills -----------------------------------------------------------------------
+
+
+@dataclass
+class KillFigures:
+    lost: int
+    dup_delivered: int
+    inflight: int
+    dup_effects: int
+    missing_effects: int
+    dup_results: int
+    seed: int
+    elapsed: float
+
+
+async def kill_run(backend: Backend, count: int, kills: int, seed: int) -> KillFigures:
+    import redis.asyncio as aioredis
+
+    rng = random.Random(seed)
+    keys = f"pfbench:{uuid.uuid4().hex[:10]}:fx"
+    env = {KEYS_ENV: keys}
+    out = Collector(backend.bus, "kill_out")
+    out.start()
+    live: dict[str, subprocess.Popen[bytes]] = {}
+
+    def replace() -> None:
+        name, proc = backend.spawn("effect_flow", "kill_in", "kill_out", batch=KILL_BATCH, env=env)
+        live[name] = proc
+
+    for _ in range(CONSUMERS):
+        replace()
+    started = time.perf_counter()
+    await publish_all(backend.bus, "kill_in", make_messages(count))
+    inflight = 0
+    for threshold in sorted(rng.sample(range(count // 20, count * 9 // 10), kills)):
+        await wait_until(lambda t=threshold: len(out.by_trace) >= t)
+
+        def busy() -> list[str]:
+            return sorted(n for n in live if n in out.workers)
+
+        await wait_until(lambda: bool(busy()))
+        victim = rng.choice(busy() or sorted(live))
+        proc = live.pop(victim)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        inflight += await backend.in_flight("kill_in", victim)
+        replace()  # 4 processes up again
+    if not await wait_until(lambda: len(out.by_trace) >= count):
+        print(f"bus.{backend.name}.kill: timed out; {backend.log_tail()}", file=sys.stderr)
+    elapsed = time.perf_counter() - started
+    await drain(backend, "kill_in")
+    backend.stop_all()
+    await out.close()
+
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        delivered = await client.hgetall(f"{keys}:delivered")
+        ledger = await client.lrange(f"{keys}:ledger", 0, -1)
+        stale = [k async for k in client.scan_iter(match=f"{keys}:*")]
+        if stale:
+            await client.delete(*stale)
+    finally:
+        await client.aclose()
+    return KillFigures(
+        lost=count - len(out.by_trace),
+        dup_delivered=sum(int(v) - 1 for v in delivered.values()),
+        inflight=inflight,
+        dup_effects=len(ledger) - len(set(ledger)),
+        missing_effects=count - len(set(ledger)),
+        dup_results=out.received - len(out.by_trace),
+        seed=seed,
+        elapsed=elapsed,
+    )
+
+
+# -- b. throughput ------------------------------------------------------------------
+
+
+async def in_process_rate(count: int) -> float:
+    """msgs/s of a -> b -> c in this process (emit and fetch concurrently)."""
+    flow = flow_abc()
+    flow.run()
+    messages = make_messages(count)
+
+    async def produce() -> None:
+        for message in messages:
+            await flow.emit(message)
+
+    try:
+        started = time.perf_counter()
+        producer = asyncio.create_task(produce())
+        for _ in messages:
+            await flow.fetch()
+        await producer
+        return count / (time.perf_counter() - started)
+    finally:
+        await flow.stop()
+
+
+async def bus_rate(
+    backend: Backend, stages: list[tuple[str, str, str]], count: int, warmup: int = 50
+) -> float:
+    """msgs/s through worker processes, one per (flow, ingress, egress) stage."""
+    ingress, egress = stages[0][1], stages[-1][2]
+    out = Collector(backend.bus, egress)
+    out.start()
+    try:
+        for flow, source, target in stages:
+            backend.spawn(flow, source, target, batch=FLOW_BATCH)
+        await publish_all(backend.bus, ingress, make_messages(warmup))
+        if not await wait_until(lambda: len(out.by_trace) >= warmup):
+            raise RuntimeError(f"workers did not start: {backend.log_tail()}")
+        started = time.perf_counter()
+        await publish_all(backend.bus, ingress, make_messages(count, warmup))
+        if not await wait_until(lambda: len(out.by_trace) >= warmup + count):
+            raise RuntimeError(f"results missing: {backend.log_tail()}")
+        return count / (time.perf_counter() - started)
+    finally:
+        backend.stop_all()
+        await out.close()
+
+
+# -- main -----------------------------------------------------------------------------
+
+
+def skipped(name: str, target: str, exc: BaseException) -> Result:
+    nan = float("nan")
+    return Result(name, nan, nan, "", nan, target, None, note=f"skipped: {exc!r}")
+
+
+async def _bus_results(name: str, quick: bool, logs: Path) -> list[Result]:
+    count, kills = (200, 5) if quick else (1000, 5)
+    flow_count = 300 if quick else 2000
+    kill_name = f"{count} msgs, {kills} SIGKILLs: {name}"
+    flow_name = f"a->b->c over 3 procs: {name}"
+    results: list[Result] = []
+    async with open_backend(name, logs) as backend:
+        seed = random.SystemRandom().randrange(2**31)
+        k = await kill_run(backend, count, kills, seed)
+        print(
+            f"bus.{name}.kill: lost={k.lost} dup_delivered={k.dup_delivered} "
+            f"inflight_at_kills<={k.inflight} dup_effects={k.dup_effects} "
+            f"(missing_effects={k.missing_effects} dup_results={k.dup_results} "
+            f"kills={kills} consumers={CONSUMERS} seed={k.seed} {k.elapsed:.1f}s)",
+            flush=True,
+        )
+        ok = k.lost == 0 and k.dup_effects == 0 and k.missing_effects == 0
+        results.append(
+            Result(
+                name=kill_name,
+                subject=float(k.lost + k.dup_effects),
+                floor=0.0,
+                unit="lost+dup effects",
+                ratio=1.0 if ok else float("inf"),
+                target="0 lost, 0 dup effects",
+                met=ok,
+                note=(
+                    f"lost={k.lost} dup_delivered={k.dup_delivered} "
+                    f"inflight_at_kills<={k.inflight} dup_effects={k.dup_effects}"
+                ),
+            )
+        )
+
+        local = statistics.median([await in_process_rate(flow_count) for _ in range(3)])
+        split = await bus_rate(backend, SPLIT, flow_count)
+        replicated = await bus_rate(backend, [("flow_abc", "repl_in", "repl_out")] * 3, flow_count)
+        print(
+            f"bus.{name}.flow: bus_3_procs={split:,.0f} msgs/s "
+            f"in_process={local:,.0f} msgs/s ratio={local / split:.1f}x",
+            flush=True,
+        )
+        print(
+            f"bus.{name}.flow_replicated: bus_3_procs={replicated:,.0f} msgs/s "
+            f"in_process={local:,.0f} msgs/s ratio={local / replicated:.1f}x",
+            flush=True,
+        )
+        results.append(
+            Result(
+                name=flow_name,
+                subject=split,
+                floor=local,
+                unit="msgs/s",
+                ratio=local / split,
+                target="report",
+                met=None,
+                note=(
+                    f"one node per process, batch {FLOW_BATCH}; {flow_count} msgs; "
+                    f"whole flow in each of 3 procs: {replicated:,.0f} msgs/s"
+                ),
+            )
+        )
+    return results
+
+
+async def _measure(quick: bool) -> list[Result]:
+    from nats.errors import NoServersError
+    from redis.exceptions import RedisError
+
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="penguiflow-bench-bus-") as tmp:
+        for name in ("redis", "nats"):
+            try:
+                results.extend(await _bus_results(name, quick, Path(tmp)))
+            except (OSError, TimeoutError, RedisError, NoServersError) as exc:
+                results.append(skipped(f"bus kill + flow: {name}", "0 lost, 0 dup effects", exc))
+    return results
+
+
+def main(quick: bool = False) -> list[Result]:
+    return asyncio.run(_measure(quick))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(__doc__ or "", main, "Message buses (Redis Streams, NATS JetStream)"))
