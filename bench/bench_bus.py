@@ -153,6 +153,7 @@ class Backend:
         egress: str,
         *,
         batch: int,
+        concurrency: int = 1,
         env: dict[str, str] | None = None,
     ) -> tuple[str, subprocess.Popen[bytes]]:
         """Start one worker process; (its consumer name, the process)."""
@@ -174,6 +175,8 @@ class Backend:
             str(batch),
             "--claim-idle-ms",
             str(CLAIM_IDLE_MS),
+            "--concurrency",
+            str(concurrency),
         ]
         path = f"{HERE}{os.pathsep}{ROOT / 'src'}"
         full_env = {**os.environ, "PYTHONPATH": path, **(env or {})}
@@ -422,7 +425,7 @@ async def bus_rate(
     out.start()
     try:
         for flow, source, target in stages:
-            backend.spawn(flow, source, target, batch=FLOW_BATCH)
+            backend.spawn(flow, source, target, batch=FLOW_BATCH, concurrency=FLOW_BATCH)
         await publish_all(backend.bus, ingress, make_messages(warmup))
         if not await wait_until(lambda: len(out.by_trace) >= warmup):
             raise RuntimeError(f"workers did not start: {backend.log_tail()}")
@@ -500,7 +503,7 @@ async def _bus_results(name: str, quick: bool, logs: Path) -> list[Result]:
                 target="report",
                 met=None,
                 note=(
-                    f"one node per process, batch {FLOW_BATCH}; {flow_count} msgs; "
+                    f"one node per process, batch and concurrency {FLOW_BATCH}; {flow_count} msgs; "
                     f"whole flow in each of 3 procs: {replicated:,.0f} msgs/s"
                 ),
             )

@@ -119,8 +119,15 @@ class NatsJetStreamBus:
         max_deliveries: int = 5,
         fetch_timeout_s: float = 0.2,
         stop: asyncio.Event | None = None,
+        concurrency: int = 1,
     ) -> None:
-        """Run `handler` for the edge's messages until `stop` is set (or cancelled)."""
+        """Run `handler` for the edge's messages until `stop` is set (or cancelled).
+
+        With `concurrency > 1`, up to that many messages of a fetch are handled at
+        once (no order between them); each is acked after its own handler returns.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         from nats.errors import TimeoutError as NatsTimeout
         from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -136,13 +143,22 @@ class NatsJetStreamBus:
             ),
         )
         stop = stop or asyncio.Event()
+        gate = asyncio.Semaphore(concurrency)
         while not stop.is_set():
             try:
                 messages = await subscription.fetch(batch, timeout=fetch_timeout_s)
             except (TimeoutError, NatsTimeout):
                 continue
-            for message in messages:
-                await self._deliver(edge, message, handler, max_deliveries)
+            if concurrency == 1:
+                for message in messages:
+                    await self._deliver(edge, message, handler, max_deliveries)
+                continue
+
+            async def deliver(message: Any) -> None:
+                async with gate:
+                    await self._deliver(edge, message, handler, max_deliveries)
+
+            await asyncio.gather(*(deliver(message) for message in messages))
 
     async def _deliver(
         self, edge: str, message: Any, handler: Handler, max_deliveries: int

@@ -99,33 +99,62 @@ class RedisStreamsBus:
         claim_idle_ms: int = 30_000,
         max_deliveries: int = 5,
         stop: asyncio.Event | None = None,
+        concurrency: int = 1,
     ) -> None:
         """Run `handler` for the edge's entries until `stop` is set (or cancelled).
 
         Each entry is acknowledged after its handler returns. A handler that raises
         leaves the entry pending: it is retried once idle for `claim_idle_ms`, and
-        dead-lettered after `max_deliveries` attempts.
+        dead-lettered after `max_deliveries` attempts. With `concurrency > 1`, up to
+        that many entries of a read are handled at once (no order between them).
+        Pending entries of dead consumers are reclaimed a few times per
+        `claim_idle_ms`, not on every read.
         """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         await self.ensure_group(edge, group)
         client = await self._redis()
         key = self.stream(edge)
         stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        claim_every = max(claim_idle_ms / 4000, 0.05)
+        next_claim = 0.0
+        gate = asyncio.Semaphore(concurrency)
+
+        async def deliver(entry_id: str, fields: Any, deliveries: int | None) -> None:
+            async with gate:
+                if fields is None:  # trimmed away while pending
+                    await client.xack(key, group, entry_id)
+                    return
+                await self._deliver(
+                    client, key, edge, group, entry_id, fields, handler, max_deliveries, deliveries
+                )
+
         while not stop.is_set():
-            claimed = await client.xautoclaim(
-                key, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
-            )
-            entries = list(claimed[1])
+            entries: list[Any] = []
+            fresh = False
+            if loop.time() >= next_claim:
+                claimed = await client.xautoclaim(
+                    key, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
+                )
+                entries = list(claimed[1])
+                if not entries:
+                    next_claim = loop.time() + claim_every
             if not entries:
                 response = await client.xreadgroup(
                     group, consumer, {key: ">"}, count=count, block=block_ms
                 )
                 entries = [entry for _, items in response for entry in items]
-            for entry_id, fields in entries:
-                if fields is None:  # trimmed away while pending
-                    await client.xack(key, group, entry_id)
-                    continue
-                await self._deliver(
-                    client, key, edge, group, entry_id, fields, handler, max_deliveries
+                fresh = True
+            if concurrency == 1:
+                for entry_id, fields in entries:
+                    await deliver(entry_id, fields, 1 if fresh else None)
+            else:
+                await asyncio.gather(
+                    *(
+                        deliver(entry_id, fields, 1 if fresh else None)
+                        for entry_id, fields in entries
+                    )
                 )
 
     async def _deliver(
@@ -138,9 +167,11 @@ class RedisStreamsBus:
         fields: dict[str, str],
         handler: Handler,
         max_deliveries: int,
+        deliveries: int | None = None,
     ) -> None:
-        pending = await client.xpending_range(key, group, min=entry_id, max=entry_id, count=1)
-        deliveries = int(pending[0]["times_delivered"]) if pending else 1
+        if deliveries is None:  # a reclaimed entry: ask how often it was delivered
+            pending = await client.xpending_range(key, group, min=entry_id, max=entry_id, count=1)
+            deliveries = int(pending[0]["times_delivered"]) if pending else 1
         if deliveries > max_deliveries:
             await client.xadd(self.dead_letter_stream(edge), {**fields, "entry": entry_id})
             await client.xack(key, group, entry_id)

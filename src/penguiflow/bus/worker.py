@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import hashlib
 import importlib
+import logging
 import os
 import re
 import signal
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["Bus", "consume_edge", "durable_name", "load_flow_factory", "main", "run_worker"]
 
 Bus = RedisStreamsBus | NatsJetStreamBus
+
+logger = logging.getLogger("penguiflow.bus.worker")
 
 # Namespace of the deterministic ids under which results are published on NATS.
 _RESULT_NAMESPACE = uuid.UUID("6f1d3c0e-1b7a-4c55-9d7e-2f4a8b9c0d11")
@@ -88,6 +91,7 @@ async def consume_edge(
     claim_idle_ms: int = 5_000,
     max_deliveries: int = 5,
     stop: asyncio.Event | None = None,
+    concurrency: int = 1,
 ) -> None:
     """Run `handler` for `edge` as one member of `group`, on either bus, until `stop`.
 
@@ -106,6 +110,7 @@ async def consume_edge(
             ack_wait_s=claim_idle_ms / 1000,
             max_deliveries=max_deliveries,
             stop=stop,
+            concurrency=concurrency,
         )
     else:
         await bus.consume(
@@ -117,6 +122,7 @@ async def consume_edge(
             claim_idle_ms=claim_idle_ms,
             max_deliveries=max_deliveries,
             stop=stop,
+            concurrency=concurrency,
         )
 
 
@@ -127,6 +133,70 @@ def _with_ingress(message: Message, delivery: Delivery, consumer: str | None) ->
     if consumer is not None:
         meta["worker"] = consumer
     return message.model_copy(update={"meta": meta})
+
+
+class _Results:
+    """Hands each result the local flow produces to the message of the same trace.
+
+    Lets a worker run several messages through its flow at once: results are matched
+    by trace id (not taken in arrival order), and a node that fails for good fails
+    its own message (which stays unacknowledged, so it is retried or dead-lettered).
+    """
+
+    def __init__(self, flow: PenguiFlow) -> None:
+        self._flow = flow
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._busy: dict[str, list[Any]] = {}  # trace id -> [lock, users]
+        self._task: asyncio.Task[None] | None = None
+        previous = flow._failure_observer
+
+        def failed(error: Any) -> None:
+            if previous is not None:
+                previous(error)
+            future = self._waiting.get(error.trace_id or "")
+            if future is not None and not future.done():
+                future.set_exception(error)
+
+        flow._failure_observer = failed
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._route())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _route(self) -> None:
+        while True:
+            item = await self._flow.fetch()
+            trace_id = getattr(item, "trace_id", None)
+            future = self._waiting.get(trace_id) if trace_id is not None else None
+            if future is None or future.done():
+                logger.warning("bus_worker_unclaimed_result", extra={"trace_id": trace_id})
+                continue
+            future.set_result(item)
+
+    async def run(self, message: Message, timeout_s: float | None) -> Any:
+        """Emit `message` and wait for the first result of its trace."""
+        trace_id = message.trace_id
+        entry = self._busy.get(trace_id)
+        if entry is None:
+            entry = self._busy[trace_id] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:  # two deliveries of one trace at once: one after the other
+                future = asyncio.get_running_loop().create_future()
+                self._waiting[trace_id] = future
+                try:
+                    await self._flow.emit(message)
+                    return await asyncio.wait_for(future, timeout_s)
+                finally:
+                    del self._waiting[trace_id]
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._busy[trace_id]
 
 
 async def run_worker(
@@ -141,18 +211,30 @@ async def run_worker(
     claim_idle_ms: int = 5_000,
     max_deliveries: int = 5,
     stop: asyncio.Event | None = None,
+    concurrency: int = 1,
+    result_timeout_s: float | None = None,
 ) -> None:
-    """Feed the flow from `ingress`, publish each result to `egress`, until `stop`."""
+    """Feed the flow from `ingress`, publish each result to `egress`, until `stop`.
+
+    `concurrency` messages run through the local flow at once (results are matched
+    to messages by trace id). A message whose flow fails, or gives no result within
+    `result_timeout_s`, is left unacknowledged: retried, then dead-lettered.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     name = consumer or default_consumer()
-    lock = asyncio.Lock()  # one message through the local flow at a time, in order
+    results = _Results(flow)
+    lock = asyncio.Lock()  # payloads without a trace id: one at a time, in order
 
     async def handle(delivery: Delivery) -> None:
         message = delivery.envelope.payload
         if isinstance(message, Message):
             message = _with_ingress(message, delivery, None)
-        async with lock:
-            await flow.emit(message)
-            result = await flow.fetch()
+            result = await results.run(message, result_timeout_s)
+        else:
+            async with lock:
+                await flow.emit(message)
+                result = await asyncio.wait_for(flow.fetch(), result_timeout_s)
         if isinstance(result, Message):
             result = _with_ingress(result, delivery, name)
         envelope = BusEnvelope(
@@ -171,6 +253,7 @@ async def run_worker(
             await bus.publish(envelope)
 
     flow.run()
+    results.start()
     try:
         await consume_edge(
             bus,
@@ -182,8 +265,10 @@ async def run_worker(
             claim_idle_ms=claim_idle_ms,
             max_deliveries=max_deliveries,
             stop=stop,
+            concurrency=concurrency,
         )
     finally:
+        await results.close()
         await flow.stop()
 
 
@@ -215,6 +300,15 @@ def _parser() -> argparse.ArgumentParser:
         "--batch", type=int, default=1, help="messages taken per read (keep small for slow flows)"
     )
     parser.add_argument("--max-deliveries", type=int, default=5, help="then dead-letter")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="messages run through the flow at once"
+    )
+    parser.add_argument(
+        "--result-timeout-s",
+        type=float,
+        default=None,
+        help="give up on a message whose flow gives no result this long (then it is retried)",
+    )
     return parser
 
 
@@ -224,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.redis is not None and args.stream is not None:
         parser.error("--stream applies to --nats only")
-    for option in ("claim_idle_ms", "batch", "max_deliveries"):
+    for option in ("claim_idle_ms", "batch", "max_deliveries", "concurrency"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
     try:
@@ -260,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 claim_idle_ms=args.claim_idle_ms,
                 max_deliveries=args.max_deliveries,
                 stop=stop,
+                concurrency=args.concurrency,
+                result_timeout_s=args.result_timeout_s,
             )
         finally:
             await bus.close()
