@@ -285,3 +285,21 @@ async def test_idle_streams_get_keep_alive_comments() -> None:
     assert text.index("part 0") < text.index(": keep-alive") < text.index("part 1")
     ids = {"taskId": reply.headers["x-a2a-task-id"], "contextId": reply.headers["x-a2a-context-id"]}
     assert text.endswith(f"event: done\ndata: {json.dumps(ids)}\n\n")
+
+
+async def test_a_trace_id_can_be_used_again_after_its_task_was_cancelled(echo_server) -> None:
+    url, adapter = echo_server
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        body = {"payload": {"sleep": 30}, "taskId": "first", "traceId": "again"}
+        waiting = asyncio.create_task(client.post("/message/send", json=body))
+        while adapter.active_tasks == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        await client.post("/tasks/cancel", json={"taskId": "first"})
+        assert (await waiting).json()["status"] == "cancelled"
+        second = await client.post(
+            "/message/send", json={"payload": 2, "taskId": "second", "traceId": "again"}
+        )
+    assert second.json()["status"] == "succeeded"
+    assert second.json()["output"] == {"echo": 2}
+    assert not adapter._flow._traces

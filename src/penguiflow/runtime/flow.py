@@ -261,7 +261,7 @@ class PenguiFlow:
         if (
             state is not None
             and state.pending <= 0
-            and not state.waiters
+            and all(waiter.done() for waiter in state.waiters)
             and not self._inflight(trace_id)
         ):
             del self._traces[trace_id]
