@@ -6,7 +6,8 @@ called (`pip install penguiflow[a2a-server]`).
 
 from __future__ import annotations
 
-from .auth import Principal, bearer_token_auth
+from .auth import Principal as Principal  # beyond the spec: not in __all__
+from .auth import bearer_token_auth as bearer_token_auth
 from .models import A2AAgentCard, A2AMessagePayload, A2ASkill, A2ATaskCancelRequest
 from .server import A2AServerAdapter, create_a2a_app
 
@@ -18,6 +19,3 @@ __all__ = [
     "A2AServerAdapter",
     "create_a2a_app",
 ]
-
-# Beyond the spec's names (not in __all__, importable by name).
-_EXTRAS = (Principal, bearer_token_auth)

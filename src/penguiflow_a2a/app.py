@@ -79,7 +79,7 @@ def create_a2a_app(
     @app.get("/.well-known/agent-card.json")
     @app.get("/.well-known/agent.json", include_in_schema=False)
     async def agent_card(request: Request) -> dict[str, Any]:
-        url = adapter.agent_url.rstrip("/") + (jsonrpc_path if jsonrpc_path != "/" else "/")
+        url = adapter.agent_url.rstrip("/") + jsonrpc_path
         return agent_card_json(adapter, url=url, authenticated=auth is not None)
 
     @app.post("/message/send")

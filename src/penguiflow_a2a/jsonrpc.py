@@ -19,9 +19,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from penguiflow.transports.a2a_parts import from_parts, to_parts
+
 from .auth import Principal
 from .models import A2AMessagePayload
-from .server import A2ARequestError, A2AServerAdapter
+from .server import A2ARequestError, A2AServerAdapter, outcome_error
 from .sse import dumps
 from .tasks import Outcome, TaskRecord
 
@@ -30,7 +32,6 @@ __all__ = ["handle_jsonrpc", "JsonRpcReply", "agent_card_json", "PROTOCOL_VERSIO
 logger = logging.getLogger("penguiflow_a2a")
 
 PROTOCOL_VERSION = "0.3.0"
-WRAPPED = "penguiflow/wrapped"  # part metadata: `data` is {"value": <non-object payload>}
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -170,25 +171,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _parts(value: Any) -> list[dict[str, Any]]:
-    if isinstance(value, str):
-        return [{"kind": "text", "text": value}]
-    if isinstance(value, dict):
-        return [{"kind": "data", "data": value}]
-    return [{"kind": "data", "data": {"value": value}, "metadata": {WRAPPED: True}}]
-
-
 def _payload_of(parts: list[TextPart | DataPart | FilePart]) -> Any:
-    values: list[Any] = []
-    for part in parts:
-        if isinstance(part, TextPart):
-            values.append(part.text)
-        elif isinstance(part, DataPart):
-            wrapped = bool(part.metadata and part.metadata.get(WRAPPED))
-            values.append(part.data.get("value") if wrapped else part.data)
-        else:
-            raise _RpcError(CONTENT_TYPE_NOT_SUPPORTED, "Incompatible content types: file parts")
-    return values[0] if len(values) == 1 else values
+    if any(isinstance(part, FilePart) for part in parts):
+        raise _RpcError(CONTENT_TYPE_NOT_SUPPORTED, "Incompatible content types: file parts")
+    return from_parts(part.model_dump() for part in parts)
 
 
 def _status(record: TaskRecord) -> dict[str, Any]:
@@ -200,13 +186,8 @@ def _status(record: TaskRecord) -> dict[str, Any]:
 
 
 def _agent_message(record: TaskRecord, outcome: Outcome) -> dict[str, Any]:
-    if outcome.kind == "cancelled":
-        text, data = "Trace cancelled", {"code": "TRACE_CANCELLED"}
-    elif outcome.kind == "timeout":
-        text, data = "no result within the time limit", {"code": "TIMEOUT"}
-    else:
-        data = dict(outcome.error or {})
-        text = str(data.get("message") or outcome.kind)
+    data = outcome_error(outcome)
+    text = str(data.get("message") or outcome.kind)
     return {
         "kind": "message",
         "role": "agent",
@@ -224,7 +205,7 @@ def _result_artifact(record: TaskRecord, outcome: Outcome) -> dict[str, Any]:
     return {
         "artifactId": f"{record.task_id}-result",
         "name": "result",
-        "parts": _parts(outcome.output),
+        "parts": to_parts(outcome.output),
         "metadata": metadata,
     }
 

@@ -241,12 +241,17 @@ class A2AServerAdapter:
 
     # -- requests --------------------------------------------------------------------
 
-    def _prepare(
+    def prepare(
         self,
         request: A2AMessagePayload,
-        principal: Principal | None,
+        *,
+        principal: Principal | None = None,
         a2a_message: dict[str, Any] | None = None,
     ) -> TaskRecord:
+        """Register a task for `request` without running it (errors: `A2ARequestError`).
+
+        `a2a_message` is the A2A message that asked for it (kept as its history).
+        """
         if not self._started:
             raise A2ARequestError(status_code=503, detail="flow is not running")
         merged = {**self._default_headers, **dict(request.headers)}
@@ -298,9 +303,9 @@ class A2AServerAdapter:
         await self._flow.save_remote_binding(binding)
 
     def _release(self, record: TaskRecord) -> None:
-        event = self._flow._traces.get(record.trace_id)
-        if event is not None and event.event is not None:
-            event.event.remove_listener(record.mark_cancelled)
+        state = self._flow._traces.get(record.trace_id)
+        if state is not None and state.event is not None:
+            state.event.remove_listener(record.mark_cancelled)
         self._tasks.release(record)
         self._in_transit.pop(record.trace_id, None)
         self._flow._discard_idle_trace(record.trace_id)
@@ -426,7 +431,7 @@ class A2AServerAdapter:
         self, request: A2AMessagePayload, *, principal: Principal | None = None
     ) -> dict[str, Any]:
         """Run one request to its first result; see the spec for the response shapes."""
-        record = self._prepare(request, principal)
+        record = self.prepare(request, principal=principal)
         outcome = Outcome("no_result")
         async for step in self.run_task(record):
             if step.outcome is not None:
@@ -459,7 +464,7 @@ class A2AServerAdapter:
         self, request: A2AMessagePayload, *, principal: Principal | None = None
     ) -> tuple[AsyncIterator[bytes], str, str]:
         """Prepare a request now; return `(SSE byte frames, taskId, contextId)`."""
-        record = self._prepare(request, principal)
+        record = self.prepare(request, principal=principal)
         return self.guard_unstarted(self._sse(record), record), record.task_id, record.context_id
 
     def guard_unstarted(
@@ -495,15 +500,10 @@ class A2AServerAdapter:
                     continue
                 if outcome.kind in ("result", "no_result"):
                     yield event_frame("artifact", {**ids, "output": outcome.output})
-                elif outcome.kind == "cancelled":
-                    yield event_frame(
-                        "error", {**ids, "code": "TRACE_CANCELLED", "message": "Trace cancelled"}
-                    )
                 elif outcome.kind == "failed":
-                    yield event_frame("error", {**(outcome.error or {}), **ids})
+                    yield event_frame("error", {**outcome_error(outcome), **ids})
                 else:
-                    error = {"code": _ERROR_CODES[outcome.kind], "message": _message(outcome)}
-                    yield event_frame("error", {**ids, **error})
+                    yield event_frame("error", {**ids, **outcome_error(outcome)})
                 yield event_frame("done", ids)
         finally:
             await steps.aclose()
@@ -526,16 +526,6 @@ class A2AServerAdapter:
         }
 
     # -- beyond the spec: used by the JSON-RPC endpoint ------------------------------
-
-    def prepare(
-        self,
-        request: A2AMessagePayload,
-        *,
-        principal: Principal | None = None,
-        a2a_message: dict[str, Any] | None = None,
-    ) -> TaskRecord:
-        """Register a task for `request` (errors as `A2ARequestError`) without running it."""
-        return self._prepare(request, principal, a2a_message)
 
     def get_task(self, task_id: str, *, principal: Principal | None = None) -> TaskRecord | None:
         """A task visible to `principal` (active or recently finished), else `None`."""
@@ -578,15 +568,23 @@ _STATE_OF: dict[str, Any] = {
     "shutdown": "failed",
     "internal": "failed",
 }
-_ERROR_CODES = {"timeout": "TIMEOUT", "shutdown": "INTERNAL_ERROR", "internal": "INTERNAL_ERROR"}
 
 
-def _message(outcome: Outcome) -> str:
+def outcome_error(outcome: Outcome) -> dict[str, Any]:
+    """The error payload of an outcome that is not a result: `code`, `message`, ...
+
+    A failure gives its FlowError payload; the others a code and a fixed message.
+    """
+    if outcome.kind == "failed":
+        return dict(outcome.error or {})
+    if outcome.kind == "cancelled":
+        return {"code": "TRACE_CANCELLED", "message": "Trace cancelled"}
     if outcome.kind == "timeout":
-        return "no result within the time limit"
+        return {"code": "TIMEOUT", "message": "no result within the time limit"}
     if outcome.kind == "shutdown":
-        return "flow is shutting down"
-    return str((outcome.error or {}).get("message") or "internal error")
+        return {"code": "INTERNAL_ERROR", "message": "flow is shutting down"}
+    message = (outcome.error or {}).get("message") or "internal error"
+    return {"code": "INTERNAL_ERROR", "message": str(message)}
 
 
 def create_a2a_app(

@@ -16,6 +16,18 @@ from penguiflow import Headers, Message, Node, NodePolicy, create  # noqa: E402
 from penguiflow.core import PenguiFlow  # noqa: E402
 from penguiflow_a2a import A2AServerAdapter, create_a2a_app  # noqa: E402
 
+CARD_FIELDS = [  # A2AAgentCard.to_payload(): declared fields, in order
+    "name",
+    "description",
+    "version",
+    "schema_version",
+    "tags",
+    "capabilities",
+    "skills",
+    "contact_url",
+    "documentation_url",
+]
+
 CARD = {
     "name": "echo-agent",
     "description": "Echoes what it gets",

@@ -13,24 +13,14 @@ import pytest
 from penguiflow_a2a import A2AMessagePayload, A2ATaskCancelRequest, create_a2a_app
 from penguiflow_a2a.server import A2ARequestError
 
-from .conftest import adapter_for, chatter_flow, echo_flow, served
+from .conftest import CARD_FIELDS, adapter_for, chatter_flow, echo_flow, served
 
 
 async def test_agent_route_returns_the_card_payload(echo_server) -> None:
     url, _ = echo_server
     async with httpx.AsyncClient(base_url=url) as client:
         card = (await client.get("/agent")).json()
-    assert list(card) == [
-        "name",
-        "description",
-        "version",
-        "schema_version",
-        "tags",
-        "capabilities",
-        "skills",
-        "contact_url",
-        "documentation_url",
-    ]
+    assert list(card) == CARD_FIELDS
     assert card["skills"][0] == {
         "name": "echo",
         "description": "echo the payload",

@@ -19,7 +19,7 @@ from penguiflow_a2a import (
 )
 from penguiflow_a2a.server import A2ARequestError, RookeryResult
 
-from .conftest import echo_flow
+from .conftest import CARD_FIELDS, echo_flow
 
 
 def test_exports_match_the_spec() -> None:
@@ -69,18 +69,7 @@ def test_card_and_skill_keep_extra_fields_and_dump_in_declaration_order() -> Non
         name="n", description="d", skills=[A2ASkill(name="s", description="x", cost=3)], team="t"
     )
     payload = card.to_payload()
-    assert list(payload) == [
-        "name",
-        "description",
-        "version",
-        "schema_version",
-        "tags",
-        "capabilities",
-        "skills",
-        "contact_url",
-        "documentation_url",
-        "team",
-    ]
+    assert list(payload) == [*CARD_FIELDS, "team"]
     assert payload["skills"][0]["cost"] == 3
     assert payload["version"] == "1.0.0"
     assert payload["schema_version"] == "1.0"

@@ -83,24 +83,42 @@ class Recorder:
         return [e.event_type for e in self.events if e.event_type.startswith("remote_")]
 
 
+@contextlib.asynccontextmanager
+async def calling_flow(
+    transport: A2AHttpTransport, url: str, *, streaming: bool = False, recorder: Any = None
+) -> AsyncIterator[Any]:
+    """A running flow of one `RemoteNode` calling the agent at `url`; stopped on exit."""
+    remote = RemoteNode(
+        transport=transport,
+        skill="skill",
+        agent_url=f"{url}/",
+        name="remote",
+        policy=NO_VALIDATION,
+        streaming=streaming,
+    )
+    flow = create(remote.to(), middlewares=[recorder] if recorder is not None else None)
+    flow.run()
+    try:
+        yield flow
+    finally:
+        await flow.stop()
+
+
+async def wait_idle(adapter: Any) -> None:
+    """Wait (up to 3 s) until the agent has no task and no trace left."""
+    for _ in range(300):
+        if adapter.active_tasks == 0 and not adapter._flow._traces:
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_a_remote_node_calls_a_flow_served_in_another_process() -> None:
     with agent_process("echo_app") as url:
         async with A2AHttpTransport(allow_private=True) as transport:
-            remote = RemoteNode(
-                transport=transport,
-                skill="echo",
-                agent_url=f"{url}/",
-                name="remote",
-                policy=NO_VALIDATION,
-            )
             recorder = Recorder()
-            flow = create(remote.to(), middlewares=[recorder])
-            flow.run()
-            try:
+            async with calling_flow(transport, url, recorder=recorder) as flow:
                 await flow.emit(message({"q": "hello"}))
                 result = await asyncio.wait_for(flow.fetch(), 10)
-            finally:
-                await flow.stop()
     assert result == {"echo": {"q": "hello"}}
     assert recorder.kinds() == ["remote_call_start", "remote_call_success"]
     success = next(e for e in recorder.events if e.event_type == "remote_call_success").extra
@@ -114,23 +132,11 @@ async def test_streaming_chunks_arrive_in_order_with_no_gaps() -> None:
         served(create_a2a_app(adapter)) as url,
         A2AHttpTransport(allow_private=True) as transport,
     ):
-        remote = RemoteNode(
-            transport=transport,
-            skill="chat",
-            agent_url=f"{url}/",
-            name="remote",
-            policy=NO_VALIDATION,
-            streaming=True,
-        )
-        flow = create(remote.to())
-        flow.run()
-        try:
+        async with calling_flow(transport, url, streaming=True) as flow:
             await flow.emit(message({"chunks": 50}))
             received: list[Any] = []
             while not received or isinstance(received[-1], Message):
                 received.append(await asyncio.wait_for(flow.fetch(), 10))
-        finally:
-            await flow.stop()
     chunks = [item.payload for item in received[:-1]]
     assert all(isinstance(chunk, StreamChunk) for chunk in chunks)
     assert [chunk.text for chunk in chunks] == [f"part {i}" for i in range(50)]
@@ -146,32 +152,17 @@ async def test_cancelling_the_trace_mid_stream_cancels_the_remote_task() -> None
         served(create_a2a_app(adapter)) as url,
         A2AHttpTransport(allow_private=True) as transport,
     ):
-        remote = RemoteNode(
-            transport=transport,
-            skill="chat",
-            agent_url=f"{url}/",
-            name="remote",
-            policy=NO_VALIDATION,
-            streaming=True,
-        )
         recorder = Recorder()
-        flow = create(remote.to(), middlewares=[recorder])
-        flow.run()
-        try:
+        async with calling_flow(transport, url, streaming=True, recorder=recorder) as flow:
             await flow.emit(message({"chunks": 500, "gap": 0.02}, trace_id="to-cancel"))
             for _ in range(3):
                 chunk = await asyncio.wait_for(flow.fetch(), 10)
                 assert isinstance(chunk.payload, StreamChunk)
             assert adapter.active_tasks == 1
             assert await flow.cancel("to-cancel")
-            for _ in range(300):
-                if adapter.active_tasks == 0 and not remote_flow._traces:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_idle(adapter)
             assert adapter.active_tasks == 0
             assert not remote_flow._traces  # the remote trace stopped too
-        finally:
-            await flow.stop()
     assert "remote_call_success" not in recorder.kinds()
 
 
@@ -306,25 +297,11 @@ async def test_cancelling_a_unary_remote_call_cancels_the_remote_trace() -> None
         served(create_a2a_app(adapter)) as url,
         A2AHttpTransport(allow_private=True) as transport,
     ):
-        remote = RemoteNode(
-            transport=transport,
-            skill="echo",
-            agent_url=f"{url}/",
-            name="remote",
-            policy=NO_VALIDATION,
-        )
-        flow = create(remote.to())
-        flow.run()
-        try:
+        async with calling_flow(transport, url) as flow:
             await flow.emit(message({"sleep": 30}, trace_id="unary"))
             while adapter.active_tasks == 0:
                 await asyncio.sleep(0.01)
             assert await flow.cancel("unary")
-            for _ in range(300):
-                if adapter.active_tasks == 0 and not adapter._flow._traces:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_idle(adapter)
             assert adapter.active_tasks == 0
             assert not adapter._flow._traces
-        finally:
-            await flow.stop()

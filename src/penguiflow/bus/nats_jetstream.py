@@ -143,21 +143,17 @@ class NatsJetStreamBus:
             ),
         )
         stop = stop or asyncio.Event()
-        gate = asyncio.Semaphore(concurrency)
+        gate = asyncio.Semaphore(concurrency)  # 1: one at a time, in fetch order
+
+        async def deliver(message: Any) -> None:
+            async with gate:
+                await self._deliver(edge, message, handler, max_deliveries)
+
         while not stop.is_set():
             try:
                 messages = await subscription.fetch(batch, timeout=fetch_timeout_s)
             except (TimeoutError, NatsTimeout):
                 continue
-            if concurrency == 1:
-                for message in messages:
-                    await self._deliver(edge, message, handler, max_deliveries)
-                continue
-
-            async def deliver(message: Any) -> None:
-                async with gate:
-                    await self._deliver(edge, message, handler, max_deliveries)
-
             await asyncio.gather(*(deliver(message) for message in messages))
 
     async def _deliver(

@@ -146,16 +146,8 @@ class RedisStreamsBus:
                 )
                 entries = [entry for _, items in response for entry in items]
                 fresh = True
-            if concurrency == 1:
-                for entry_id, fields in entries:
-                    await deliver(entry_id, fields, 1 if fresh else None)
-            else:
-                await asyncio.gather(
-                    *(
-                        deliver(entry_id, fields, 1 if fresh else None)
-                        for entry_id, fields in entries
-                    )
-                )
+            deliveries = 1 if fresh else None  # fresh reads are first deliveries
+            await asyncio.gather(*(deliver(eid, fields, deliveries) for eid, fields in entries))
 
     async def _deliver(
         self,

@@ -26,11 +26,11 @@ from httpx_sse import EventSource
 from pydantic_core import to_jsonable_python
 
 from ..remote import RemoteCallRequest, RemoteCallResult, RemoteStreamEvent
+from .a2a_parts import from_parts, to_parts
 from .url_policy import URLPolicy, same_origin
 
 __all__ = ["A2AHttpTransport", "RemoteCallError"]
 
-WRAPPED = "penguiflow/wrapped"
 _FAILED_STATES = frozenset({"failed", "canceled", "rejected", "input-required", "auth-required"})
 _DONE_CODES = frozenset({-32001, -32002})  # task not found / not cancelable: already over
 
@@ -46,32 +46,6 @@ class RemoteCallError(RuntimeError):
 
 def _jsonable(value: Any) -> Any:
     return to_jsonable_python(value, fallback=repr)
-
-
-def _parts(value: Any) -> list[dict[str, Any]]:
-    value = _jsonable(value)
-    if isinstance(value, str):
-        return [{"kind": "text", "text": value}]
-    if isinstance(value, dict):
-        return [{"kind": "data", "data": value}]
-    return [{"kind": "data", "data": {"value": value}, "metadata": {WRAPPED: True}}]
-
-
-def _value_of(parts: Iterable[Mapping[str, Any]]) -> Any:
-    values: list[Any] = []
-    for part in parts:
-        kind = part.get("kind")
-        if kind == "text":
-            values.append(part.get("text"))
-        elif kind == "data":
-            data = part.get("data")
-            wrapped = isinstance(part.get("metadata"), Mapping) and part["metadata"].get(WRAPPED)
-            values.append(data.get("value") if wrapped and isinstance(data, Mapping) else data)
-        else:
-            values.append(dict(part))
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else values
 
 
 def _status_text(status: Mapping[str, Any]) -> str:
@@ -270,7 +244,7 @@ def _send_params(request: RemoteCallRequest, *, blocking: bool) -> dict[str, Any
             "kind": "message",
             "role": "user",
             "messageId": uuid.uuid4().hex,
-            "parts": _parts(message.payload),
+            "parts": to_parts(_jsonable(message.payload)),
             "metadata": metadata,
         },
         "configuration": {"blocking": blocking},
@@ -279,7 +253,7 @@ def _send_params(request: RemoteCallRequest, *, blocking: bool) -> dict[str, Any
 
 def _final_value(result: Mapping[str, Any]) -> Any:
     if result.get("kind") == "message":
-        return _value_of(result.get("parts", []))
+        return from_parts(result.get("parts", []))
     status = result.get("status", {})
     state = status.get("state")
     if state in _FAILED_STATES:
@@ -295,7 +269,7 @@ def _final_value(result: Mapping[str, Any]) -> Any:
             chosen = artifact
     if chosen is None and artifacts:
         chosen = artifacts[-1]
-    return None if chosen is None else _value_of(chosen.get("parts", []))
+    return None if chosen is None else from_parts(chosen.get("parts", []))
 
 
 def _is_final(event: Mapping[str, Any]) -> bool:
@@ -313,7 +287,7 @@ def _stream_event(event: Mapping[str, Any], url: str) -> RemoteStreamEvent | Non
     kind = event.get("kind")
     if kind == "message":
         return RemoteStreamEvent(
-            result=_value_of(event.get("parts", [])),
+            result=from_parts(event.get("parts", [])),
             done=True,
             context_id=event.get("contextId"),
             task_id=event.get("taskId"),
@@ -344,7 +318,7 @@ def _stream_event(event: Mapping[str, Any], url: str) -> RemoteStreamEvent | Non
         meta = artifact.get("metadata") or {}
         texts = [p for p in parts if p.get("kind") == "text"]
         if meta.get("penguiflow/role") == "result" or len(texts) != len(parts):
-            return RemoteStreamEvent(result=_value_of(parts), **ids)
+            return RemoteStreamEvent(result=from_parts(parts), **ids)
         chunk_meta = meta.get("meta") if "seq" in meta else meta
         return RemoteStreamEvent(
             text="".join(str(p.get("text", "")) for p in texts),
