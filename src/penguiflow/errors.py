@@ -1,4 +1,34 @@
-"""Traceable errors produced by the runtime."""
+"""Every error penguiflow raises, under one root: `PenguiflowError`.
+
+Each error also keeps the builtin base that code written for the specified API
+catches (`except KeyError`, `except RuntimeError`, ...), so both styles work::
+
+    PenguiflowError
+    ├── FlowError                          a node failed for good (trace, node, cause)
+    ├── TraceCancelled                     work of a cancelled trace (penguiflow.core)
+    ├── CycleError (RuntimeError)          the graph has a forbidden cycle (penguiflow.core)
+    ├── NodeSignatureError (ValueError)    a node function is not `(message, ctx)`
+    ├── UnknownTargetError (KeyError)      emit/fetch named a peer that is not connected
+    ├── RegistryCoverageError (RuntimeError)   run(registry=) lacks validating nodes
+    ├── FlowLifecycleError (RuntimeError)  the flow is not in the state the call needs
+    │   └── FlowStoppedError               emit() after stop(), before the next run()
+    ├── ContextError (RuntimeError)        a Context used without a flow or floes
+    ├── StateStoreError (RuntimeError)     penguiflow.state
+    │   ├── InvalidDataError (ValueError)
+    │   └── CorruptRecordError
+    ├── ResumeTokenError (KeyError)        penguiflow.state: unknown or used resume token
+    ├── LLMError (RuntimeError)            penguiflow.planner.clients: a failed LLM call
+    │   └── LLMRateLimitError, LLMServerError, LLMTimeoutError, LLMConnectionError,
+    │       LLMEmptyResponseError, LLMRequestError
+    ├── PlannerError (RuntimeError)        penguiflow.planner: a run cannot go on
+    ├── BusError (RuntimeError)            penguiflow.bus: a broker refused or failed
+    ├── RemoteCallError (RuntimeError)     penguiflow.transports: a remote agent failed
+    ├── UnsafeURLError (ValueError)        penguiflow.transports: a refused agent URL
+    ├── ScriptExhaustedError (RuntimeError)    penguiflow.testkit: a script ran out
+    └── A2ARequestError                    penguiflow_a2a: a refused request (HTTP status)
+
+Errors of optional extras live in the module that needs the extra, and join this root.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +37,10 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = ["FlowError", "FlowErrorCode"]
+
+
+class PenguiflowError(Exception):
+    """The root of every error raised by penguiflow (see the module docstring)."""
 
 
 class FlowErrorCode(StrEnum):
@@ -20,7 +54,7 @@ class FlowErrorCode(StrEnum):
     TOKEN_BUDGET_EXHAUSTED = "TOKEN_BUDGET_EXHAUSTED"
 
 
-class FlowError(Exception):
+class FlowError(PenguiflowError):
     """A node failure with the trace, node and original exception attached.
 
     Built by the runtime when a node fails for good (after its retries); delivered
@@ -102,13 +136,13 @@ class FlowError(Exception):
         )
 
 
-# Typed configuration errors. Each subclasses the builtin exception the specification
-# names, with the specified message, so code catching `KeyError`/`RuntimeError`/`ValueError`
-# keeps working; the extra attributes name what was wrong. Not in `__all__`, which the
-# specification fixes.
+# Typed errors for the calls the specification answers with a builtin exception. Each
+# also subclasses that builtin, with the specified message, so code catching
+# `KeyError`/`RuntimeError`/`ValueError` keeps working; the extra attributes name what
+# was wrong. Not in `__all__`, which the specification fixes.
 
 
-class NodeSignatureError(ValueError):
+class NodeSignatureError(PenguiflowError, ValueError):
     """A node function does not have the `(message, ctx)` shape."""
 
     def __init__(self, message: str, *, node_name: str) -> None:
@@ -116,7 +150,7 @@ class NodeSignatureError(ValueError):
         self.node_name = node_name
 
 
-class UnknownTargetError(KeyError):
+class UnknownTargetError(PenguiflowError, KeyError):
     """`emit`/`fetch` named a peer that is not connected to the emitting context."""
 
     def __init__(self, message: str, *, target: str, owner: str) -> None:
@@ -125,7 +159,7 @@ class UnknownTargetError(KeyError):
         self.owner = owner
 
 
-class RegistryCoverageError(RuntimeError):
+class RegistryCoverageError(PenguiflowError, RuntimeError):
     """`run(registry=...)` was given a registry lacking validating nodes."""
 
     def __init__(self, message: str, *, node_names: tuple[str, ...]) -> None:
@@ -133,5 +167,13 @@ class RegistryCoverageError(RuntimeError):
         self.node_names = node_names
 
 
-class FlowStoppedError(RuntimeError):
+class FlowLifecycleError(PenguiflowError, RuntimeError):
+    """A flow call made in the wrong lifecycle state (already running, not running)."""
+
+
+class FlowStoppedError(FlowLifecycleError):
     """A message was emitted into a flow after `stop()` and before the next `run()`."""
+
+
+class ContextError(PenguiflowError, RuntimeError):
+    """A `Context` used without a flow, or asked to fetch with no incoming floes."""

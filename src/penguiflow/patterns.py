@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
+from .core import Context
 from .errors import UnknownTargetError
 from .node import Node, NodePolicy
 from .policies import PolicyLike, RoutingDecisionType, RoutingRequest, evaluate_policy
-from .runtime.context import Context
 from .types import Message
 
 __all__ = ["map_concurrent", "join_k", "predicate_router", "union_router"]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeAlias, cast, runtime_checkable
 
+from .core import Context
 from .node import Node
-from .runtime.context import Context
 
 __all__ = [
     "DictRoutingPolicy",

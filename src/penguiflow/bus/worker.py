@@ -42,7 +42,7 @@ from .protocol import BusEnvelope
 from .redis_streams import RedisStreamsBus
 
 if TYPE_CHECKING:
-    from ..runtime.flow import PenguiFlow
+    from ..core import PenguiFlow
 
 __all__ = ["Bus", "consume_edge", "durable_name", "load_flow_factory", "main", "run_worker"]
 
