@@ -32,11 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from penguiflow import Headers, Message, Node, NodePolicy, PenguiFlow, create
-from penguiflow.bus import BusEnvelope
-from penguiflow.bus._codec import Delivery
+from penguiflow.bus import BusEnvelope, ConsumerBus, Delivery
 from penguiflow.bus.nats_jetstream import NatsJetStreamBus
 from penguiflow.bus.redis_streams import RedisStreamsBus
-from penguiflow.bus.worker import Bus, consume_edge
 
 HERE = Path(__file__).resolve().parent
 WORKERS = 3
@@ -62,7 +60,7 @@ def build_flow() -> PenguiFlow:
     return create(first.to(second), second.to())
 
 
-async def run(bus: Bus, worker_args: list[str]) -> None:
+async def run(bus: ConsumerBus, worker_args: list[str]) -> None:
     path = [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     command = [sys.executable, "-m", "penguiflow.bus.worker", "--flow", "bus_workers:build_flow"]
@@ -82,7 +80,7 @@ async def run(bus: Bus, worker_args: list[str]) -> None:
             done.set()
 
     stop = asyncio.Event()
-    collector = asyncio.create_task(consume_edge(bus, "replies", "collector", collect, stop=stop))
+    collector = asyncio.create_task(bus.consume("replies", "collector", collect, stop=stop))
     try:
         for i in range(TICKETS):
             text = f"ticket {i}: " + ("invoice is wrong" if i % 3 == 0 else "cannot log in")
@@ -124,7 +122,7 @@ async def main() -> None:
     try:
         await run(redis_bus, ["--redis", args.redis, "--prefix", prefix])
     finally:
-        client = await redis_bus._redis()
+        client = await redis_bus.redis()
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
         if keys:
             await client.delete(*keys)

@@ -18,7 +18,7 @@ async def bus() -> AsyncIterator[RedisStreamsBus]:
 
     prefix = f"pfbus:{uuid.uuid4().hex[:10]}"
     bus = RedisStreamsBus(REDIS_URL, prefix=prefix)
-    client = await bus._redis()
+    client = await bus.redis()
     try:
         await client.ping()
     except (RedisError, OSError) as exc:

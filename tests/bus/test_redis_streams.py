@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
-from penguiflow.bus import BusEnvelope
-from penguiflow.bus.redis_streams import Delivery, RedisStreamsBus
+from penguiflow.bus import BusEnvelope, Delivery
+from penguiflow.bus.redis_streams import RedisStreamsBus
 
 
 async def consume_until(
@@ -16,7 +16,7 @@ async def consume_until(
 ) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(
-        bus.consume(edge, "workers", consumer, handler, block_ms=20, stop=stop, **kw)
+        bus.consume(edge, "workers", handler, consumer=consumer, poll_ms=20, stop=stop, **kw)
     )
     try:
         await asyncio.wait_for(done.wait(), 10)
@@ -57,7 +57,7 @@ async def test_a_flow_publishes_every_edge_and_a_group_consumes_with_acks(
     assert seen[0].envelope.trace_id == sent[0].trace_id
     assert seen[0].envelope.headers == {"tenant": "acme", "topic": None, "priority": 0}
     assert len({d.msg_id for d in seen}) == 5
-    client = await bus._redis()
+    client = await bus.redis()
     pending = await client.xpending(bus.stream("OpenSea->shout"), "workers")
     assert pending["pending"] == 0
     assert await client.xlen(bus.stream("shout->Rookery")) == 5
@@ -68,7 +68,7 @@ async def test_entries_a_dead_consumer_left_pending_are_reclaimed(bus: RedisStre
     for i in range(3):
         await bus.publish(BusEnvelope(edge, "a", "b", f"t{i}", {"n": i}, None, None))
     await bus.ensure_group(edge, "workers")
-    client = await bus._redis()
+    client = await bus.redis()
     # A consumer takes everything, then dies before acknowledging.
     await client.xreadgroup("workers", "dead", {bus.stream(edge): ">"}, count=10)
 
@@ -93,7 +93,7 @@ async def test_an_entry_that_keeps_failing_goes_to_the_dead_letter_stream(
     await bus.publish(BusEnvelope(edge, "a", "poison", "t", {"bad": True}, None, None))
     attempts: list[int] = []
     done = asyncio.Event()
-    client = await bus._redis()
+    client = await bus.redis()
 
     async def handle(delivery: Delivery) -> None:
         attempts.append(delivery.deliveries)
@@ -115,7 +115,7 @@ async def test_duplicates_are_recognisable_by_msg_id(bus: RedisStreamsBus) -> No
     edge = "a->idem"
     await bus.publish(BusEnvelope(edge, "a", "idem", "t", {"n": 1}, None, None))
     await bus.ensure_group(edge, "workers")
-    client = await bus._redis()
+    client = await bus.redis()
     await client.xreadgroup("workers", "crashed", {bus.stream(edge): ">"}, count=1)
     effects: dict[str, int] = {}
     deliveries: list[str] = []

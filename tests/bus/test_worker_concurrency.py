@@ -8,8 +8,7 @@ import uuid
 from typing import Any
 
 from penguiflow import Headers, Message, Node, NodePolicy, create
-from penguiflow.bus import BusEnvelope
-from penguiflow.bus._codec import Delivery
+from penguiflow.bus import BusEnvelope, Delivery
 from penguiflow.bus.redis_streams import RedisStreamsBus
 from penguiflow.bus.worker import consume_edge, run_worker
 
@@ -82,7 +81,7 @@ async def test_a_failing_flow_leaves_the_message_unacknowledged(bus: RedisStream
         )
     )
     await bus.publish(envelope(1))
-    client = await bus._redis()
+    client = await bus.redis()
     dead = bus.dead_letter_stream("in")
     for _ in range(200):
         if await client.xlen(dead):

@@ -1,21 +1,36 @@
-"""Message buses: the protocol the runtime publishes to, and the brokers we ship.
+"""Message buses: the protocols, and the brokers we ship.
 
-`BusEnvelope` and `MessageBus` are the spec'd names. `RedisStreamsBus`
-(`penguiflow.bus.redis_streams`, extra `redis`) and `NatsJetStreamBus`
-(`penguiflow.bus.nats_jetstream`, extra `nats`) load on first access.
+`BusEnvelope` and `MessageBus` are the spec'd names: what the runtime publishes.
+`ConsumerBus` is what a broker-backed bus adds for workers (publish under an id,
+`consume` with at-least-once delivery, `group_status`, `stats`); a handler receives
+a `Delivery`. `RedisStreamsBus` (`penguiflow.bus.redis_streams`, extra `redis`) and
+`NatsJetStreamBus` (`penguiflow.bus.nats_jetstream`, extra `nats`) implement it and
+load on first access. The errors (`BusError` and below) are in `penguiflow.bus.errors`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .protocol import BusEnvelope, MessageBus
+from .errors import BrokerUnavailableError as BrokerUnavailableError
+from .errors import BusError as BusError
+from .errors import InvalidBusOptionError as InvalidBusOptionError
+from .errors import PublishError as PublishError
+from .protocol import BusEnvelope, BusStats, ConsumerBus, Delivery, GroupStatus, Handler, MessageBus
 
 if TYPE_CHECKING:
     from .nats_jetstream import NatsJetStreamBus as NatsJetStreamBus
     from .redis_streams import RedisStreamsBus as RedisStreamsBus
 
-__all__ = ["BusEnvelope", "MessageBus"]
+__all__ = [
+    "BusEnvelope",
+    "BusStats",
+    "ConsumerBus",
+    "Delivery",
+    "GroupStatus",
+    "Handler",
+    "MessageBus",
+]
 
 
 def __getattr__(name: str) -> Any:

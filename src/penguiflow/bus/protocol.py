@@ -1,12 +1,30 @@
-"""The message-bus protocol the runtime publishes every edge delivery to."""
+"""The message-bus protocols: what the runtime publishes to, and what workers consume.
+
+`BusEnvelope` and `MessageBus` are the spec'd names: the runtime publishes one
+envelope per edge delivery to any object with `publish(envelope)`.
+
+`ConsumerBus` is what a broker-backed bus offers on top (both `RedisStreamsBus` and
+`NatsJetStreamBus` implement it, and `penguiflow.bus.worker` needs nothing else):
+publish under a caller-chosen id, consume an edge as one member of a group with
+at-least-once delivery, report a group's backlog, count its broker round trips.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["BusEnvelope", "MessageBus"]
+__all__ = [
+    "BusEnvelope",
+    "BusStats",
+    "ConsumerBus",
+    "Delivery",
+    "GroupStatus",
+    "Handler",
+    "MessageBus",
+]
 
 
 @dataclass(slots=True)
@@ -27,3 +45,116 @@ class MessageBus(Protocol):
 
     async def publish(self, envelope: BusEnvelope) -> None:
         """Publish one envelope."""
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One envelope handed to a consumer's handler.
+
+    `msg_id` is the id it was published under (the same on every redelivery, so a
+    handler can make its effect idempotent); `deliveries` counts the attempts, 1 on
+    the first.
+    """
+
+    msg_id: str
+    envelope: BusEnvelope
+    deliveries: int
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+"""A consumer's handler: returning acknowledges the delivery, raising retries it."""
+
+
+@dataclass(slots=True)
+class BusStats:
+    """Counters of one bus object, in this process (they only grow).
+
+    `round_trips` counts the waits for a broker reply: one per pipeline, script call,
+    fetch or batch of publish confirmations, however many messages it carried.
+    Broker calls that get no reply (NATS acks) are not round trips.
+    """
+
+    round_trips: int = 0
+    published: int = 0  # envelopes the broker confirmed it stored
+    delivered: int = 0  # deliveries handed to handlers
+    acked: int = 0  # deliveries acknowledged after their handler returned
+    dead_lettered: int = 0  # deliveries moved to the dead-letter stream or subject
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStatus:
+    """The backlog of one consumer group on one edge.
+
+    `unacked`: delivered to a member, not yet acknowledged. `undelivered`: on the
+    edge, not yet delivered to any member. `unacked_by_consumer`: `unacked` per
+    member name where the broker tracks it (Redis), `None` where it does not (NATS).
+    """
+
+    unacked: int
+    undelivered: int
+    unacked_by_consumer: Mapping[str, int] | None = field(default=None)
+
+    @property
+    def outstanding(self) -> int:
+        """Messages the group has not finished: `unacked + undelivered`."""
+        return self.unacked + self.undelivered
+
+
+class ConsumerBus(MessageBus, Protocol):
+    """A `MessageBus` that workers can also consume from, with at-least-once delivery.
+
+    Concurrent `publish` calls are sent together (one broker round trip per batch);
+    each returns once the broker confirmed its envelope.
+    """
+
+    @property
+    def stats(self) -> BusStats:
+        """This object's counters (round trips, published, delivered, acked)."""
+        ...
+
+    async def publish(self, envelope: BusEnvelope, *, msg_id: str | None = None) -> None:
+        """Publish one envelope under `msg_id` (default: a fresh unique id).
+
+        A consumer sees `msg_id` as `Delivery.msg_id`. Publishing the same id twice
+        is stored once where the broker de-duplicates (NATS, inside its window) and
+        twice, recognisably, where it does not (Redis). Raises `PublishError`.
+        """
+        ...
+
+    async def consume(
+        self,
+        edge: str,
+        group: str,
+        handler: Handler,
+        *,
+        consumer: str | None = None,
+        batch: int = 16,
+        concurrency: int = 1,
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+        poll_ms: int = 200,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """Run `handler` for the edge's messages as one member of `group`, until `stop`.
+
+        A delivery is acknowledged after its handler returns; one that is never
+        acknowledged (its handler raised, or its consumer died) is delivered again
+        after `claim_idle_ms` (a raising handler on NATS: at once), and after
+        `max_deliveries` attempts it goes to the edge's dead-letter stream. Up to
+        `batch` messages are read per broker call and `concurrency` handlers run at
+        once (with 1, in delivery order); a consumer holds at most
+        `max(batch, concurrency)` messages unacknowledged, so keep that many handler
+        runs well inside `claim_idle_ms`. `consumer` names this member (default
+        `<hostname>-<pid>`); `poll_ms` is how long one read waits for messages, and
+        so how soon `stop` is noticed. On `stop`, the messages already read are
+        handled and acknowledged before it returns.
+        """
+        ...
+
+    async def group_status(self, edge: str, group: str) -> GroupStatus:
+        """The backlog of `group` on `edge` (see `GroupStatus`)."""
+        ...
+
+    async def close(self) -> None:
+        """Wait for publishes in progress, then close the connection."""
+        ...

@@ -1,34 +1,88 @@
 """`RedisStreamsBus`: envelopes on Redis Streams, consumed by consumer groups.
 
-`publish` appends each envelope to the stream of its edge (`<prefix>:<edge>`).
-`consume` reads a stream as one consumer of a group: the handler runs, then the
-entry is acknowledged, so a consumer that dies mid-handler leaves its entries
-pending; any live consumer reclaims them after `claim_idle_ms` (`XAUTOCLAIM`). An
-entry delivered `max_deliveries` times without success goes to the dead-letter
-stream `<prefix>:dead:<edge>` and is acknowledged. Entries carry a unique `id`
-(`msg_id`), so a handler can make its effect idempotent.
+`publish` appends each envelope to the stream of its edge (`<prefix>:<edge>`) as an
+entry `{"id": msg_id, "body": JSON}`; concurrent publishes go in one script call.
+`consume` reads a stream as one consumer of a group, in batches (one script call
+reads a batch; one `XACK` acknowledges a batch). A consumer that dies mid-handler
+leaves its entries pending; any live consumer reclaims them once idle for
+`claim_idle_ms` (`XAUTOCLAIM`). An entry delivered `max_deliveries` times without
+success goes to the dead-letter stream `<prefix>:dead:<edge>` and is acknowledged.
 
-Payloads are JSON: a penguiflow `Message` is rebuilt as a `Message`; any other payload
-must be JSON data (a pydantic model is sent as its JSON dump). Nothing is unpickled
-and no class named in the data is imported.
+Redis does not de-duplicate: an envelope published twice under one `msg_id` is
+stored twice, and both deliveries carry that `msg_id`. The scripts name every key
+they touch, but one batch may span edges, so a Redis Cluster needs the edges of a
+bus in one hash slot (a `{tag}` in the prefix).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import Any
+from collections.abc import Awaitable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
-from ._codec import Delivery, Handler, decode_envelope, encode_envelope
-from .protocol import BusEnvelope
+from ._batching import Batcher
+from ._codec import check_msg_id, encode_body, new_msg_id
+from ._consumer import Received, check_consume_options, default_consumer, run_consumer
+from .errors import BrokerUnavailableError, BusError, InvalidBusOptionError, PublishError
+from .protocol import BusEnvelope, BusStats, Delivery, GroupStatus, Handler
 
-__all__ = ["Delivery", "RedisStreamsBus"]  # Delivery re-exported for consumers
+__all__ = ["Delivery", "RedisStreamsBus"]  # Delivery re-exported for existing imports
 
-logger = logging.getLogger("penguiflow.bus")
+T = TypeVar("T")
+
+# Appends a batch: ARGV = maxlen ('' for none), then (key index, id, body) per entry.
+_PUBLISH = """
+local maxlen = ARGV[1]
+for i = 2, #ARGV, 3 do
+  local key = KEYS[tonumber(ARGV[i])]
+  if maxlen == '' then
+    redis.call('XADD', key, '*', 'id', ARGV[i + 1], 'body', ARGV[i + 2])
+  else
+    redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'id', ARGV[i + 1], 'body', ARGV[i + 2])
+  end
+end
+return (#ARGV - 1) / 3
+"""
+
+# Reads new entries without blocking, as one text "entry\nid\nbody\n..." (parsing one
+# string is far cheaper for the client than a nested reply). An entry without both
+# fields, or with a newline in one, comes back with empty ones: it is dead-lettered.
+_READ = """
+local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                         'STREAMS', KEYS[1], '>')
+if not reply then return '' end
+local out = {}
+for _, entry in ipairs(reply[1][2]) do
+  local fields, id, body = entry[2], '', ''
+  for j = 1, #fields, 2 do
+    if fields[j] == 'id' then id = fields[j + 1]
+    elseif fields[j] == 'body' then body = fields[j + 1] end
+  end
+  if string.find(id, '\\n', 1, true) or string.find(body, '\\n', 1, true) then
+    id, body = '', ''
+  end
+  out[#out + 1] = entry[1] .. '\\n' .. id .. '\\n' .. body
+end
+return table.concat(out, '\\n')
+"""
+
+
+class _BrokerCall(Protocol):
+    async def __call__(self, operation: str, edge: str | None, call: Awaitable[T]) -> T: ...
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    key: str
+    edge: str
+    msg_id: str
+    body: str
 
 
 class RedisStreamsBus:
-    """A `MessageBus` on Redis Streams, with at-least-once consumer groups."""
+    """A `ConsumerBus` on Redis Streams, with at-least-once consumer groups."""
 
     def __init__(
         self,
@@ -38,152 +92,324 @@ class RedisStreamsBus:
         maxlen: int | None = None,
     ) -> None:
         if not prefix or any(c in prefix for c in "*?[] \n"):
-            raise ValueError(f"prefix must be non-empty without glob characters, got {prefix!r}")
+            raise InvalidBusOptionError(
+                f"prefix must be non-empty without glob characters, got {prefix!r}",
+                option="prefix",
+                value=prefix,
+            )
         self._url = url
         self._prefix = prefix
         self._maxlen = maxlen
         self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._stats = BusStats()
+        self._publisher: Batcher[_Outgoing] = Batcher(self._send, self._publish_error)
 
     def __repr__(self) -> str:
         return f"RedisStreamsBus(prefix={self._prefix!r})"
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every key this bus writes (`<prefix>:*`)."""
+        return self._prefix
+
+    @property
+    def stats(self) -> BusStats:
+        """This object's counters (see `BusStats`)."""
+        return self._stats
 
     def stream(self, edge: str) -> str:
         """The stream key of an edge (e.g. `penguiflow:triage->retrieve`)."""
         return f"{self._prefix}:{edge}"
 
     def dead_letter_stream(self, edge: str) -> str:
+        """The stream where the edge's failed entries go (`<prefix>:dead:<edge>`)."""
         return f"{self._prefix}:dead:{edge}"
 
-    async def _redis(self) -> Any:
+    async def redis(self) -> Any:
+        """The `redis.asyncio.Redis` client of this bus (created on first use)."""
         if self._client is None:
             import redis.asyncio as aioredis
 
             self._client = aioredis.Redis.from_url(self._url, decode_responses=True)
+            self._scripts = {
+                "publish": self._client.register_script(_PUBLISH),
+                "read": self._client.register_script(_READ),
+            }
         return self._client
 
     async def close(self) -> None:
+        """Wait for publishes in progress, then close the connection."""
+        await self._publisher.drain()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    async def publish(self, envelope: BusEnvelope) -> None:
-        """Append the envelope to its edge's stream."""
-        client = await self._redis()
-        await client.xadd(
+    # -- broker calls: each one counted, and its errors translated, here -----------------
+
+    @contextmanager
+    def _translated(self, operation: str, edge: str | None) -> Iterator[None]:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise BrokerUnavailableError(
+                f"Redis at {self._url} is unreachable during {operation}: {exc}",
+                backend="redis",
+                operation=operation,
+                edge=edge,
+            ) from exc
+        except RedisError as exc:
+            raise BusError(
+                f"Redis refused {operation} on edge {edge!r}: {exc}",
+                backend="redis",
+                operation=operation,
+                edge=edge,
+            ) from exc
+
+    async def _call(self, operation: str, edge: str | None, call: Awaitable[T]) -> T:
+        self._stats.round_trips += 1
+        with self._translated(operation, edge):
+            return await call
+
+    async def _script(self, name: str, edge: str | None, keys: list[str], args: list[Any]) -> Any:
+        await self.redis()
+        return await self._call(name, edge, self._scripts[name](keys=keys, args=args))
+
+    # -- publishing --------------------------------------------------------------------
+
+    async def publish(self, envelope: BusEnvelope, *, msg_id: str | None = None) -> None:
+        """Append the envelope to its edge's stream (see `ConsumerBus.publish`)."""
+        item = _Outgoing(
             self.stream(envelope.edge),
-            encode_envelope(envelope),
-            maxlen=self._maxlen,
-            approximate=self._maxlen is not None,
+            envelope.edge,
+            new_msg_id() if msg_id is None else check_msg_id(msg_id),
+            encode_body(envelope),
         )
+        await self._publisher.submit(item)
+
+    async def _send(self, items: list[_Outgoing]) -> None:
+        keys: dict[str, int] = {}
+        args: list[Any] = ["" if self._maxlen is None else self._maxlen]
+        for item in items:
+            index = keys.setdefault(item.key, len(keys) + 1)
+            args += (index, item.msg_id, item.body)
+        edge = items[0].edge if len(keys) == 1 else None
+        await self._script("publish", edge, list(keys), args)
+        self._stats.published += len(items)
+
+    @staticmethod
+    def _publish_error(item: _Outgoing, exc: BaseException) -> BaseException:
+        error = PublishError(
+            f"Redis did not store message {item.msg_id} on edge {item.edge!r}: {exc}",
+            backend="redis",
+            edge=item.edge,
+            msg_id=item.msg_id,
+        )
+        error.__cause__ = exc
+        return error
+
+    # -- consuming ---------------------------------------------------------------------
 
     async def ensure_group(self, edge: str, group: str) -> None:
         """Create the consumer group (from the start of the stream) if it is missing."""
         from redis.exceptions import ResponseError
 
-        client = await self._redis()
+        client = await self.redis()
         try:
-            await client.xgroup_create(self.stream(edge), group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
+            await self._call(
+                "ensure_group",
+                edge,
+                client.xgroup_create(self.stream(edge), group, id="0", mkstream=True),
+            )
+        except BusError as exc:
+            if not isinstance(exc.__cause__, ResponseError) or "BUSYGROUP" not in str(exc):
                 raise
 
     async def consume(
         self,
         edge: str,
         group: str,
-        consumer: str,
         handler: Handler,
         *,
-        count: int = 16,
-        block_ms: int = 200,
+        consumer: str | None = None,
+        batch: int = 16,
+        concurrency: int = 1,
         claim_idle_ms: int = 30_000,
         max_deliveries: int = 5,
+        poll_ms: int = 200,
         stop: asyncio.Event | None = None,
-        concurrency: int = 1,
     ) -> None:
-        """Run `handler` for the edge's entries until `stop` is set (or cancelled).
+        """Run `handler` for the edge's entries until `stop` (see `ConsumerBus.consume`).
 
-        Each entry is acknowledged after its handler returns. A handler that raises
-        leaves the entry pending: it is retried once idle for `claim_idle_ms`, and
-        dead-lettered after `max_deliveries` attempts. With `concurrency > 1`, up to
-        that many entries of a read are handled at once (no order between them).
         Pending entries of dead consumers are reclaimed a few times per
         `claim_idle_ms`, not on every read.
         """
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        check_consume_options(
+            batch=batch,
+            concurrency=concurrency,
+            claim_idle_ms=claim_idle_ms,
+            max_deliveries=max_deliveries,
+            poll_ms=poll_ms,
+        )
         await self.ensure_group(edge, group)
-        client = await self._redis()
+        inbox = _RedisInbox(
+            await self.redis(),
+            self._call,
+            self._scripts["read"],
+            self.stream(edge),
+            self.dead_letter_stream(edge),
+            edge=edge,
+            group=group,
+            consumer=consumer or default_consumer(),
+            claim_idle_ms=claim_idle_ms,
+            poll_ms=poll_ms,
+        )
+        await run_consumer(
+            inbox,
+            handler,
+            edge=edge,
+            batch=batch,
+            concurrency=concurrency,
+            max_deliveries=max_deliveries,
+            stop=stop,
+            stats=self._stats,
+        )
+
+    async def group_status(self, edge: str, group: str) -> GroupStatus:
+        """The backlog of `group` on `edge` (see `GroupStatus`)."""
+        client = await self.redis()
         key = self.stream(edge)
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        claim_every = max(claim_idle_ms / 4000, 0.05)
-        next_claim = 0.0
-        gate = asyncio.Semaphore(concurrency)
+        pipe = client.pipeline(transaction=False)
+        pipe.xpending(key, group)
+        pipe.xinfo_groups(key)
+        summary, groups = await self._call("group_status", edge, pipe.execute())
+        info = next((g for g in groups if g["name"] == group), None)
+        if info is None:
+            raise BusError(
+                f"no consumer group {group!r} on edge {edge!r}",
+                backend="redis",
+                operation="group_status",
+                edge=edge,
+            )
+        lag = info.get("lag")
+        if lag is None:  # Redis cannot tell (entries deleted mid-stream): count them
+            start = "(" + str(info["last-delivered-id"])
+            lag = len(await self._call("group_status", edge, client.xrange(key, start, "+")))
+        return GroupStatus(
+            unacked=int(summary["pending"]),
+            undelivered=int(lag),
+            unacked_by_consumer={c["name"]: int(c["pending"]) for c in summary["consumers"]},
+        )
 
-        async def deliver(entry_id: str, fields: Any, deliveries: int | None) -> None:
-            async with gate:
-                if fields is None:  # trimmed away while pending
-                    await client.xack(key, group, entry_id)
-                    return
-                await self._deliver(
-                    client, key, edge, group, entry_id, fields, handler, max_deliveries, deliveries
-                )
 
-        while not stop.is_set():
-            entries: list[Any] = []
-            fresh = False
-            if loop.time() >= next_claim:
-                claimed = await client.xautoclaim(
-                    key, group, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
-                )
-                entries = list(claimed[1])
-                if not entries:
-                    next_claim = loop.time() + claim_every
-            if not entries:
-                response = await client.xreadgroup(
-                    group, consumer, {key: ">"}, count=count, block=block_ms
-                )
-                entries = [entry for _, items in response for entry in items]
-                fresh = True
-            deliveries = 1 if fresh else None  # fresh reads are first deliveries
-            await asyncio.gather(*(deliver(eid, fields, deliveries) for eid, fields in entries))
+class _RedisInbox:
+    """One consumer of one group on one edge's stream (the consume loop's `Inbox`)."""
 
-    async def _deliver(
+    def __init__(
         self,
         client: Any,
+        call: _BrokerCall,
+        read_script: Any,
         key: str,
+        dead_key: str,
+        *,
         edge: str,
         group: str,
-        entry_id: str,
-        fields: dict[str, str],
-        handler: Handler,
-        max_deliveries: int,
-        deliveries: int | None = None,
+        consumer: str,
+        claim_idle_ms: int,
+        poll_ms: int,
     ) -> None:
-        if deliveries is None:  # a reclaimed entry: ask how often it was delivered
-            pending = await client.xpending_range(key, group, min=entry_id, max=entry_id, count=1)
-            deliveries = int(pending[0]["times_delivered"]) if pending else 1
-        if deliveries > max_deliveries:
-            await client.xadd(self.dead_letter_stream(edge), {**fields, "entry": entry_id})
-            await client.xack(key, group, entry_id)
-            logger.error(
-                "bus_dead_letter", extra={"edge": edge, "entry": entry_id, "deliveries": deliveries}
-            )
-            return
-        try:
-            msg_id, envelope = decode_envelope(fields)
-        except (ValueError, KeyError, TypeError) as exc:
-            await client.xadd(self.dead_letter_stream(edge), {**fields, "entry": entry_id})
-            await client.xack(key, group, entry_id)
-            logger.error("bus_undecodable_entry", extra={"edge": edge, "error": repr(exc)})
-            return
-        try:
-            await handler(Delivery(msg_id=msg_id, envelope=envelope, deliveries=deliveries))
-        except Exception as exc:
-            logger.warning(
-                "bus_handler_failed",
-                extra={"edge": edge, "entry": entry_id, "error": repr(exc)},
-            )
-            return  # stays pending: reclaimed and retried later
-        await client.xack(key, group, entry_id)
+        self._client = client
+        self._broker_call = call
+        self._read_script = read_script
+        self._edge = edge
+        self._key = key
+        self._dead_key = dead_key
+        self._group = group
+        self._consumer = consumer
+        self._claim_idle_ms = claim_idle_ms
+        self._poll_ms = poll_ms
+        self._claim_every = max(claim_idle_ms / 4000, 0.05)
+        self._next_claim = 0.0
+
+    async def read(self, count: int) -> Sequence[Received[str]]:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_claim:
+            claimed = await self._reclaim(count)
+            if claimed:
+                return claimed
+            self._next_claim = loop.time() + self._claim_every
+        args = [self._group, self._consumer, count]
+        text: str = await self._call("read", self._read_script(keys=[self._key], args=args))
+        if text:
+            parts = text.split("\n")
+            return [
+                Received(parts[i], parts[i + 1], parts[i + 2], 1) for i in range(0, len(parts), 3)
+            ]
+        client = self._client
+        response = await self._call(
+            "read",
+            client.xreadgroup(
+                self._group, self._consumer, {self._key: ">"}, count=count, block=self._poll_ms
+            ),
+        )
+        return [
+            self._received(eid, fields, 1) for _, entries in response for eid, fields in entries
+        ]
+
+    async def _reclaim(self, count: int) -> list[Received[str]]:
+        client = self._client
+        claimed = await self._call(
+            "reclaim",
+            client.xautoclaim(
+                self._key,
+                self._group,
+                self._consumer,
+                min_idle_time=self._claim_idle_ms,
+                start_id="0-0",
+                count=count,
+            ),
+        )
+        entries = list(claimed[1])
+        gone = [eid for eid, fields in entries if fields is None]  # trimmed while pending
+        if gone:
+            await self.ack(gone)
+        entries = [(eid, fields) for eid, fields in entries if fields is not None]
+        if not entries:
+            return []
+        pending = await self._call(
+            "reclaim",
+            client.xpending_range(
+                self._key, self._group, min=entries[0][0], max=entries[-1][0], count=len(entries)
+            ),
+        )
+        times = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+        return [self._received(eid, fields, times.get(eid, 1)) for eid, fields in entries]
+
+    @staticmethod
+    def _received(entry_id: str, fields: dict[str, str], deliveries: int) -> Received[str]:
+        return Received(entry_id, fields.get("id", ""), fields.get("body", ""), deliveries)
+
+    async def ack(self, handles: list[str]) -> None:
+        client = self._client
+        await self._call("ack", client.xack(self._key, self._group, *handles))
+
+    async def retry(self, received: Received[str]) -> None:
+        """Left pending: reclaimed once idle for `claim_idle_ms`."""
+
+    async def dead_letter(self, received: Received[str], reason: str) -> None:
+        client = self._client
+        entry_id = received.handle
+        stored = await self._call("dead_letter", client.xrange(self._key, entry_id, entry_id))
+        fields = dict(stored[0][1]) if stored else {"id": received.msg_id}
+        pipe = client.pipeline(transaction=False)
+        pipe.xadd(self._dead_key, {**fields, "entry": entry_id})
+        pipe.xack(self._key, self._group, entry_id)
+        await self._call("dead_letter", pipe.execute())
+
+    async def _call(self, operation: str, call: Awaitable[T]) -> T:
+        return await self._broker_call(operation, self._edge, call)

@@ -10,9 +10,12 @@ another worker gets it again after `--claim-idle-ms` (at-least-once).
 Duplicates are therefore possible; both the input message seen by the flow and its
 result carry `meta["ingress_msg_id"]` (the bus message id) and
 `meta["ingress_deliveries"]`, so nodes can make their effects idempotent and consumers
-can drop duplicate results. On NATS the result is also published with a `Nats-Msg-Id`
-derived from the ingress id, so JetStream itself drops a duplicate result inside its
-duplicate window.
+can drop duplicate results. Each result is published under a message id derived from
+its ingress id, so a repeated result has the same `msg_id` on every bus, and JetStream
+itself drops it inside its duplicate window.
+
+On stop (SIGTERM, SIGINT) a worker finishes the messages it holds, then prints its
+bus counters (`round_trips=... published=... acked=...`) to stderr.
 
 Run one with `python -m penguiflow.bus.worker --flow pkg.mod:build_flow
 --redis redis://127.0.0.1:6379/0 --prefix app --ingress in --egress out`, or with
@@ -23,65 +26,59 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import importlib
 import logging
-import os
-import re
 import signal
-import socket
 import sys
-import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..types import Message
-from ._codec import Delivery, Handler
-from .nats_jetstream import NatsJetStreamBus
-from .protocol import BusEnvelope
-from .redis_streams import RedisStreamsBus
+from ._codec import derived_msg_id
+from ._consumer import check_consume_options, default_consumer
+from .errors import FlowFactoryError
+from .nats_jetstream import durable_name
+from .protocol import BusEnvelope, ConsumerBus, Delivery, Handler
 
 if TYPE_CHECKING:
     from ..core import PenguiFlow
+    from ..errors import FlowError
 
-__all__ = ["Bus", "consume_edge", "durable_name", "load_flow_factory", "main", "run_worker"]
+__all__ = [
+    "Bus",
+    "consume_edge",
+    "default_consumer",
+    "durable_name",
+    "load_flow_factory",
+    "main",
+    "run_worker",
+]
 
-Bus = RedisStreamsBus | NatsJetStreamBus
+Bus = ConsumerBus
+"""What a worker runs on: any `ConsumerBus` (the name code written earlier annotates with)."""
 
 logger = logging.getLogger("penguiflow.bus.worker")
 
-# Namespace of the deterministic ids under which results are published on NATS.
-_RESULT_NAMESPACE = uuid.UUID("6f1d3c0e-1b7a-4c55-9d7e-2f4a8b9c0d11")
-
 
 def load_flow_factory(spec: str) -> Callable[[], Any]:
-    """The callable named by `package.module:callable` (it must build a flow)."""
+    """The callable named by `package.module:callable` (it must build a flow).
+
+    Raises `FlowFactoryError` for a malformed spec, `ImportError` for a missing
+    module and `TypeError` when the name is not callable.
+    """
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise ValueError("flow spec must be in the form 'package.module:callable'")
+        raise FlowFactoryError(
+            f"flow spec must be in the form 'package.module:callable', got {spec!r}", spec=spec
+        )
     factory = getattr(importlib.import_module(module_name), attr, None)
     if not callable(factory):
         raise TypeError(f"{spec!r} does not resolve to a callable")
     return factory  # type: ignore[no-any-return]
 
 
-def default_consumer() -> str:
-    """A consumer name unique across hosts: `<hostname>-<pid>`."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def durable_name(group: str, edge: str) -> str:
-    """The NATS durable consumer of `group` on `edge` (one per edge: a durable has one
-    filter subject). Unsafe characters become `_`, plus a short hash of the edge."""
-    name = f"{group}_{edge}"
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", name)
-    if safe != name:
-        safe += "-" + hashlib.sha256(edge.encode("utf-8")).hexdigest()[:8]
-    return safe
-
-
 async def consume_edge(
-    bus: Bus,
+    bus: ConsumerBus,
     edge: str,
     group: str,
     handler: Handler,
@@ -93,37 +90,21 @@ async def consume_edge(
     stop: asyncio.Event | None = None,
     concurrency: int = 1,
 ) -> None:
-    """Run `handler` for `edge` as one member of `group`, on either bus, until `stop`.
+    """`bus.consume(...)` with the worker's defaults (batch 1, 5 s claim idle time).
 
-    Same semantics on both: ack after the handler returns; an unacknowledged message is
-    delivered again after `claim_idle_ms` (Redis: reclaimed by `XAUTOCLAIM`; NATS: the
-    consumer's `ack_wait`) and dead-lettered after `max_deliveries`. `batch` messages
-    are taken at a time: keep `batch` x handler time well below `claim_idle_ms`, or
-    messages waiting in a live consumer's batch are delivered again elsewhere.
+    See `ConsumerBus.consume` for the guarantees, the same on every bus.
     """
-    if isinstance(bus, NatsJetStreamBus):
-        await bus.consume(
-            edge,
-            durable_name(group, edge),
-            handler,
-            batch=batch,
-            ack_wait_s=claim_idle_ms / 1000,
-            max_deliveries=max_deliveries,
-            stop=stop,
-            concurrency=concurrency,
-        )
-    else:
-        await bus.consume(
-            edge,
-            group,
-            consumer or default_consumer(),
-            handler,
-            count=batch,
-            claim_idle_ms=claim_idle_ms,
-            max_deliveries=max_deliveries,
-            stop=stop,
-            concurrency=concurrency,
-        )
+    await bus.consume(
+        edge,
+        group,
+        handler,
+        consumer=consumer,
+        batch=batch,
+        concurrency=concurrency,
+        claim_idle_ms=claim_idle_ms,
+        max_deliveries=max_deliveries,
+        stop=stop,
+    )
 
 
 def _with_ingress(message: Message, delivery: Delivery, consumer: str | None) -> Message:
@@ -136,71 +117,80 @@ def _with_ingress(message: Message, delivery: Delivery, consumer: str | None) ->
 
 
 class _Results:
-    """Hands each result the local flow produces to the message of the same trace.
+    """Hands each result the local flow produces to the delivery of the same trace.
 
     Lets a worker run several messages through its flow at once: results are matched
-    by trace id (not taken in arrival order), and a node that fails for good fails
-    its own message (which stays unacknowledged, so it is retried or dead-lettered).
+    by trace id (payloads without one share the key `None`), one delivery per trace
+    is in the flow at a time, and a node that fails for good (the flow's
+    `hooks.node_failed`) fails its own delivery, which then stays unacknowledged.
     """
 
     def __init__(self, flow: PenguiFlow) -> None:
         self._flow = flow
-        self._waiting: dict[str, asyncio.Future[Any]] = {}
-        self._busy: dict[str, list[Any]] = {}  # trace id -> [lock, users]
+        self._waiting: dict[str | None, asyncio.Future[Any]] = {}
+        self._tail: dict[str | None, asyncio.Future[None]] = {}  # last delivery per trace
         self._task: asyncio.Task[None] | None = None
-        previous = flow._failure_observer
-
-        def failed(error: Any) -> None:
-            if previous is not None:
-                previous(error)
-            future = self._waiting.get(error.trace_id or "")
-            if future is not None and not future.done():
-                future.set_exception(error)
-
-        flow._failure_observer = failed
+        self._hooks = getattr(flow, "hooks", None)
 
     def start(self) -> None:
+        if self._hooks is None:
+            logger.warning(
+                "bus_worker_flow_without_hooks",
+                extra={
+                    "flow": type(self._flow).__name__,
+                    "effect": "a message whose flow fails waits for result_timeout_s",
+                },
+            )
+        else:
+            self._hooks.node_failed.append(self._failed)
         self._task = asyncio.get_running_loop().create_task(self._route())
 
     async def close(self) -> None:
+        if self._hooks is not None and self._failed in self._hooks.node_failed:
+            self._hooks.node_failed.remove(self._failed)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def _failed(self, error: FlowError) -> None:
+        future = self._waiting.get(error.trace_id)
+        if future is not None and not future.done():
+            future.set_exception(error)
 
     async def _route(self) -> None:
         while True:
             item = await self._flow.fetch()
             trace_id = getattr(item, "trace_id", None)
-            future = self._waiting.get(trace_id) if trace_id is not None else None
+            future = self._waiting.get(trace_id)
             if future is None or future.done():
                 logger.warning("bus_worker_unclaimed_result", extra={"trace_id": trace_id})
                 continue
             future.set_result(item)
 
-    async def run(self, message: Message, timeout_s: float | None) -> Any:
-        """Emit `message` and wait for the first result of its trace."""
-        trace_id = message.trace_id
-        entry = self._busy.get(trace_id)
-        if entry is None:
-            entry = self._busy[trace_id] = [asyncio.Lock(), 0]
-        entry[1] += 1
+    async def run(self, key: str | None, payload: Any, timeout_s: float | None) -> Any:
+        """Emit `payload` (of trace `key`) and wait for the first result of that trace."""
+        loop = asyncio.get_running_loop()
+        previous = self._tail.get(key)
+        turn: asyncio.Future[None] = loop.create_future()
+        self._tail[key] = turn
         try:
-            async with entry[0]:  # two deliveries of one trace at once: one after the other
-                future = asyncio.get_running_loop().create_future()
-                self._waiting[trace_id] = future
-                try:
-                    await self._flow.emit(message)
-                    return await asyncio.wait_for(future, timeout_s)
-                finally:
-                    del self._waiting[trace_id]
+            if previous is not None:  # the same trace delivered twice at once: in turn
+                await asyncio.wait([previous])
+            result: asyncio.Future[Any] = loop.create_future()
+            self._waiting[key] = result
+            try:
+                await self._flow.emit(payload)
+                return await asyncio.wait_for(result, timeout_s)
+            finally:
+                del self._waiting[key]
         finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._busy[trace_id]
+            turn.set_result(None)
+            if self._tail.get(key) is turn:
+                del self._tail[key]
 
 
 async def run_worker(
-    bus: Bus,
+    bus: ConsumerBus,
     flow: PenguiFlow,
     *,
     ingress: str,
@@ -217,55 +207,50 @@ async def run_worker(
     """Feed the flow from `ingress`, publish each result to `egress`, until `stop`.
 
     `concurrency` messages run through the local flow at once (results are matched
-    to messages by trace id). A message whose flow fails, or gives no result within
+    to messages by trace id). Each result is published under an id derived from its
+    ingress message id, and the ingress message is acknowledged only after that
+    publish was confirmed. A message whose flow fails, or gives no result within
     `result_timeout_s`, is left unacknowledged: retried, then dead-lettered.
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    check_consume_options(concurrency=concurrency)
     name = consumer or default_consumer()
     results = _Results(flow)
-    lock = asyncio.Lock()  # payloads without a trace id: one at a time, in order
 
     async def handle(delivery: Delivery) -> None:
-        message = delivery.envelope.payload
-        if isinstance(message, Message):
-            message = _with_ingress(message, delivery, None)
-            result = await results.run(message, result_timeout_s)
-        else:
-            async with lock:
-                await flow.emit(message)
-                result = await asyncio.wait_for(flow.fetch(), result_timeout_s)
+        payload = delivery.envelope.payload
+        key = None
+        if isinstance(payload, Message):
+            payload = _with_ingress(payload, delivery, None)
+            key = payload.trace_id
+        result = await results.run(key, payload, result_timeout_s)
+        headers = meta = None
         if isinstance(result, Message):
             result = _with_ingress(result, delivery, name)
+            headers, meta = result.headers.model_dump(), dict(result.meta)
         envelope = BusEnvelope(
             edge=egress,
             source=ingress,
             target=egress,
             trace_id=getattr(result, "trace_id", None),
             payload=result,
-            headers=result.headers.model_dump() if isinstance(result, Message) else None,
-            meta=dict(result.meta) if isinstance(result, Message) else None,
+            headers=headers,
+            meta=meta,
         )
-        if isinstance(bus, NatsJetStreamBus):
-            result_id = uuid.uuid5(_RESULT_NAMESPACE, f"{egress}\n{delivery.msg_id}").hex
-            await bus.publish(envelope, msg_id=result_id)
-        else:
-            await bus.publish(envelope)
+        await bus.publish(envelope, msg_id=derived_msg_id(egress, delivery.msg_id))
 
     flow.run()
     results.start()
     try:
-        await consume_edge(
-            bus,
+        await bus.consume(
             ingress,
             group,
             handle,
             consumer=name,
             batch=batch,
+            concurrency=concurrency,
             claim_idle_ms=claim_idle_ms,
             max_deliveries=max_deliveries,
             stop=stop,
-            concurrency=concurrency,
         )
     finally:
         await results.close()
@@ -312,6 +297,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open_bus(args: argparse.Namespace) -> ConsumerBus:
+    """The bus the command line selects (`--redis URL` or `--nats URL`)."""
+    if args.redis is not None:
+        from .redis_streams import RedisStreamsBus
+
+        return RedisStreamsBus(args.redis, prefix=args.prefix)
+    from .nats_jetstream import NatsJetStreamBus
+
+    return NatsJetStreamBus(args.nats, stream=args.stream or "PENGUIFLOW", prefix=args.prefix)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m penguiflow.bus.worker`: one worker process on a Redis or NATS bus."""
     parser = _parser()
@@ -323,11 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
     try:
         factory = load_flow_factory(args.flow)
-        bus: Bus = (
-            RedisStreamsBus(args.redis, prefix=args.prefix)
-            if args.redis is not None
-            else NatsJetStreamBus(args.nats, stream=args.stream or "PENGUIFLOW", prefix=args.prefix)
-        )
+        bus = _open_bus(args)
     except (ImportError, ValueError, TypeError) as exc:
         parser.error(str(exc))
 
@@ -336,9 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
+        name = args.consumer or default_consumer()
         print(
-            f"penguiflow worker {args.consumer or default_consumer()}: consuming "
-            f"{args.ingress!r} (group {args.group!r}) on {bus!r}, results to {args.egress!r}",
+            f"penguiflow worker {name}: consuming {args.ingress!r} (group {args.group!r}) "
+            f"on {bus!r}, results to {args.egress!r}",
             file=sys.stderr,
             flush=True,
         )
@@ -349,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ingress=args.ingress,
                 egress=args.egress,
                 group=args.group,
-                consumer=args.consumer,
+                consumer=name,
                 batch=args.batch,
                 claim_idle_ms=args.claim_idle_ms,
                 max_deliveries=args.max_deliveries,
@@ -359,6 +352,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         finally:
             await bus.close()
+            stats = bus.stats
+            print(
+                f"penguiflow worker {name}: stopped; round_trips={stats.round_trips} "
+                f"published={stats.published} delivered={stats.delivered} "
+                f"acked={stats.acked} dead_lettered={stats.dead_lettered}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     asyncio.run(serve())
     return 0

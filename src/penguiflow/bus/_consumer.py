@@ -1,0 +1,221 @@
+"""The consume loop both buses run: read in batches, handle, acknowledge in batches.
+
+A backend supplies an `Inbox` (read, ack, retry, dead-letter on its broker); the
+loop is the same for every backend. One reader keeps up to `window` messages
+unacknowledged; `concurrency` handler tasks take them in read order; a message is
+acknowledged only after its handler returned, in one broker call per batch of acks,
+and its place in the window is freed once the broker took the ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from ._batching import Batcher
+from ._codec import decode_body
+from .errors import InvalidBusOptionError
+from .protocol import BusStats, Delivery, Handler
+
+__all__ = ["Inbox", "Received", "check_consume_options", "default_consumer", "run_consumer"]
+
+logger = logging.getLogger("penguiflow.bus")
+
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class Received(Generic[R]):
+    """One message as read from the broker, before decoding."""
+
+    handle: R  # what the backend needs to ack, retry or dead-letter it
+    msg_id: str
+    body: str | bytes
+    deliveries: int
+
+
+class Inbox(Protocol[R]):
+    """One consumer's view of one edge on a broker."""
+
+    async def read(self, count: int) -> Sequence[Received[R]]:
+        """Up to `count` messages; waits up to the poll time, then returns `[]`."""
+        ...
+
+    async def ack(self, handles: list[R]) -> None:
+        """Acknowledge every handle, in one broker call where the broker allows."""
+        ...
+
+    async def retry(self, received: Received[R]) -> None:
+        """Its handler failed: have it delivered again (at once, or once idle)."""
+        ...
+
+    async def dead_letter(self, received: Received[R], reason: str) -> None:
+        """Move it to the edge's dead-letter stream and acknowledge it."""
+        ...
+
+
+def default_consumer() -> str:
+    """A consumer name unique across hosts: `<hostname>-<pid>`."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def check_consume_options(**options: int) -> None:
+    """Raise `InvalidBusOptionError` for any option below 1."""
+    for option, value in options.items():
+        if value < 1:
+            raise InvalidBusOptionError(
+                f"{option} must be >= 1, got {value}", option=option, value=value
+            )
+
+
+class _Window:
+    """How many messages this consumer holds unacknowledged, out of `size`."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._wanted = 1
+
+    def take(self, count: int) -> None:
+        self.held += count
+        if self.size - self.held < self._wanted:
+            self._room.clear()
+
+    def release(self, count: int = 1) -> None:
+        self.held -= count
+        if self.size - self.held >= self._wanted:
+            self._room.set()
+
+    def wake(self) -> None:
+        self._room.set()
+
+    async def room(self, wanted: int) -> int:
+        """Wait until `wanted` places are free (or `wake`); the number free."""
+        self._wanted = wanted
+        if self.size - self.held < wanted:
+            self._room.clear()
+            await self._room.wait()
+        return self.size - self.held
+
+
+async def run_consumer(
+    inbox: Inbox[R],
+    handler: Handler,
+    *,
+    edge: str,
+    batch: int,
+    concurrency: int,
+    max_deliveries: int,
+    stop: asyncio.Event | None,
+    stats: BusStats,
+) -> None:
+    """Consume until `stop` is set; see `ConsumerBus.consume` for the guarantees."""
+    stop = stop or asyncio.Event()
+    window = _Window(max(batch, concurrency))
+    queue: asyncio.Queue[Received[R]] = asyncio.Queue()
+    fatal: list[BaseException] = []
+    acks: Batcher[R] = Batcher(inbox.ack, lambda _handle, exc: exc)
+    loop = asyncio.get_running_loop()
+
+    def fail(exc: BaseException) -> None:
+        if not fatal:
+            fatal.append(exc)
+        window.wake()
+
+    def acked(future: asyncio.Future[None]) -> None:
+        window.release()
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            stats.acked += 1
+        else:
+            fail(exc)
+
+    async def finish(received: Received[R]) -> None:
+        if received.deliveries > max_deliveries:  # its consumers kept dying mid-handler
+            await dead_letter(received, "max_deliveries")
+            return
+        try:
+            envelope = decode_body(received.body)
+        except ValueError as exc:
+            logger.error("bus_undecodable_entry", extra={"edge": edge, "error": repr(exc)})
+            await dead_letter(received, "undecodable")
+            return
+        stats.delivered += 1
+        try:
+            await handler(Delivery(received.msg_id, envelope, received.deliveries))
+        except Exception as exc:
+            logger.warning(
+                "bus_handler_failed",
+                extra={"edge": edge, "msg_id": received.msg_id, "error": repr(exc)},
+            )
+            if received.deliveries >= max_deliveries:
+                await dead_letter(received, "handler_failed")
+            else:
+                await inbox.retry(received)
+                window.release()
+            return
+        acks.submit(received.handle).add_done_callback(acked)
+
+    async def dead_letter(received: Received[R], reason: str) -> None:
+        await inbox.dead_letter(received, reason)
+        stats.dead_lettered += 1
+        window.release()
+        logger.error(
+            "bus_dead_letter",
+            extra={
+                "edge": edge,
+                "msg_id": received.msg_id,
+                "deliveries": received.deliveries,
+                "reason": reason,
+            },
+        )
+
+    async def work() -> None:
+        while True:
+            received = await queue.get()
+            try:
+                await finish(received)
+            except Exception as exc:  # a broker call failed: the consumer stops
+                fail(exc)
+                raise
+            finally:
+                queue.task_done()
+
+    workers = [loop.create_task(work()) for _ in range(concurrency)]
+    watch_stop = loop.create_task(stop.wait())
+    watch_stop.add_done_callback(lambda _task: window.wake())
+    try:
+        wanted = max(1, batch // 2)  # read when a good part of a batch fits
+        while not stop.is_set() and not fatal:
+            free = await window.room(min(wanted, window.size))
+            if stop.is_set() or fatal:
+                break
+            if free < 1:  # woken with no room
+                continue
+            received = await inbox.read(min(batch, free))
+            window.take(len(received))
+            for item in received:
+                queue.put_nowait(item)
+        if not fatal:  # stopping: handle what was read, then its acks
+            drained = loop.create_task(queue.join())
+            await asyncio.wait([drained, *workers], return_when=asyncio.FIRST_COMPLETED)
+            drained.cancel()
+            if not fatal:
+                await acks.drain()
+        if fatal:
+            raise fatal[0]
+    finally:
+        watch_stop.cancel()
+        acks.cancel()
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, watch_stop, return_exceptions=True)
