@@ -166,7 +166,7 @@ async def test_predicate_router_drops_when_nothing_is_chosen(flows: Any, decisio
     assert (await flow.fetch()).payload == "keep"
     # The dropped message was handled first (one worker, arrival order) and went nowhere.
     assert [msg.payload for _, msg in seen] == ["keep"]
-    assert flow._traces == {}
+    assert flow.traces.active() == ()
 
 
 @pytest.mark.parametrize(
@@ -385,7 +385,7 @@ async def test_join_k_after_a_fan_out(flows: Any) -> None:
 
     assert result.trace_id == message.trace_id
     assert sorted(result.payload) == ["a:q", "b:q", "c:q"]
-    assert flow._traces == {}
+    assert flow.traces.active() == ()
 
 
 async def test_join_k_of_bare_items_returns_the_items(flows: Any) -> None:

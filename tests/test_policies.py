@@ -42,7 +42,7 @@ def _request(trace_id: str | None) -> RoutingRequest:
     a, b = sink("a", []), sink("b", [])
     router = predicate_router("r", lambda msg: None)
     flow = create(router.to(a, b), a.to(), b.to())
-    context = flow._contexts[router]
+    context = flow.contexts[router]
     return RoutingRequest(
         message=None, context=context, node=router, proposed=(a,), trace_id=trace_id
     )
@@ -132,7 +132,7 @@ async def test_policy_returning_none_drops_the_message(flows: Any) -> None:
         await flow.emit(make_message(number))
     assert [(await flow.fetch()).payload for _ in range(3)] == [0, 2, 4]
     assert seen == ["out"] * 3
-    assert flow._traces == {}
+    assert flow.traces.active() == ()
 
 
 async def test_policy_decision_with_an_unknown_name_fails_the_router(flows: Any) -> None:
@@ -188,7 +188,7 @@ async def test_evaluate_policy_accepts_functions_and_objects(flows: Any) -> None
     router = predicate_router("r", lambda msg: "out")
     flow = flows(router.to(out), out.to())
     request = RoutingRequest(
-        message="m", context=flow._contexts[router], node=router, proposed=(out,), trace_id="t"
+        message="m", context=flow.contexts[router], node=router, proposed=(out,), trace_id="t"
     )
 
     class Sync:

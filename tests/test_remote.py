@@ -173,7 +173,7 @@ async def test_unary_call_returns_the_remote_result_and_stores_the_binding(flows
     assert success.payload["remote_status"] == "success"
 
     # The call is over: its cancel watcher is gone and a late cancel reaches nobody.
-    await until(lambda: not flow._external)
+    await until(lambda: not flow.external_tasks())
     assert await flow.cancel(message.trace_id) is False
     assert agent.cancels == []
 

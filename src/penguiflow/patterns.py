@@ -74,7 +74,7 @@ def _normalize_targets(ctx: Context, decision: RoutingDecisionType) -> list[Node
         elif isinstance(target, str):
             if successors is None:
                 # The router's outgoing peers; endpoints (Rookery) are never matched by name.
-                successors = [peer for peer in ctx._outgoing if isinstance(peer, Node)]
+                successors = [peer for peer in ctx.outgoing if isinstance(peer, Node)]
             match = next((node for node in successors if node.name == target), None)
             if match is None:
                 raise UnknownTargetError(

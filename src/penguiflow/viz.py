@@ -70,7 +70,7 @@ def _collect(flow: PenguiFlow) -> tuple[list[_VisualNode], list[_VisualEdge]]:
         raise TypeError(f"expected a PenguiFlow, got {type(flow).__name__}")
     pairs: list[tuple[Node | Endpoint, Node | Endpoint]] = [
         (floe.source, floe.target)
-        for floe in flow._floes
+        for floe in flow.edges
         if floe.source is not None and floe.target is not None
     ]
     present: dict[int, Node | Endpoint] = {}
@@ -81,7 +81,7 @@ def _collect(flow: PenguiFlow) -> tuple[list[_VisualNode], list[_VisualEdge]]:
     ordered: list[Node | Endpoint] = []
     if id(OPEN_SEA) in present:
         ordered.append(OPEN_SEA)
-    ordered.extend(node for node in flow._nodes if id(node) in present)
+    ordered.extend(node for node in flow.nodes if id(node) in present)
     listed = {id(entity) for entity in ordered} | {id(ROOKERY)}
     # Anything the declaration order does not cover goes last, in edge order.
     ordered.extend(e for key, e in present.items() if key not in listed)

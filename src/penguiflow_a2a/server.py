@@ -2,10 +2,17 @@
 
 The adapter owns the flow's lifecycle (`start`/`stop`), turns each request into a
 traced `Message`, and routes what the flow delivers to Rookery back to the request
-that owns the trace. Attribution is exact: the runtime tells the adapter which
-trace produced every Rookery item (also plain values without a trace id, which are
-wrapped in `RookeryResult`), and which node failed for good, so results are never
-guessed from activity and a failing node does not leave its request hanging.
+that owns the trace. Attribution is exact: through the flow's public hook lists
+(`flow.hooks`) the runtime tells the adapter which trace produced every Rookery
+item (also plain values without a trace id, which are wrapped in `RookeryResult`),
+which node failed for good, which trace was cancelled and which has drained, so
+results are never guessed from activity and a failing node does not leave its
+request hanging.
+
+Any object with the spec'd flow methods (`run`, `stop`, `emit`, `fetch`, `cancel`,
+`save_remote_binding`) can be served. Without `hooks` the adapter degrades, and says
+so in a warning: results without a trace id cannot be attributed, and a failed node
+or a trace that ends without a result is only noticed at `result_timeout_s`.
 
 HTTP apps are built by `create_a2a_app` (FastAPI, imported lazily).
 """
@@ -24,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from penguiflow.core import PenguiFlow
-from penguiflow.errors import FlowError
+from penguiflow.errors import FlowError, PenguiflowError
+from penguiflow.observation import FlowHooks, RookeryDelivery
 from penguiflow.state import RemoteBinding
 from penguiflow.types import Headers, Message, StreamChunk
 
@@ -51,7 +59,7 @@ logger = logging.getLogger("penguiflow_a2a")
 DEFAULT_RESULT_TIMEOUT_S = 300.0
 
 
-class A2ARequestError(Exception):
+class A2ARequestError(PenguiflowError):
     """A request the adapter refuses; the app turns it into an HTTP error."""
 
     def __init__(self, *, status_code: int, detail: str) -> None:
@@ -138,34 +146,63 @@ class A2AServerAdapter:
         self._dispatcher: asyncio.Task[None] | None = None
         self._started = False
         self._stopping = False
-        self._instrument(flow)
+        hooks = getattr(flow, "hooks", None)
+        self._hooks: FlowHooks | None = hooks if isinstance(hooks, FlowHooks) else None
+        if self._hooks is None:
+            logger.warning(
+                "a2a: %s offers no observation hooks (flow.hooks): results without a "
+                "trace id are dropped, and a failed node or a trace that ends without a "
+                "result is only noticed after result_timeout_s=%s",
+                type(flow).__name__,
+                result_timeout_s,
+            )
+
+    @property
+    def flow(self) -> PenguiFlow:
+        """The flow this adapter serves."""
+        return self._flow
 
     # -- attribution -----------------------------------------------------------------
 
-    def _instrument(self, flow: PenguiFlow) -> None:
-        previous = flow._rookery_observer
-        previous_failure = flow._failure_observer
+    def _attach(self) -> None:
+        hooks = self._hooks
+        if hooks is not None:
+            hooks.rookery.append(self._on_rookery)
+            hooks.node_failed.append(self._on_failure)
+            hooks.trace_cancelled.append(self._on_cancelled)
+            hooks.trace_done.append(self._on_trace_done)
 
-        def observe(item: Any, trace_id: str | None) -> Any:
-            if previous is not None:
-                item = previous(item, trace_id)
-            if trace_id is None:
-                return item
-            if getattr(item, "trace_id", None) is None:
-                item = RookeryResult(trace_id, item)
-            if trace_id in self._tasks.by_trace:
-                self._in_transit[trace_id] = self._in_transit.get(trace_id, 0) + 1
-            return item
+    def _detach(self) -> None:
+        hooks = self._hooks
+        if hooks is not None:
+            hooks.rookery.remove(self._on_rookery)
+            hooks.node_failed.remove(self._on_failure)
+            hooks.trace_cancelled.remove(self._on_cancelled)
+            hooks.trace_done.remove(self._on_trace_done)
 
-        def failed(error: FlowError) -> None:
-            if previous_failure is not None:
-                previous_failure(error)
-            record = self._tasks.by_trace.get(error.trace_id or "")
-            if record is not None:
-                record.put(error)
+    def _on_rookery(self, delivery: RookeryDelivery) -> None:
+        trace_id = delivery.trace_id
+        if trace_id is None:
+            return
+        if getattr(delivery.item, "trace_id", None) is None:
+            delivery.item = RookeryResult(trace_id, delivery.item)
+        if trace_id in self._tasks.by_trace:
+            self._in_transit[trace_id] = self._in_transit.get(trace_id, 0) + 1
 
-        flow._rookery_observer = observe
-        flow._failure_observer = failed
+    def _on_failure(self, error: FlowError) -> None:
+        record = self._tasks.by_trace.get(error.trace_id or "")
+        if record is not None:
+            record.put(error)
+
+    def _on_cancelled(self, trace_id: str) -> None:
+        record = self._tasks.by_trace.get(trace_id)
+        if record is not None:
+            record.mark_cancelled()
+
+    def _on_trace_done(self, trace_id: str) -> None:
+        record = self._tasks.by_trace.get(trace_id)
+        if record is not None:
+            record.wake()  # the request re-checks: its trace may have ended without a result
 
     async def _dispatch(self) -> None:
         """Move every Rookery item to the request owning its trace."""
@@ -209,6 +246,7 @@ class A2AServerAdapter:
         if self._started:
             return
         self._flow.run(registry=self._registry)
+        self._attach()
         self._started = True
         self._dispatcher = asyncio.get_running_loop().create_task(
             self._dispatch(), name="penguiflow_a2a:dispatcher"
@@ -229,6 +267,7 @@ class A2AServerAdapter:
                 await asyncio.gather(dispatcher, return_exceptions=True)
             self._started = False
             self._stopping = False
+            self._detach()
             for record in self._tasks.clear():
                 record.finish(
                     "failed", Outcome("shutdown", error={"message": "flow is shutting down"})
@@ -290,7 +329,8 @@ class A2AServerAdapter:
         tasks.active[task_id] = record
         tasks.by_trace[trace_id] = record
         tasks.finished.pop(task_id, None)
-        self._flow.ensure_trace_event(trace_id).add_listener(record.mark_cancelled)
+        if self._hooks is not None and self._flow.trace_status(trace_id).cancelled:
+            record.mark_cancelled()  # the trace id's earlier cancellation is still draining
         return record
 
     async def _bind(self, record: TaskRecord) -> None:
@@ -303,12 +343,8 @@ class A2AServerAdapter:
         await self._flow.save_remote_binding(binding)
 
     def _release(self, record: TaskRecord) -> None:
-        state = self._flow._traces.get(record.trace_id)
-        if state is not None and state.event is not None:
-            state.event.remove_listener(record.mark_cancelled)
         self._tasks.release(record)
         self._in_transit.pop(record.trace_id, None)
-        self._flow._discard_idle_trace(record.trace_id)
 
     def _deadline(self, record: TaskRecord) -> float | None:
         limits = []
@@ -337,13 +373,13 @@ class A2AServerAdapter:
                 return StreamItem(outcome=Outcome("cancelled"))
             if self._stopping or not self._started or record.state == "failed":
                 return StreamItem(outcome=record.outcome or Outcome("shutdown"))
-            state = flow._traces.get(record.trace_id)
-            idle = state is None or (state.pending <= 0 and not flow._inflight(record.trace_id))
-            if idle and not self._in_transit.get(record.trace_id):
+            if (
+                self._hooks is not None
+                and flow.trace_status(record.trace_id).done
+                and not self._in_transit.get(record.trace_id)
+            ):
                 return StreamItem(outcome=Outcome("no_result"))
             waiter = record.new_waiter()
-            if state is not None:
-                state.waiters.append(waiter)
             timeout = None if deadline is None else deadline - time.monotonic()
             if timeout is not None and timeout <= 0:
                 return StreamItem(outcome=Outcome("timeout"))
@@ -518,6 +554,8 @@ class A2AServerAdapter:
         if record is None:
             raise A2ARequestError(status_code=404, detail=f"task {request.task_id!r} not found")
         cancelled = False if record.released else await self._flow.cancel(record.trace_id)
+        if cancelled:
+            record.mark_cancelled()
         return {
             "taskId": record.task_id,
             "cancelled": cancelled,

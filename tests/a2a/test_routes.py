@@ -75,7 +75,7 @@ async def test_unary_timeout_gives_504_and_cancels_the_trace() -> None:
         assert "within the time limit" in reply.json()["detail"]
         assert elapsed < 5
         assert adapter.active_tasks == 0
-        assert not adapter._flow._traces  # the slow invocation was cancelled
+        assert not adapter.flow.traces.active()  # the slow invocation was cancelled
 
 
 async def test_a_busy_task_id_is_409_and_a_trace_conflict_does_not_leave_it_stuck(
@@ -259,11 +259,11 @@ async def test_a_unary_client_that_disconnects_cancels_its_trace(echo_server) ->
         call.cancel()  # closes the connection
         await asyncio.gather(call, return_exceptions=True)
         for _ in range(200):
-            if adapter.active_tasks == 0 and not adapter._flow._traces:
+            if adapter.active_tasks == 0 and not adapter.flow.traces.active():
                 break
             await asyncio.sleep(0.01)
     assert adapter.active_tasks == 0
-    assert not adapter._flow._traces
+    assert not adapter.flow.traces.active()
 
 
 async def test_idle_streams_get_keep_alive_comments() -> None:
@@ -292,4 +292,4 @@ async def test_a_trace_id_can_be_used_again_after_its_task_was_cancelled(echo_se
         )
     assert second.json()["status"] == "succeeded"
     assert second.json()["output"] == {"echo": 2}
-    assert not adapter._flow._traces
+    assert not adapter.flow.traces.active()

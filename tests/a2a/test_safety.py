@@ -282,7 +282,7 @@ async def test_two_thousand_malformed_requests_get_protocol_errors_never_a_500()
 @pytest.mark.parametrize("route", ["spec", "jsonrpc"])
 async def test_a_client_that_disconnects_mid_stream_leaves_no_task_running(route: str) -> None:
     adapter = adapter_for(chatter_flow())
-    flow = adapter._flow
+    flow = adapter.flow
     async with (
         served(create_a2a_app(adapter)) as url,
         httpx.AsyncClient(base_url=url, timeout=10) as client,
@@ -300,11 +300,11 @@ async def test_a_client_that_disconnects_mid_stream_leaves_no_task_running(route
                 if seen == 3:
                     break  # leaving the block closes the connection mid-stream
         for _ in range(200):
-            if adapter.active_tasks == 0 and not flow._traces:
+            if adapter.active_tasks == 0 and not flow.traces.active():
                 break
             await asyncio.sleep(0.01)
         assert adapter.active_tasks == 0
-        assert not flow._traces  # the trace was cancelled, not left running
+        assert not flow.traces.active()  # the trace was cancelled, not left running
 
 
 async def test_a_tenant_cannot_see_or_cancel_another_tenants_task() -> None:

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from penguiflow import FlowEvent, Message, Node, NodePolicy
-from penguiflow.core import TraceCancelled
+from penguiflow.core import ROOKERY, TraceCancelled
+from penguiflow.observation import FlowState
 
 from ..conftest import make_message
 
@@ -51,7 +52,7 @@ async def test_cancel_one_trace_while_others_finish(flows: Any) -> None:
     assert (start.node_name, start.node_id, start.extra["pending"]) == ("OpenSea", "OpenSea", 1)
     finish = next(e for e in recorder.events if e.event_type == "trace_cancel_finish")
     assert (finish.node_name, finish.trace_cancelled) == ("Rookery", False)
-    assert flow._traces == {}
+    assert flow.traces.active() == ()
 
 
 async def test_cancel_drains_queued_messages(flows: Any) -> None:
@@ -76,7 +77,7 @@ async def test_cancel_drains_queued_messages(flows: Any) -> None:
     assert await flow.cancel(first.trace_id) in (True, False)
     gate.set()
     assert (await flow.fetch()).payload == "other"
-    assert first.trace_id not in flow._traces
+    assert not flow.traces.known(first.trace_id)
     assert await flow.cancel(first.trace_id) is False
 
 
@@ -117,7 +118,7 @@ async def test_node_swallowing_cancellation_still_ends_the_trace(flows: Any) -> 
             break
         await asyncio.sleep(0.005)
     assert "node_trace_cancelled" in recorder.of(message.trace_id)
-    assert flow._rookery_ctx.queue_depth_in() == 0
+    assert flow.contexts[ROOKERY].queue_depth_in() == 0
     # The worker survives and keeps serving other traces.
     await flow.emit(make_message("next"))
     result = await asyncio.wait_for(flow.fetch(), 1)
@@ -173,8 +174,8 @@ async def test_late_messages_of_a_cancelled_trace_are_dropped(flows: Any) -> Non
     await entered.wait()
     assert await flow.cancel(message.trace_id)
     # A message of the same trace that was already on its way to b arrives late.
-    flow._traces[message.trace_id].pending += 1
-    flow._contexts[b]._incoming[a].queue.put_nowait(make_message("late", trace_id=message.trace_id))
+    flow.traces.track(message.trace_id)
+    flow.contexts[b].incoming[a].queue.put_nowait(make_message("late", trace_id=message.trace_id))
     for _ in range(100):
         if "trace_cancel_drop" in recorder.of(message.trace_id):
             break
@@ -187,7 +188,7 @@ async def test_late_messages_of_a_cancelled_trace_are_dropped(flows: Any) -> Non
     events = recorder.of(message.trace_id)
     assert events.index("trace_cancel_drop") < events.index("trace_cancel_finish")
     assert "node_trace_cancelled" in events
-    assert flow._rookery_ctx.queue_depth_in() == 0
+    assert flow.contexts[ROOKERY].queue_depth_in() == 0
 
 
 async def test_stop_cancels_workers_with_node_cancelled(flows: Any) -> None:
@@ -229,4 +230,4 @@ async def test_stop_ends_even_when_a_node_swallows_cancellation() -> None:
     await entered.wait()
     await asyncio.wait_for(flow.stop(), 2)
     assert swallowed == ["m"]
-    assert not flow._running
+    assert flow.state is FlowState.STOPPED

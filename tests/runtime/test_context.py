@@ -30,7 +30,7 @@ async def test_emit_by_node_name(flows: Any) -> None:
     flow.run()
     await flow.emit(make_message("go"))
     await flow.fetch(from_=right)
-    assert flow._contexts[left].queue_depth_in() == 0
+    assert flow.contexts[left].queue_depth_in() == 0
 
 
 async def test_unknown_target_is_a_typed_error(flows: Any) -> None:
@@ -131,7 +131,7 @@ async def test_streaming_backpressure_is_per_trace_whatever_the_stream_id(flows:
     await asyncio.sleep(0.05)
     # Fixed defect: a custom stream_id no longer disables the per-trace throttle.
     assert len(produced) <= 5
-    assert flow._traces[parent.trace_id].pending <= 5
+    assert flow.trace_status(parent.trace_id).pending <= 5
     received = [await flow.fetch() for _ in range(20)]
     assert len(received) == 20
     assert len(produced) == 20
@@ -153,8 +153,8 @@ async def test_node_that_fetches_for_itself_marks_messages_done(flows: Any) -> N
     result = await flow.fetch()
     assert result.payload == [1, 2]
     # Fixed defect: the self-fetched message's trace is finished, not pending forever.
-    assert second.trace_id not in flow._traces
-    assert flow._traces == {}
+    assert not flow.traces.known(second.trace_id)
+    assert flow.traces.active() == ()
 
 
 async def test_fetch_any_and_nowait_from_node_code(flows: Any) -> None:

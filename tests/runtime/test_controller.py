@@ -39,7 +39,7 @@ async def test_hop_budget_ends_the_loop_with_the_documented_answer(flows: Any) -
     await asyncio.sleep(0.02)
     # Fixed defect: the node is not invoked again after its answer went to Rookery.
     assert calls == [0, 1, 2]
-    assert flow._traces == {}
+    assert flow.traces.active() == ()
 
 
 async def test_budget_of_zero_still_runs_once(flows: Any) -> None:
@@ -142,9 +142,9 @@ async def test_reemitted_snapshot_is_ignored(flows: Any) -> None:
     snapshot = await flow.fetch()
     assert snapshot.payload.hops == 1
     await asyncio.sleep(0.01)  # the second iteration is now waiting on the gate
-    depth_before = flow._contexts[node].queue_depth_in()
+    depth_before = flow.contexts[node].queue_depth_in()
     await flow.emit(snapshot)  # same trace, same hops: dropped
-    assert flow._contexts[node].queue_depth_in() == depth_before == 0
+    assert flow.contexts[node].queue_depth_in() == depth_before == 0
     await flow.cancel(start.trace_id)
 
 

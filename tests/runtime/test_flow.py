@@ -18,6 +18,7 @@ from penguiflow import (
     StoredEvent,
 )
 from penguiflow.errors import FlowStoppedError, RegistryCoverageError, UnknownTargetError
+from penguiflow.observation import FlowState
 
 from ..conftest import MemoryStore, make_message
 
@@ -43,7 +44,7 @@ async def test_message_travels_a_chain(flows: Any) -> None:
     result = await flow.fetch()
     assert result.payload == "HELLO"
     assert result.trace_id == sent.trace_id
-    assert flow._traces == {}  # fetched: the trace is finished and forgotten
+    assert flow.traces.active() == ()  # fetched: the trace is finished and forgotten
 
 
 async def test_run_twice_and_stop_idempotent(flows: Any) -> None:
@@ -87,7 +88,7 @@ def test_run_requires_a_running_loop() -> None:
     with pytest.raises(RuntimeError):
         flow.run()
     # ... and the failure did not mark it running.
-    assert flow._running is False
+    assert flow.state is FlowState.CREATED
 
 
 async def test_emit_after_stop_is_refused_until_run(flows: Any) -> None:
@@ -132,7 +133,7 @@ async def test_emit_to_names_ingress_nodes(flows: Any) -> None:
     await flow.emit(make_message("only b"), to=b)
     result = await flow.fetch()
     assert result.payload == "only b"
-    assert flow._contexts[a].queue_depth_in() == 0
+    assert flow.contexts[a].queue_depth_in() == 0
     c = node("c")
     inner = flows(a.to(c), c.to())
     with pytest.raises(UnknownTargetError, match="Unknown target c for OpenSea"):
@@ -171,8 +172,8 @@ async def test_emit_nowait_full_queue_does_not_leak_pending(flows: Any) -> None:
     with pytest.raises(asyncio.QueueFull):
         flow.emit_nowait(second)
     # Fixed defect: the refused message is not counted as pending for its trace.
-    assert second.trace_id not in flow._traces
-    assert flow._traces[first.trace_id].pending == 1
+    assert not flow.traces.known(second.trace_id)
+    assert flow.trace_status(first.trace_id).pending == 1
 
 
 async def test_bounded_queues_apply_backpressure(flows: Any) -> None:
@@ -182,7 +183,7 @@ async def test_bounded_queues_apply_backpressure(flows: Any) -> None:
     # Nobody fetches: capacity is 2 (OpenSea->a) + 1 (held by a) + 2 (a->Rookery).
     emits = [asyncio.create_task(flow.emit(make_message(i))) for i in range(8)]
     await asyncio.sleep(0.05)
-    assert all(f.queue.qsize() <= 2 for f in flow._floes)
+    assert all(f.queue.qsize() <= 2 for f in flow.edges)
     assert sum(task.done() for task in emits) == 5
     payloads = [(await flow.fetch()).payload for _ in range(8)]
     await asyncio.gather(*emits)
@@ -311,7 +312,7 @@ async def test_record_remote_event_goes_through_the_pipeline(
     await flow.record_remote_event(
         event="remote_call_start",
         node=a,
-        context=flow._contexts[a],
+        context=flow.contexts[a],
         trace_id="t",
         latency_ms=0.0,
         level=logging.DEBUG,

@@ -17,7 +17,7 @@ def node(name: str, **kwargs: Any) -> Node:
 
 
 def edges(flow: Any) -> set[tuple[str, str]]:
-    return {(f.source.name, f.target.name) for f in flow._floes}
+    return {(f.source.name, f.target.name) for f in flow.edges}
 
 
 def test_chain_gets_one_ingress_and_one_egress() -> None:
@@ -46,9 +46,9 @@ def test_controller_self_loop_is_ingress_and_egress() -> None:
         ("controller", "controller"),
         ("controller", "Rookery"),
     }
-    assert flow._contexts[controller].outgoing_count() == 2
-    assert OPEN_SEA in flow._contexts[controller]._incoming
-    assert ROOKERY in flow._contexts[controller]._outgoing
+    assert flow.contexts[controller].outgoing_count() == 2
+    assert OPEN_SEA in flow.contexts[controller].incoming
+    assert ROOKERY in flow.contexts[controller].outgoing
 
 
 def test_cycle_without_controller_names_the_nodes() -> None:

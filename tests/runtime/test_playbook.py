@@ -62,7 +62,7 @@ async def test_cancelling_the_parent_trace_cancels_the_subflow(flows: Any) -> No
     await flow.cancel(message.trace_id)
     await asyncio.sleep(0.02)
     assert outcome == ["cancelled"]
-    assert flow._traces == {}
+    assert flow.traces.active() == ()
 
 
 async def test_pre_cancelled_trace_raises_without_running(flows: Any) -> None:

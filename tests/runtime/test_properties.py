@@ -162,10 +162,10 @@ def test_cancelling_traces_leaves_no_orphan_tasks_and_the_others_finish(
         assert sorted(m.payload for m in finished) == sorted(set(range(count)) - doomed)
         assert all(m.meta["parts"] == [0, 1, 2] for m in finished)
         for _ in range(50):
-            if not flow._traces:
+            if not flow.traces.active():
                 break
             await asyncio.sleep(0.005)
-        assert flow._traces == {}
+        assert flow.traces.active() == ()
         current = asyncio.current_task()
         orphans = set(asyncio.all_tasks()) - baseline - workers - {current}
         assert orphans == set()
@@ -332,7 +332,7 @@ def test_backpressure_bounds_every_queue(maxsize: int, emits: int, chain: int) -
         pending = [asyncio.create_task(flow.emit(make_message(i))) for i in range(emits)]
         for _ in range(20):
             await asyncio.sleep(0)
-            assert all(f.queue.qsize() <= maxsize for f in flow._floes)
+            assert all(f.queue.qsize() <= maxsize for f in flow.edges)
         # Nobody fetches: each edge holds maxsize, each node holds one in hand.
         capacity = (chain + 1) * maxsize + chain
         assert sum(task.done() for task in pending) == min(emits, capacity)

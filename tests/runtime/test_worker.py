@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from penguiflow import FinalAnswer, FlowError, FlowEvent, Message, ModelRegistry, Node, NodePolicy
+from penguiflow.core import ROOKERY
 
 from ..conftest import make_message
 
@@ -96,7 +97,7 @@ async def test_exhausted_retries_produce_a_flow_error(flows: Any) -> None:
     failed = next(e for e in recorder.events if e.event_type == "node_failed")
     assert failed.error_payload is not None
     assert failed.error_payload["code"] == "NODE_EXCEPTION"
-    assert flow._traces == {}
+    assert flow.traces.active() == ()
 
 
 async def test_timeouts_are_retried_then_reported(flows: Any) -> None:
@@ -248,7 +249,7 @@ async def test_bare_payloads_flow_untracked(flows: Any) -> None:
     flow.run()
     await flow.emit(1)
     assert await flow.fetch() == 3
-    assert flow._traces == {}
+    assert flow.traces.active() == ()
 
 
 async def test_returning_none_emits_nothing(flows: Any) -> None:
@@ -262,9 +263,9 @@ async def test_returning_none_emits_nothing(flows: Any) -> None:
     message = make_message(1)
     await flow.emit(message)
     for _ in range(50):
-        if message.trace_id not in flow._traces:
+        if not flow.traces.known(message.trace_id):
             break
         await asyncio.sleep(0.005)
-    assert message.trace_id not in flow._traces
+    assert not flow.traces.known(message.trace_id)
     assert recorder.kinds() == [("node_start", 0), ("node_success", 0)]
-    assert flow._rookery_ctx.queue_depth_in() == 0
+    assert flow.contexts[ROOKERY].queue_depth_in() == 0

@@ -107,7 +107,7 @@ async def calling_flow(
 async def wait_idle(adapter: Any) -> None:
     """Wait (up to 3 s) until the agent has no task and no trace left."""
     for _ in range(300):
-        if adapter.active_tasks == 0 and not adapter._flow._traces:
+        if adapter.active_tasks == 0 and not adapter.flow.traces.active():
             return
         await asyncio.sleep(0.01)
 
@@ -147,7 +147,7 @@ async def test_streaming_chunks_arrive_in_order_with_no_gaps() -> None:
 
 async def test_cancelling_the_trace_mid_stream_cancels_the_remote_task() -> None:
     adapter = adapter_for(chatter_flow())
-    remote_flow = adapter._flow
+    remote_flow = adapter.flow
     async with (
         served(create_a2a_app(adapter)) as url,
         A2AHttpTransport(allow_private=True) as transport,
@@ -162,7 +162,7 @@ async def test_cancelling_the_trace_mid_stream_cancels_the_remote_task() -> None
             assert await flow.cancel("to-cancel")
             await wait_idle(adapter)
             assert adapter.active_tasks == 0
-            assert not remote_flow._traces  # the remote trace stopped too
+            assert not remote_flow.traces.active()  # the remote trace stopped too
     assert "remote_call_success" not in recorder.kinds()
 
 
@@ -304,4 +304,4 @@ async def test_cancelling_a_unary_remote_call_cancels_the_remote_trace() -> None
             assert await flow.cancel("unary")
             await wait_idle(adapter)
             assert adapter.active_tasks == 0
-            assert not adapter._flow._traces
+            assert not adapter.flow.traces.active()

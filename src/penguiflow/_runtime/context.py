@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UnknownTargetError
+from ..errors import ContextError, UnknownTargetError
 from ..node import Node
 from ..types import Message, StreamChunk
-from .graph import Endpoint, Floe, _FloeQueue
+from .graph import Endpoint, Floe
+from .inbox import EMPTY, Inbox, InboxQueue
 
 if TYPE_CHECKING:
     from .flow import PenguiFlow
@@ -35,16 +36,14 @@ class Context:
     """
 
     __slots__ = (
-        "_buffer",
         "_in_queues",
+        "_inbox",
         "_incoming",
         "_out_all",
         "_outgoing",
         "_owner",
-        "_rr",
         "_runtime",
         "_stream_seq",
-        "_waiters",
     )
 
     def __init__(self, owner: Node | Endpoint, runtime: PenguiFlow | None = None) -> None:
@@ -52,12 +51,10 @@ class Context:
         self._runtime = runtime
         self._incoming: dict[Peer, Floe] = {}
         self._outgoing: dict[Peer, Floe] = {}
-        self._buffer: deque[Any] = deque()
+        self._inbox = Inbox()
         self._stream_seq: dict[str, int] = {}
-        self._waiters: list[asyncio.Future[None]] = []
         self._in_queues: tuple[asyncio.Queue[Any], ...] = ()
         self._out_all: tuple[Floe, ...] = ()
-        self._rr = 0
 
     # -- structure -------------------------------------------------------------------
 
@@ -71,14 +68,35 @@ class Context:
         """The flow this context is attached to, if any."""
         return self._runtime
 
+    @property
+    def incoming(self) -> Mapping[Peer, Floe]:
+        """The edges arriving here, by source (a read-only view)."""
+        return MappingProxyType(self._incoming)
+
+    @property
+    def outgoing(self) -> Mapping[Peer, Floe]:
+        """The edges leaving here, by target (a read-only view)."""
+        return MappingProxyType(self._outgoing)
+
+    @property
+    def outgoing_floes(self) -> tuple[Floe, ...]:
+        """The edges leaving here, in target order (what `emit(msg)` sends to)."""
+        return self._out_all
+
+    @property
+    def inbox(self) -> Inbox:
+        """What waits for this context: its incoming queues and a buffer (engine part)."""
+        return self._inbox
+
     def add_incoming_floe(self, floe: Floe) -> None:
         """Register an edge arriving at this context (keyed by its source)."""
         if floe.source is None:
             return
         self._incoming[floe.source] = floe
         self._in_queues = tuple(f.queue for f in self._incoming.values())
-        if isinstance(floe.queue, _FloeQueue):
-            floe.queue.consumer = self
+        self._inbox.queues = self._in_queues
+        if isinstance(floe.queue, InboxQueue):
+            floe.queue.consumer = self._inbox
 
     def add_outgoing_floe(self, floe: Floe) -> None:
         """Register an edge leaving this context (keyed by its target)."""
@@ -125,26 +143,24 @@ class Context:
     def _require_runtime(self) -> PenguiFlow:
         runtime = self._runtime
         if runtime is None:
-            raise RuntimeError("Context is not attached to a running flow")
+            raise ContextError("Context is not attached to a running flow")
         return runtime
 
     async def emit(self, msg: Any, to: Targets = None) -> None:
         """Send `msg` to every target edge, waiting while a target queue is full."""
-        runtime = self._require_runtime()
-        floes = self._out_all if to is None else self._resolve(self._outgoing, to)
-        send = runtime._send
-        for floe in floes:
-            await send(floe, msg)
+        dispatcher = self._require_runtime().dispatcher
+        for floe in self._out_all if to is None else self._resolve(self._outgoing, to):
+            if not dispatcher.offer(floe, msg):
+                await dispatcher.send(floe, msg)
 
     def emit_nowait(self, msg: Any, to: Targets = None) -> None:
         """Send without waiting; raises `asyncio.QueueFull` if a target queue is full.
 
         Targets before the full one have already received the message.
         """
-        runtime = self._require_runtime()
-        floes = self._out_all if to is None else self._resolve(self._outgoing, to)
-        for floe in floes:
-            runtime._send_nowait(floe, msg)
+        send = self._require_runtime().dispatcher.send_nowait
+        for floe in self._out_all if to is None else self._resolve(self._outgoing, to):
+            send(floe, msg)
 
     async def emit_chunk(
         self,
@@ -180,7 +196,7 @@ class Context:
         )
         runtime = self._require_runtime()
         if previous is not None:
-            await runtime._wait_trace_capacity(parent.trace_id)
+            await runtime.traces.wait_capacity(parent.trace_id)
         await self.emit(message, to=to)
         if done:
             self._stream_seq.pop(sid, None)
@@ -188,98 +204,66 @@ class Context:
 
     # -- fetching --------------------------------------------------------------------
 
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    def _take_nowait(self, queues: Sequence[asyncio.Queue[Any]]) -> tuple[bool, Any]:
-        count = len(queues)
-        start = self._rr % count if count else 0
-        for offset in range(count):
-            index = (start + offset) % count
-            queue = queues[index]
-            if queue.qsize():
-                self._rr = index + 1
-                return True, queue.get_nowait()
-        return False, None
-
-    async def _take_any(self, queues: Sequence[asyncio.Queue[Any]]) -> Any:
-        loop = asyncio.get_running_loop()
-        while True:
-            if self._buffer:
-                return self._buffer.popleft()
-            found, item = self._take_nowait(queues)
-            if found:
-                return item
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-
-    async def _take(self) -> Any:
-        """Next message for the worker loop (not finalized: the worker does that)."""
-        if self._buffer:
-            return self._buffer.popleft()
-        queues = self._in_queues
-        if len(queues) == 1:
-            queue = queues[0]
-            if queue.qsize():
-                return queue.get_nowait()
-            return await queue.get()
-        if not queues:
-            raise RuntimeError("context has no incoming floes to fetch from")
-        return await self._take_any(queues)
-
     def _incoming_queues(self, from_: Targets) -> Sequence[asyncio.Queue[Any]]:
         if from_ is None:
             return self._in_queues
         return [f.queue for f in self._resolve(self._incoming, from_)]
-
-    async def _fetch_raw(self, from_: Targets, *, any_: bool) -> Any:
-        if self._buffer:
-            return self._buffer.popleft()
-        queues = self._incoming_queues(from_)
-        if not queues:
-            raise RuntimeError("context has no incoming floes to fetch from")
-        if len(queues) == 1 and not any_:
-            return await queues[0].get()
-        return await self._take_any(queues)
-
-    async def _settle(self, item: Any) -> Any:
-        runtime = self._runtime
-        if runtime is not None:
-            await runtime._finalize_fetched(item)
-        return item
 
     def fetch_nowait(self, from_: Targets = None) -> Any:
         """Return a waiting message or raise `asyncio.QueueEmpty`.
 
         The message counts as handled for its trace from this point on.
         """
-        if self._buffer:
-            item = self._buffer.popleft()
+        inbox = self._inbox
+        if inbox.buffer:
+            item = inbox.buffer.popleft()
         else:
             queues = self._incoming_queues(from_)
-            found, item = self._take_nowait(queues) if queues else (False, None)
+            found, item = inbox.take_nowait(queues) if queues else (False, None)
             if not found:
                 raise asyncio.QueueEmpty("no messages available")
         runtime = self._runtime
         if runtime is not None:
-            runtime._finalize_fetched_nowait(item)
+            runtime.dispatcher.settle_nowait(item)
         return item
 
     async def fetch(self, from_: Targets = None) -> Any:
-        """Wait for the next message from the given predecessors (default: all)."""
-        return await self._settle(await self._fetch_raw(from_, any_=False))
+        """Wait for the next message from the given predecessors (default: all).
+
+        The message counts as handled for its trace from this point on.
+        """
+        inbox = self._inbox
+        if inbox.buffer:
+            item = inbox.buffer.popleft()
+        else:
+            queues = self._in_queues if from_ is None else self._incoming_queues(from_)
+            queue = queues[0] if len(queues) == 1 else None
+            if isinstance(queue, InboxQueue):
+                item = queue.take_ready()
+                if item is EMPTY:
+                    item = await queue.get()
+            else:
+                item = await inbox.take_from(queues, any_=False)
+        return await self._settle(item)
 
     async def fetch_any(self, from_: Targets = None) -> Any:
         """Wait for the first message to arrive on any of the given predecessors."""
-        return await self._settle(await self._fetch_raw(from_, any_=True))
+        return await self._settle(await self._take(from_, any_=True))
+
+    async def _take(self, from_: Targets, *, any_: bool) -> Any:
+        # The buffer comes before the `from_` filter (and its unknown-peer check).
+        inbox = self._inbox
+        if inbox.buffer:
+            return inbox.buffer.popleft()
+        return await inbox.take_from(self._incoming_queues(from_), any_=any_)
+
+    async def _settle(self, item: Any) -> Any:
+        runtime = self._runtime
+        if runtime is not None:
+            finished = runtime.dispatcher.count_out(item)
+            if finished is not None:
+                await runtime.dispatcher.announce_cancel_finish(finished)
+        return item
 
     async def call_playbook(
         self, playbook: PlaybookFactory, parent_msg: Message, *, timeout: float | None = None

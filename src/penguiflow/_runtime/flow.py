@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
-from ..bus import BusEnvelope, MessageBus
-from ..errors import FlowError, FlowStoppedError, RegistryCoverageError
-from ..metrics import FlowEvent
+from ..bus import MessageBus
+from ..errors import FlowLifecycleError, FlowStoppedError, RegistryCoverageError
 from ..middlewares import Middleware
 from ..node import Node
 from ..state import RemoteBinding, StateStore, StoredEvent
 from ..types import WM, Message, StreamChunk
 from .context import Context
+from .dispatch import Dispatcher
+from .events import EventSink, logger
 from .graph import (
     OPEN_SEA,
     ROOKERY,
@@ -23,28 +24,16 @@ from .graph import (
     Floe,
     check_acyclic,
     collect_adjacency,
-    label_of,
     remove_trace_items,
 )
-from .traces import TraceEvent, TraceState, current_trace
+from .hooks import FlowHooks
+from .lifecycle import FlowState
+from .traces import TraceBook, TraceEvent, TraceStatus
 from .worker import NodeWorker
 
 __all__ = ["DEFAULT_QUEUE_MAXSIZE", "PenguiFlow", "create", "logger"]
 
 DEFAULT_QUEUE_MAXSIZE = 64
-
-logger = logging.getLogger("penguiflow.core")
-
-# LogRecord attributes that `extra=` must not overwrite (logging raises KeyError).
-_RESERVED_LOG_KEYS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
-)
-
-
-def _log_extra(payload: dict[str, Any]) -> dict[str, Any]:
-    if _RESERVED_LOG_KEYS.isdisjoint(payload):
-        return payload
-    return {(f"extra_{k}" if k in _RESERVED_LOG_KEYS else k): v for k, v in payload.items()}
 
 
 class PenguiFlow:
@@ -53,6 +42,11 @@ class PenguiFlow:
     Messages enter through `emit` (OpenSea) and results leave through `fetch`
     (Rookery). Build with `create(a.to(b), b.to())`, then `run()`, `emit`,
     `fetch` and finally `stop()`.
+
+    Observe it through `hooks` (hook lists), `trace_status(trace_id)`, `state`,
+    and the read-only views `nodes`, `edges` and `contexts`. The engine's parts
+    (`traces`, `dispatcher`, `event_sink`) are what contexts and node workers call;
+    they are named so nothing reaches into the flow, but they are not user API.
     """
 
     def __init__(
@@ -69,11 +63,9 @@ class PenguiFlow:
         if not allow_cycles:
             check_acyclic(graph)
         self._queue_maxsize = queue_maxsize
-        self._middlewares: list[Middleware] = list(middlewares or [])
         self._emit_errors_to_rookery = emit_errors_to_rookery
         self._state_store = state_store
-        self._message_bus = message_bus
-        self._nodes: list[Node] = list(graph)
+        self._nodes: tuple[Node, ...] = tuple(graph)
         self._contexts: dict[Node | Endpoint, Context] = {
             node: Context(node, self) for node in self._nodes
         }
@@ -96,26 +88,90 @@ class PenguiFlow:
             if not children or list(children) == [node]:
                 self._connect(node, ROOKERY)
 
+        self._hooks = FlowHooks()
+        self._traces = TraceBook(queue_maxsize, self._hooks)
+        self._sink = EventSink(
+            middlewares=list(middlewares or []),
+            store=state_store,
+            hooks=self._hooks,
+            traces=self._traces,
+            queue_maxsize=queue_maxsize,
+        )
+        self._dispatcher = Dispatcher(
+            traces=self._traces,
+            sink=self._sink,
+            hooks=self._hooks,
+            bus=message_bus,
+            rookery=self._rookery_ctx,
+        )
         self._registry: Any | None = None
-        self._running = False
-        self._stopped = False
+        self._state = FlowState.CREATED
         self._workers: list[NodeWorker] = []
-        self._traces: dict[str, TraceState] = {}
-        self._wm_hops: dict[str, int] = {}
         self._external: dict[str, set[asyncio.Future[Any]]] = {}
-        self._publish_tasks: set[asyncio.Task[None]] = set()
-        # Called with (item, trace id or None) for every item sent to Rookery; returns
-        # the item to enqueue. Used by servers (penguiflow_a2a) to attribute results.
-        self._rookery_observer: Callable[[Any, str | None], Any] | None = None
-        # Called with the FlowError of a node that failed for good when errors are not
-        # sent to Rookery, so a server waiting on the trace learns of the failure.
-        self._failure_observer: Callable[[FlowError], None] | None = None
 
     def _connect(self, source: Node | Endpoint, target: Node | Endpoint) -> None:
         floe = Floe(source, target, maxsize=self._queue_maxsize)
         self._floes.append(floe)
         self._contexts[source].add_outgoing_floe(floe)
         self._contexts[target].add_incoming_floe(floe)
+
+    # -- observation -----------------------------------------------------------------
+
+    @property
+    def hooks(self) -> FlowHooks:
+        """The flow's hook lists: append callables to observe results, failures, events."""
+        return self._hooks
+
+    @property
+    def state(self) -> FlowState:
+        """Where the flow is in its lifecycle (created, running, stopped)."""
+        return self._state
+
+    def trace_status(self, trace_id: str) -> TraceStatus:
+        """How far a trace has come: pending, in flight, cancelled, done."""
+        return self._traces.status(trace_id)
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """The flow's nodes, in the order they first appear in the adjacencies."""
+        return self._nodes
+
+    @property
+    def edges(self) -> tuple[Floe, ...]:
+        """Every edge (floe), ingress from OpenSea and egress to Rookery included."""
+        return tuple(self._floes)
+
+    @property
+    def contexts(self) -> Mapping[Node | Endpoint, Context]:
+        """The context of every node and of both endpoints (a read-only view)."""
+        return MappingProxyType(self._contexts)
+
+    @property
+    def queue_maxsize(self) -> int:
+        """The bound of every edge queue (`<= 0`: unbounded)."""
+        return self._queue_maxsize
+
+    @property
+    def emit_errors_to_rookery(self) -> bool:
+        """Whether a node that fails for good delivers its `FlowError` to Rookery."""
+        return self._emit_errors_to_rookery
+
+    # -- the engine's parts ----------------------------------------------------------
+
+    @property
+    def traces(self) -> TraceBook:
+        """Per-trace bookkeeping (engine part)."""
+        return self._traces
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """Sends messages along edges and to Rookery (engine part)."""
+        return self._dispatcher
+
+    @property
+    def event_sink(self) -> EventSink:
+        """Builds and delivers `FlowEvent`s (engine part)."""
+        return self._sink
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -126,17 +182,18 @@ class PenguiFlow:
 
     def add_middleware(self, middleware: Middleware) -> None:
         """Add a middleware; it sees every event emitted from now on."""
-        self._middlewares.append(middleware)
+        self._sink.middlewares.append(middleware)
 
     def run(self, *, registry: Any | None = None) -> None:
         """Start one worker per node on the running event loop.
 
-        Raises `RuntimeError` if already running, and `RegistryCoverageError` (a
-        `RuntimeError`) naming every validating node the registry lacks. A failed
-        `run()` leaves the flow stopped, so it can be fixed and run again.
+        Raises `FlowLifecycleError` (a `RuntimeError`) if already running, and
+        `RegistryCoverageError` (a `RuntimeError`) naming every validating node the
+        registry lacks. A failed `run()` leaves the flow as it was, so it can be
+        fixed and run again.
         """
-        if self._running:
-            raise RuntimeError("PenguiFlow already running")
+        if self._state is FlowState.RUNNING:
+            raise FlowLifecycleError("PenguiFlow already running")
         if registry is not None:
             missing: list[str] = []
             for node in self._nodes:
@@ -159,15 +216,15 @@ class PenguiFlow:
             worker.task = loop.create_task(worker.run(), name=f"penguiflow:{worker.node.name}")
         self._registry = registry
         self._workers = workers
-        self._running = True
-        self._stopped = False
+        self._traces.attach(workers)
+        self._state = FlowState.RUNNING
 
     async def stop(self) -> None:
         """Cancel the workers and in-flight work and wait for them; idempotent.
 
         Queued messages stay queued for a later `run()`; per-trace bookkeeping is reset.
         """
-        if not self._running:
+        if self._state is not FlowState.RUNNING:
             return
         tasks = [w.task for w in self._workers if w.task is not None]
         for task in tasks:
@@ -178,36 +235,33 @@ class PenguiFlow:
             fut.cancel()
         await asyncio.gather(*external, return_exceptions=True)
         self._external.clear()
-        if self._publish_tasks:
-            await asyncio.gather(*list(self._publish_tasks), return_exceptions=True)
-        for state in self._traces.values():
-            state.wake_waiters()
-        self._traces.clear()
+        await self._dispatcher.drain()
+        self._traces.reset()
+        self._traces.attach(())
         self._workers = []
-        self._running = False
-        self._stopped = True
+        self._state = FlowState.STOPPED
 
     # -- ingress / egress ------------------------------------------------------------
 
-    def _check_accepting(self, msg: Any) -> bool:
-        if self._stopped:
+    def _accepting(self, msg: Any) -> bool:
+        if self._state is FlowState.STOPPED:
             raise FlowStoppedError(
                 "PenguiFlow was stopped; call run() again before emitting more messages"
             )
-        if isinstance(msg, Message) and isinstance(msg.payload, WM):
-            remembered = self._wm_hops.get(msg.trace_id)
-            if remembered is not None and remembered == msg.payload.hops:
-                return False
-        return True
+        return not (
+            isinstance(msg, Message)
+            and isinstance(msg.payload, WM)
+            and self._traces.is_replayed_wm(msg.trace_id, msg.payload.hops)
+        )
 
     async def emit(self, msg: Any, to: Node | Sequence[Node] | None = None) -> None:
         """Send `msg` into the flow (to all ingress nodes, or those named by `to`)."""
-        if self._check_accepting(msg):
+        if self._accepting(msg):
             await self._opensea_ctx.emit(msg, to)
 
     def emit_nowait(self, msg: Any, to: Node | Sequence[Node] | None = None) -> None:
         """Like `emit` but raises `asyncio.QueueFull` instead of waiting."""
-        if self._check_accepting(msg):
+        if self._accepting(msg):
             self._opensea_ctx.emit_nowait(msg, to)
 
     async def emit_chunk(
@@ -222,107 +276,25 @@ class PenguiFlow:
         to: Node | Sequence[Node] | None = None,
     ) -> StreamChunk:
         """Stream a chunk into the flow from outside (see `Context.emit_chunk`)."""
-        self._check_accepting(None)
+        self._accepting(None)
         return await self._opensea_ctx.emit_chunk(
             parent=parent, text=text, stream_id=stream_id, seq=seq, done=done, meta=meta, to=to
         )
 
     async def fetch(self, from_: Node | Sequence[Node] | None = None) -> Any:
         """Wait for the next result delivered to Rookery (from the given egress nodes)."""
-        item = await self._rookery_ctx._fetch_raw(from_, any_=False)
-        await self._finalize_fetched(item)
-        return item
+        return await self._rookery_ctx.fetch(from_)
 
     async def fetch_any(self, from_: Node | Sequence[Node] | None = None) -> Any:
         """Wait for the first result on any of the given egress nodes."""
-        item = await self._rookery_ctx._fetch_raw(from_, any_=True)
-        await self._finalize_fetched(item)
-        return item
+        return await self._rookery_ctx.fetch_any(from_)
 
     # -- traces ----------------------------------------------------------------------
-
-    def _trace_state(self, trace_id: str) -> TraceState:
-        state = self._traces.get(trace_id)
-        if state is None:
-            state = self._traces[trace_id] = TraceState()
-        return state
 
     def ensure_trace_event(self, trace_id: str) -> TraceEvent:
         """The trace's cancellation event (created if needed); setting it cancels the trace's
         running invocations."""
-        state = self._trace_state(trace_id)
-        if state.event is None:
-            state.event = TraceEvent(lambda: self._interrupt(trace_id))
-        return state.event
-
-    def _discard_idle_trace(self, trace_id: str) -> None:
-        """Drop bookkeeping created for a trace that has nothing pending or running."""
-        state = self._traces.get(trace_id)
-        if (
-            state is not None
-            and state.pending <= 0
-            and all(waiter.done() for waiter in state.waiters)
-            and not self._inflight(trace_id)
-        ):
-            del self._traces[trace_id]
-
-    def _finalize(self, trace_id: str) -> bool:
-        """Mark one message of the trace handled; True if `trace_cancel_finish` is due."""
-        state = self._traces.get(trace_id)
-        if state is None:
-            return False
-        state.pending -= 1
-        if state.pending > 0:
-            if state.waiters and (self._queue_maxsize <= 0 or state.pending <= self._queue_maxsize):
-                state.wake_waiters()
-            return False
-        state.pending = 0
-        del self._traces[trace_id]
-        self._wm_hops.pop(trace_id, None)
-        state.wake_waiters()
-        return state.cancelled
-
-    def _inflight(self, trace_id: str) -> int:
-        """How many node invocations of the trace are running right now."""
-        return sum(1 for worker in self._workers if worker.trace_id == trace_id)
-
-    def _interrupt(self, trace_id: str) -> None:
-        """Cancel every node invocation running for the trace."""
-        for worker in self._workers:
-            if worker.trace_id == trace_id:
-                worker.interrupt()
-
-    async def _emit_cancel_finish(self, trace_id: str) -> None:
-        await self._emit_event(
-            "trace_cancel_finish", ROOKERY, self._rookery_ctx, trace_id, 0, None, logging.INFO
-        )
-
-    async def _finalize_fetched(self, item: Any) -> None:
-        trace_id = getattr(item, "trace_id", None)
-        if trace_id is not None and self._finalize(trace_id):
-            await self._emit_cancel_finish(trace_id)
-
-    def _finalize_fetched_nowait(self, item: Any) -> None:
-        trace_id = getattr(item, "trace_id", None)
-        if trace_id is not None and self._finalize(trace_id):
-            self._track_background(self._emit_cancel_finish(trace_id))
-
-    async def _wait_trace_capacity(self, trace_id: str) -> None:
-        limit = self._queue_maxsize
-        if limit <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        while True:
-            state = self._traces.get(trace_id)
-            if state is None or max(state.pending - 1, 0) < limit:
-                return
-            waiter: asyncio.Future[None] = loop.create_future()
-            state.waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in state.waiters:
-                    state.waiters.remove(waiter)
+        return self._traces.event(trace_id)
 
     async def cancel(self, trace_id: str) -> bool:
         """Cancel one trace: drop its queued messages and interrupt its running nodes.
@@ -330,31 +302,22 @@ class PenguiFlow:
         Other traces are unaffected. Returns `False` if the trace is unknown or
         already finished, `True` otherwise.
         """
-        if not self._running:
-            raise RuntimeError("PenguiFlow is not running")
-        state = self._traces.get(trace_id)
-        if state is None or (state.pending <= 0 and not self._inflight(trace_id)):
+        if self._state is not FlowState.RUNNING:
+            raise FlowLifecycleError("PenguiFlow is not running")
+        traces = self._traces
+        if traces.status(trace_id).done:
             return False
-        event = self.ensure_trace_event(trace_id)
+        event = traces.event(trace_id)
         if not event.is_set():
             event.set()
-            await self._emit_event(
-                "trace_cancel_start",
-                OPEN_SEA,
-                self._opensea_ctx,
-                trace_id,
-                0,
-                None,
-                logging.INFO,
-                extra={"pending": state.pending},
-            )
+            await self._dispatcher.announce_cancel_start(trace_id, self._opensea_ctx)
         finish_due = False
         for floe in self._floes:
             for _ in remove_trace_items(floe.queue, trace_id):
-                finish_due = self._finalize(trace_id) or finish_due
-        self._interrupt(trace_id)
+                finish_due = traces.finalize(trace_id) or finish_due
+        traces.interrupt(trace_id)
         if finish_due:
-            await self._emit_cancel_finish(trace_id)
+            await self._dispatcher.announce_cancel_finish(trace_id)
         return True
 
     def register_external_task(self, trace_id: str, task: asyncio.Future[Any]) -> None:
@@ -373,185 +336,19 @@ class PenguiFlow:
 
         task.add_done_callback(_forget)
 
-    # -- sending ---------------------------------------------------------------------
-
-    def _observe_rookery(self, msg: Any) -> Any:
-        observer = self._rookery_observer
-        if observer is None:
-            return msg
-        trace_id = getattr(msg, "trace_id", None)
-        return observer(msg, trace_id if trace_id is not None else current_trace.get())
-
-    async def _send(self, floe: Floe, msg: Any) -> None:
-        if floe.target is ROOKERY:
-            msg = self._observe_rookery(msg)
-        trace_id = getattr(msg, "trace_id", None)
+    def external_tasks(self, trace_id: str | None = None) -> tuple[asyncio.Future[Any], ...]:
+        """Tasks registered with `register_external_task` and still running (of one trace,
+        or of all)."""
         if trace_id is not None:
-            state = self._traces.get(trace_id)
-            if state is None:
-                state = self._traces[trace_id] = TraceState()
-            state.pending += 1
-        if self._message_bus is not None:
-            await self._publish(floe.source, floe.target, msg)
-        try:
-            floe.queue.put_nowait(msg)
-        except asyncio.QueueFull:
-            await self._put_waiting(floe.queue, msg, trace_id)
-
-    async def _put_waiting(self, queue: asyncio.Queue[Any], msg: Any, trace_id: Any) -> None:
-        """Wait for room in a full queue (backpressure)."""
-        try:
-            await queue.put(msg)
-        except BaseException:
-            # The message never entered the queue: it must not keep its trace alive.
-            if trace_id is not None and self._finalize(trace_id):
-                await self._emit_cancel_finish(trace_id)
-            raise
-
-    def _send_nowait(self, floe: Floe, msg: Any) -> None:
-        queue = floe.queue
-        if queue.full():
-            raise asyncio.QueueFull
-        if floe.target is ROOKERY:
-            msg = self._observe_rookery(msg)
-        trace_id = getattr(msg, "trace_id", None)
-        if trace_id is not None:
-            self._trace_state(trace_id).pending += 1
-        if self._message_bus is not None:
-            self._track_background(self._publish(floe.source, floe.target, msg))
-        queue.put_nowait(msg)
-
-    def _track_background(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self._publish_tasks.add(task)
-        task.add_done_callback(self._publish_tasks.discard)
-
-    async def _publish(
-        self, source: Node | Endpoint | None, target: Node | Endpoint | None, msg: Any
-    ) -> None:
-        bus = self._message_bus
-        if bus is None:
-            return
-        src, tgt = label_of(source), label_of(target)
-        is_message = isinstance(msg, Message)
-        envelope = BusEnvelope(
-            edge=f"{src or '*'}->{tgt or '*'}",
-            source=src,
-            target=tgt,
-            trace_id=getattr(msg, "trace_id", None),
-            payload=msg,
-            headers=msg.headers.model_dump() if is_message else None,
-            meta=dict(msg.meta) if is_message else None,
-        )
-        try:
-            await bus.publish(envelope)
-        except Exception as exc:
-            logger.exception(
-                "message_bus_publish_failed",
-                extra={
-                    "event": "message_bus_publish_failed",
-                    "edge": envelope.edge,
-                    "trace_id": envelope.trace_id,
-                    "exception": repr(exc),
-                },
-            )
-
-    async def _deliver_to_rookery(self, message: Any, source: Node) -> None:
-        floe = self._contexts[source]._outgoing.get(ROOKERY)
-        if floe is None:
-            floe = next(iter(self._rookery_ctx._incoming.values()), None)
-        if floe is not None:
-            await self._send(floe, message)
-        else:
-            message = self._observe_rookery(message)
-            trace_id = getattr(message, "trace_id", None)
-            if trace_id is not None:
-                self._trace_state(trace_id).pending += 1
-            await self._publish(source, ROOKERY, message)
-            self._rookery_ctx._buffer.append(message)
-            self._rookery_ctx._wake()
-        if isinstance(message, Message) and isinstance(message.payload, WM):
-            self._wm_hops[message.trace_id] = message.payload.hops
-
-    # -- events ----------------------------------------------------------------------
-
-    def _listening(self, level: int) -> bool:
-        return bool(
-            self._middlewares or self._state_store is not None or logger.isEnabledFor(level)
-        )
-
-    async def _emit_event(
-        self,
-        event_type: str,
-        entity: Node | Endpoint,
-        ctx: Context,
-        trace_id: str | None,
-        attempt: int,
-        latency_ms: float | None,
-        level: int,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        exc_info: BaseException | None = None,
-    ) -> None:
-        log_enabled = logger.isEnabledFor(level)
-        if not (self._middlewares or self._state_store is not None or log_enabled):
-            return
-        state = self._traces.get(trace_id) if trace_id is not None else None
-        event = FlowEvent(
-            event_type=event_type,
-            ts=time.time(),
-            node_name=entity.name,
-            node_id=getattr(entity, "node_id", entity.name),
-            trace_id=trace_id,
-            attempt=attempt,
-            latency_ms=latency_ms,
-            queue_depth_in=ctx.queue_depth_in(),
-            queue_depth_out=ctx.queue_depth_out(),
-            outgoing_edges=ctx.outgoing_count(),
-            queue_maxsize=self._queue_maxsize,
-            trace_pending=(state.pending if state is not None else 0)
-            if trace_id is not None
-            else None,
-            trace_inflight=self._inflight(trace_id) if trace_id is not None else 0,
-            trace_cancelled=state.cancelled if state is not None else False,
-            extra=extra if extra is not None else {},
-        )
-        if log_enabled:
-            logger.log(level, event_type, extra=_log_extra(event.to_payload()), exc_info=exc_info)
-        store = self._state_store
-        if store is not None:
-            try:
-                await store.save_event(StoredEvent.from_flow_event(event))
-            except Exception as exc:
-                logger.exception(
-                    "state_store_save_failed",
-                    extra={
-                        "event": "state_store_save_failed",
-                        "trace_id": trace_id,
-                        "kind": event_type,
-                        "exception": repr(exc),
-                    },
-                )
-        for middleware in list(self._middlewares):
-            try:
-                await middleware(event)
-            except Exception as exc:
-                logger.exception(
-                    "middleware_error",
-                    extra={
-                        "event": "middleware_error",
-                        "node_name": event.node_name,
-                        "node_id": event.node_id,
-                        "exception": exc,
-                    },
-                )
+            return tuple(self._external.get(trace_id, ()))
+        return tuple(task for group in self._external.values() for task in group)
 
     # -- distribution hooks ----------------------------------------------------------
 
     async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
         """Events stored for a trace by the flow's state store."""
         if self._state_store is None:
-            raise RuntimeError("PenguiFlow was created without a state_store")
+            raise FlowLifecycleError("PenguiFlow was created without a state_store")
         return await self._state_store.load_history(trace_id)
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
@@ -585,7 +382,7 @@ class PenguiFlow:
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         """Emit a custom event (used by remote nodes) through logs, store and middlewares."""
-        await self._emit_event(
+        await self._sink.emit(
             event, node, context, trace_id, 0, latency_ms, level, extra=dict(extra or {})
         )
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..errors import PenguiflowError
 from ..node import Node
-
-if TYPE_CHECKING:
-    from .context import Context
+from .inbox import InboxQueue
 
 __all__ = ["CycleError", "Endpoint", "Floe", "OPEN_SEA", "ROOKERY", "label_of"]
 
 
-class CycleError(RuntimeError):
+class CycleError(PenguiflowError, RuntimeError):
     """The flow graph has a cycle that no node declared with `allow_cycle=True`.
 
     `nodes` lists the names of the nodes on the offending cycle(s).
@@ -39,22 +38,6 @@ OPEN_SEA = Endpoint("OpenSea")
 ROOKERY = Endpoint("Rookery")
 
 
-class _FloeQueue(asyncio.Queue[Any]):
-    """An `asyncio.Queue` that wakes its consumer context when an item arrives.
-
-    A node with several inputs waits on one future instead of one `get()` task per
-    input edge, which is what makes fan-in cheap.
-    """
-
-    consumer: Context | None = None
-
-    def _put(self, item: Any) -> None:
-        super()._put(item)
-        consumer = self.consumer
-        if consumer is not None and consumer._waiters:
-            consumer._wake()
-
-
 class Floe:
     """A bounded edge between two graph members (`maxsize <= 0` means unbounded)."""
 
@@ -65,7 +48,7 @@ class Floe:
     ) -> None:
         self.source = source
         self.target = target
-        self.queue: asyncio.Queue[Any] = _FloeQueue(maxsize=maxsize)
+        self.queue = InboxQueue(maxsize=maxsize)
 
     def __repr__(self) -> str:
         return f"Floe({label_of(self.source)}->{label_of(self.target)})"
@@ -139,18 +122,20 @@ def check_acyclic(graph: dict[Node, dict[Node, None]]) -> None:
 
 
 def remove_trace_items(queue: asyncio.Queue[Any], trace_id: str) -> list[Any]:
-    """Remove and return every queued item of `trace_id`, keeping the others in order."""
-    items = queue._queue  # type: ignore[attr-defined]
-    if not items:
+    """Remove and return every queued item of `trace_id`, keeping the others in order.
+
+    Only public `Queue` calls: everything is taken out and the others put back,
+    all without yielding to the loop, so nobody sees the queue half drained.
+    """
+    size = queue.qsize()
+    if not size:
         return []
-    kept = [item for item in items if getattr(item, "trace_id", None) != trace_id]
-    removed = len(items) - len(kept)
-    if not removed:
-        return []
-    dropped = [item for item in items if getattr(item, "trace_id", None) == trace_id]
-    items.clear()
-    items.extend(kept)
-    queue._unfinished_tasks -= removed  # type: ignore[attr-defined]
-    for _ in range(removed):
-        queue._wakeup_next(queue._putters)  # type: ignore[attr-defined]
+    items = [queue.get_nowait() for _ in range(size)]
+    kept: list[Any] = []
+    dropped: list[Any] = []
+    for item in items:
+        (dropped if getattr(item, "trace_id", None) == trace_id else kept).append(item)
+        queue.task_done()
+    for item in kept:
+        queue.put_nowait(item)
     return dropped

@@ -12,8 +12,10 @@ from pydantic import ValidationError
 
 from ..errors import FlowError, FlowErrorCode
 from ..node import Node
-from ..types import FinalAnswer, Message
+from ..types import WM, FinalAnswer, Message
 from .controller import DEADLINE_EXCEEDED_TEXT, route_result
+from .hooks import call_hooks
+from .inbox import EMPTY, InboxQueue
 from .traces import TraceCancelled, current_trace
 
 if TYPE_CHECKING:
@@ -24,6 +26,8 @@ __all__ = ["NodeWorker"]
 
 _DEBUG = logging.DEBUG
 _INFO = logging.INFO
+_CONTROL = (WM, FinalAnswer)
+_monotonic = time.monotonic  # payloads with controller semantics (see controller.py)
 
 
 class NodeWorker:
@@ -32,24 +36,36 @@ class NodeWorker:
     Trace cancellation interrupts the invocation by cancelling this worker's task
     (told apart from `stop()` with `Task.uncancel`), so no extra task is created
     per message. `trace_id` names the trace whose invocation is running, if any.
+
+    The common case (a message waiting, no retry, a result with room downstream)
+    runs without creating any coroutine besides the node's own.
     """
 
     __slots__ = (
         "_direct",
         "_interrupted",
+        "_outgoing",
         "ctx",
-        "flow",
+        "dispatcher",
+        "emit_errors",
+        "hooks",
         "node",
         "registry",
+        "sink",
         "task",
         "trace_id",
+        "traces",
         "warn_output",
     )
 
     def __init__(self, node: Node, ctx: Context, flow: PenguiFlow, registry: Any) -> None:
         self.node = node
         self.ctx = ctx
-        self.flow = flow
+        self.traces = flow.traces
+        self.dispatcher = flow.dispatcher
+        self.sink = flow.event_sink
+        self.hooks = flow.hooks
+        self.emit_errors = flow.emit_errors_to_rookery
         self.registry = registry
         self.task: asyncio.Task[None] | None = None
         self.trace_id: str | None = None
@@ -57,6 +73,7 @@ class NodeWorker:
         self.warn_output = _registered_for_message_output(registry, node)
         # Without validation the node function is called directly (the hot path).
         self._direct = node.func if registry is None or node.policy.validate == "none" else None
+        self._outgoing = ctx.outgoing_floes  # the graph is fixed once the flow is built
 
     def interrupt(self) -> None:
         """Cancel the invocation in progress (called when its trace is cancelled)."""
@@ -66,13 +83,26 @@ class NodeWorker:
             task.cancel()
 
     async def run(self) -> None:
-        flow, node, ctx = self.flow, self.node, self.ctx
-        take = ctx._take
-        traces = flow._traces
+        """The worker loop: until `stop()` cancels the task."""
+        node, ctx, sink, traces = self.node, self.ctx, self.sink, self.traces
+        inbox = ctx.inbox
+        buffer = inbox.buffer
+        queues = inbox.queues
+        single = queues[0] if len(queues) == 1 and isinstance(queues[0], InboxQueue) else None
+        take = inbox.take
+        finalize = traces.finalize
+        cancelled = traces.cancelled_ids
         task = self.task
         try:
             while True:
-                message = await take()
+                if buffer:
+                    message = buffer.popleft()
+                elif single is not None:
+                    message = single.take_ready()
+                    if message is EMPTY:
+                        message = await single.get()
+                else:
+                    message = await take()
                 trace_id = getattr(message, "trace_id", None)
                 try:
                     if isinstance(message, Message):
@@ -80,31 +110,25 @@ class NodeWorker:
                         if deadline is not None and time.time() > deadline:
                             await self._deadline_skip(message, deadline, 0)
                             continue
-                    if trace_id is not None:
-                        state = traces.get(trace_id)
-                        if state is not None and state.event is not None and state.event.is_set():
-                            await flow._emit_event(
-                                "trace_cancel_drop", node, ctx, trace_id, 0, None, _INFO
-                            )
-                            continue
+                    if trace_id is not None and trace_id in cancelled:
+                        await sink.emit("trace_cancel_drop", node, ctx, trace_id, 0, None, _INFO)
+                        continue
                     try:
                         await self._envelope(message, trace_id)
                     except TraceCancelled:
-                        await flow._emit_event(
-                            "node_trace_cancelled", node, ctx, trace_id, 0, None, _INFO
-                        )
+                        await sink.emit("node_trace_cancelled", node, ctx, trace_id, 0, None, _INFO)
                 finally:
-                    if trace_id is not None and flow._finalize(trace_id):
-                        await flow._emit_cancel_finish(trace_id)
+                    if trace_id is not None and finalize(trace_id):
+                        await self.dispatcher.announce_cancel_finish(trace_id)
                 if task is not None and task.cancelling():
                     # stop() cancelled us and the node swallowed it: stop all the same.
                     raise asyncio.CancelledError
         except asyncio.CancelledError:
-            await flow._emit_event("node_cancelled", node, ctx, None, 0, None, _DEBUG)
+            await sink.emit("node_cancelled", node, ctx, None, 0, None, _DEBUG)
             raise
 
     async def _deadline_skip(self, message: Message, deadline: float, attempt: int) -> None:
-        await self.flow._emit_event(
+        await self.sink.emit(
             "deadline_skip",
             self.node,
             self.ctx,
@@ -119,54 +143,112 @@ class NodeWorker:
             answer = message.model_copy(
                 update={"payload": FinalAnswer(text=DEADLINE_EXCEEDED_TEXT)}
             )
-        await self.flow._deliver_to_rookery(answer, self.node)
+        await self.dispatcher.deliver(answer, self.ctx)
 
     async def _envelope(self, message: Any, trace_id: str | None) -> None:
-        flow, node, ctx = self.flow, self.node, self.ctx
+        """Invoke the node with its timeout and retries, then route the result."""
+        node, ctx, sink = self.node, self.ctx, self.sink
         current_trace.set(trace_id)  # this worker task's own context
         policy = node.policy
+        timeout = policy.timeout_s
         attempt = 0
         while True:
-            if attempt and trace_id is not None:
-                state = flow._traces.get(trace_id)
-                if state is not None and state.cancelled:
-                    raise TraceCancelled(trace_id)
-            start = time.monotonic()
-            listening = flow._listening(_INFO)
-            if listening and flow._listening(_DEBUG):
-                await flow._emit_event("node_start", node, ctx, trace_id, attempt, 0.0, _DEBUG)
+            if attempt and trace_id is not None and self.traces.is_cancelled(trace_id):
+                raise TraceCancelled(trace_id)
+            start = _monotonic()
+            listening = sink.listening(_INFO)
+            if listening and sink.listening(_DEBUG):
+                await sink.emit("node_start", node, ctx, trace_id, attempt, 0.0, _DEBUG)
             try:
-                result = await self._invoke(message, trace_id, policy.timeout_s)
+                direct = self._direct
+                call = (
+                    direct(message, ctx)
+                    if direct is not None
+                    else node.invoke(message, ctx, registry=self.registry)
+                )
+                if trace_id is None:
+                    if timeout is None:
+                        result = await call
+                    else:
+                        async with asyncio.timeout(timeout):
+                            result = await call
+                else:
+                    # A traced invocation: its trace's cancellation interrupts it
+                    # (see `interrupt`), seen here as a CancelledError of our own task.
+                    self._interrupted = False
+                    self.trace_id = trace_id
+                    try:
+                        if timeout is None:
+                            result = await call
+                        else:
+                            async with asyncio.timeout(timeout):
+                                result = await call
+                    except asyncio.CancelledError:
+                        self._raise_if_interrupted(trace_id)
+                        raise
+                    finally:
+                        self.trace_id = None
+                    if self._interrupted:
+                        # The node swallowed the cancellation: the trace is cancelled anyway.
+                        self._interrupted = False
+                        if self.task is not None:
+                            self.task.uncancel()
+                        raise TraceCancelled(trace_id)
                 if result is not None:
-                    await self._route(result, message)
+                    if self.warn_output and not isinstance(result, Message):
+                        self._warn_output(result)
+                    if isinstance(result, Message) and isinstance(result.payload, _CONTROL):
+                        await self._route_controller(result, message)
+                    else:
+                        offer = self.dispatcher.offer
+                        for floe in self._outgoing:
+                            if not offer(floe, result):
+                                await self.dispatcher.send(floe, result)
             except (TraceCancelled, asyncio.CancelledError):
                 raise
             except Exception as exc:
-                latency = (time.monotonic() - start) * 1000.0
-                if attempt >= policy.max_retries:
-                    await self._report_error(exc, trace_id, attempt, latency)
-                    await self._fail(exc, trace_id, attempt, latency)
-                    return
-                await self._report_error(exc, trace_id, attempt, latency)
-                deadline = message.deadline_s if isinstance(message, Message) else None
-                if deadline is not None and time.time() > deadline:
-                    await self._deadline_skip(message, deadline, attempt)
-                    return
-                attempt += 1
-                if not await self._backoff(exc, trace_id, attempt, deadline):
-                    await self._deadline_skip(message, deadline or 0.0, attempt)
-                    return
-                continue
+                if await self._failed(exc, message, trace_id, attempt, start):
+                    attempt += 1
+                    continue
+                return
             if listening:
                 latency = (time.monotonic() - start) * 1000.0
-                await flow._emit_event("node_success", node, ctx, trace_id, attempt, latency, _INFO)
+                await sink.emit("node_success", node, ctx, trace_id, attempt, latency, _INFO)
             return
+
+    def _raise_if_interrupted(self, trace_id: str) -> None:
+        """Turn our task's cancellation into `TraceCancelled` when `interrupt` caused it
+        (and `stop()` did not cancel the task as well)."""
+        if self._interrupted:
+            self._interrupted = False
+            task = self.task
+            if task is not None and task.uncancel() == 0:
+                raise TraceCancelled(trace_id) from None
+
+    async def _failed(
+        self, exc: Exception, message: Any, trace_id: str | None, attempt: int, start: float
+    ) -> bool:
+        """Report a failed attempt; True to retry, False when the message is done."""
+        latency = (time.monotonic() - start) * 1000.0
+        policy = self.node.policy
+        await self._report_error(exc, trace_id, attempt, latency)
+        if attempt >= policy.max_retries:
+            await self._fail(exc, trace_id, attempt, latency)
+            return False
+        deadline = message.deadline_s if isinstance(message, Message) else None
+        if deadline is not None and time.time() > deadline:
+            await self._deadline_skip(message, deadline, attempt)
+            return False
+        if not await self._backoff(exc, trace_id, attempt + 1, deadline):
+            await self._deadline_skip(message, deadline or 0.0, attempt + 1)
+            return False
+        return True
 
     async def _report_error(
         self, exc: Exception, trace_id: str | None, attempt: int, latency: float
     ) -> None:
         timed_out = isinstance(exc, TimeoutError)
-        await self.flow._emit_event(
+        await self.sink.emit(
             "node_timeout" if timed_out else "node_error",
             self.node,
             self.ctx,
@@ -186,7 +268,7 @@ class NodeWorker:
         delay = policy.backoff_base * policy.backoff_mult ** max(attempt - 1, 0)
         if policy.max_backoff is not None:
             delay = min(delay, policy.max_backoff)
-        await self.flow._emit_event(
+        await self.sink.emit(
             "node_retry",
             self.node,
             self.ctx,
@@ -202,63 +284,29 @@ class NodeWorker:
         await asyncio.sleep(delay)
         return deadline is None or time.time() <= deadline
 
-    async def _invoke(self, message: Any, trace_id: str | None, timeout: float | None) -> Any:
-        direct = self._direct
-        call = (
-            direct(message, self.ctx)
-            if direct is not None
-            else self.node.invoke(message, self.ctx, registry=self.registry)
-        )
-        if trace_id is None:
-            if timeout is None:
-                return await call
-            async with asyncio.timeout(timeout):
-                return await call
-        self._interrupted = False
-        self.trace_id = trace_id
-        try:
-            if timeout is None:
-                result = await call
-            else:
-                async with asyncio.timeout(timeout):
-                    result = await call
-        except asyncio.CancelledError:
-            if self._interrupted:
-                self._interrupted = False
-                task = self.task
-                if task is not None and task.uncancel() == 0:
-                    raise TraceCancelled(trace_id) from None
-            raise
-        finally:
-            self.trace_id = None
-        if self._interrupted:
-            # The node swallowed the cancellation; its trace is cancelled all the same.
-            self._interrupted = False
-            if self.task is not None:
-                self.task.uncancel()
-            raise TraceCancelled(trace_id)
-        return result
-
-    async def _route(self, result: Any, incoming: Any) -> None:
+    def _warn_output(self, result: Any) -> None:
         node = self.node
-        if self.warn_output and not isinstance(result, Message):
-            warnings.warn(
-                f"Node '{node.name or node.node_id}' is registered for Message -> Message "
-                f"outputs but returned {type(result).__name__}. Return a "
-                "penguiflow.types.Message to preserve headers, trace_id, and meta.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        warnings.warn(
+            f"Node '{node.name or node.node_id}' is registered for Message -> Message "
+            f"outputs but returned {type(result).__name__}. Return a "
+            "penguiflow.types.Message to preserve headers, trace_id, and meta.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+    async def _route_controller(self, result: Message, incoming: Any) -> None:
+        """Controller semantics for a `Message` carrying a `WM` or a `FinalAnswer`."""
         routing = route_result(result, incoming)
         if routing is None:
             await self.ctx.emit(result)
             return
+        dispatcher = self.dispatcher
         if routing.to_rookery:
-            await self.flow._deliver_to_rookery(routing.message, node)
+            await dispatcher.deliver(routing.message, self.ctx)
             return
         if routing.snapshot:
-            await self.flow._deliver_to_rookery(routing.message.model_copy(deep=True), node)
-        await self.ctx.emit(routing.message, to=[node])
+            await dispatcher.deliver(routing.message.model_copy(deep=True), self.ctx)
+        await self.ctx.emit(routing.message, to=[self.node])
 
     async def _fail(
         self, exc: Exception, trace_id: str | None, attempt: int, latency: float
@@ -291,7 +339,7 @@ class NodeWorker:
             message=text,
             metadata=metadata,
         )
-        await self.flow._emit_event(
+        await self.sink.emit(
             "node_failed",
             node,
             self.ctx,
@@ -302,10 +350,10 @@ class NodeWorker:
             extra={"exception": repr(exc), "flow_error": error.to_payload()},
             exc_info=exc,
         )
-        if self.flow._emit_errors_to_rookery and error.trace_id is not None:
-            await self.flow._deliver_to_rookery(error, node)
-        elif self.flow._failure_observer is not None:
-            self.flow._failure_observer(error)
+        if self.emit_errors and error.trace_id is not None:
+            await self.dispatcher.deliver(error, self.ctx)
+        elif self.hooks.node_failed:
+            call_hooks("node_failed", self.hooks.node_failed, error)
 
 
 def _registered_for_message_output(registry: Any, node: Node) -> bool:

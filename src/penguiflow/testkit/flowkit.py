@@ -78,14 +78,15 @@ _RECORDERS: weakref.WeakKeyDictionary[Any, _Recorder] = weakref.WeakKeyDictionar
 
 
 def _recorder_for(flow: Any) -> _Recorder:
-    middlewares = getattr(flow, "_middlewares", None)
-    if not isinstance(middlewares, list):
+    """The flow's recorder, added as a middleware the first time (never removed)."""
+    add_middleware = getattr(flow, "add_middleware", None)
+    if not callable(add_middleware):
         raise AttributeError("PenguiFlow instance is missing middleware hooks")
     recorder = _RECORDERS.get(flow)
-    if recorder is None:
-        recorder = _RECORDERS[flow] = _Recorder()
-    if not any(existing is recorder for existing in middlewares):
-        middlewares.append(recorder)
+    if recorder is not None:
+        return recorder
+    recorder = _RECORDERS[flow] = _Recorder()
+    add_middleware(recorder)
     return recorder
 
 
@@ -179,7 +180,8 @@ class Simulation:
         """How many of those calls raised."""
         return min(self._attempts, self._fail_times)
 
-    def _next(self) -> int:
+    def record_call(self) -> int:
+        """Count one call of the node and return its number (1 for the first call)."""
         self._attempts += 1
         return self._attempts
 
@@ -219,7 +221,7 @@ def simulate_error(
     simulation = Simulation(fail_times)
 
     async def _runner(message: Any, ctx: Any) -> Any:
-        attempt = simulation._next()
+        attempt = simulation.record_call()
         if attempt <= fail_times:
             raise exception_type(
                 f"[{code_text}] simulated failure in {node_name} (attempt {attempt})"

@@ -1,0 +1,137 @@
+"""`EventSink`: builds each `FlowEvent` and hands it to logs, store, hooks and middlewares."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..metrics import FlowEvent
+from ..state import StateStore, StoredEvent
+from .hooks import FlowHooks, call_hooks
+from .traces import TraceBook
+
+if TYPE_CHECKING:
+    from ..middlewares import Middleware
+    from ..node import Node
+    from .context import Context
+    from .graph import Endpoint
+
+__all__ = ["EventSink", "logger"]
+
+logger = logging.getLogger("penguiflow.core")
+
+# LogRecord attributes that `extra=` must not overwrite (logging raises KeyError).
+_RESERVED_LOG_KEYS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
+)
+
+
+def _log_extra(payload: dict[str, Any]) -> dict[str, Any]:
+    if _RESERVED_LOG_KEYS.isdisjoint(payload):
+        return payload
+    return {(f"extra_{k}" if k in _RESERVED_LOG_KEYS else k): v for k, v in payload.items()}
+
+
+class EventSink:
+    """Where a flow's events go, in order: the log, the state store, the event hooks,
+    then the middlewares.
+
+    An event is only built when someone will see it (`listening`), so a flow
+    nobody observes pays almost nothing for its events.
+    """
+
+    __slots__ = ("_hooks", "_queue_maxsize", "_store", "_traces", "middlewares")
+
+    def __init__(
+        self,
+        *,
+        middlewares: list[Middleware],
+        store: StateStore | None,
+        hooks: FlowHooks,
+        traces: TraceBook,
+        queue_maxsize: int,
+    ) -> None:
+        self.middlewares = middlewares
+        self._store = store
+        self._hooks = hooks
+        self._traces = traces
+        self._queue_maxsize = queue_maxsize
+
+    def listening(self, level: int) -> bool:
+        """Whether an event logged at `level` would reach anyone."""
+        return bool(
+            self.middlewares
+            or self._hooks.event
+            or self._store is not None
+            or logger.isEnabledFor(level)
+        )
+
+    async def emit(
+        self,
+        event_type: str,
+        entity: Node | Endpoint,
+        ctx: Context,
+        trace_id: str | None,
+        attempt: int,
+        latency_ms: float | None,
+        level: int,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        exc_info: BaseException | None = None,
+    ) -> None:
+        """Build the event and deliver it; store and middleware failures are logged."""
+        log_enabled = logger.isEnabledFor(level)
+        hooks = self._hooks.event
+        store = self._store
+        if not (self.middlewares or hooks or store is not None or log_enabled):
+            return
+        traces = self._traces
+        event = FlowEvent(
+            event_type=event_type,
+            ts=time.time(),
+            node_name=entity.name,
+            node_id=getattr(entity, "node_id", entity.name),
+            trace_id=trace_id,
+            attempt=attempt,
+            latency_ms=latency_ms,
+            queue_depth_in=ctx.queue_depth_in(),
+            queue_depth_out=ctx.queue_depth_out(),
+            outgoing_edges=ctx.outgoing_count(),
+            queue_maxsize=self._queue_maxsize,
+            trace_pending=traces.pending(trace_id) if trace_id is not None else None,
+            trace_inflight=traces.inflight(trace_id) if trace_id is not None else 0,
+            trace_cancelled=traces.is_cancelled(trace_id) if trace_id is not None else False,
+            extra=extra if extra is not None else {},
+        )
+        if log_enabled:
+            logger.log(level, event_type, extra=_log_extra(event.to_payload()), exc_info=exc_info)
+        if store is not None:
+            try:
+                await store.save_event(StoredEvent.from_flow_event(event))
+            except Exception as exc:
+                logger.exception(
+                    "state_store_save_failed",
+                    extra={
+                        "event": "state_store_save_failed",
+                        "trace_id": trace_id,
+                        "kind": event_type,
+                        "exception": repr(exc),
+                    },
+                )
+        if hooks:
+            call_hooks("event", hooks, event)
+        for middleware in list(self.middlewares):
+            try:
+                await middleware(event)
+            except Exception as exc:
+                logger.exception(
+                    "middleware_error",
+                    extra={
+                        "event": "middleware_error",
+                        "node_name": event.node_name,
+                        "node_id": event.node_id,
+                        "exception": exc,
+                    },
+                )

@@ -1,0 +1,93 @@
+"""Hook lists: how code outside the engine observes a running flow.
+
+Each hook kind is a plain list of callables. Any number of subscribers append
+themselves and remove themselves again; nobody chains a "previous" callback.
+Hooks run inline on the event loop, so they must be quick and must not block. A
+hook that raises is logged and skipped: it never breaks the flow or the other hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from ..errors import FlowError
+    from ..metrics import FlowEvent
+
+__all__ = ["FlowHooks", "RookeryDelivery"]
+
+logger = logging.getLogger("penguiflow.core")
+
+
+@dataclass(slots=True)
+class RookeryDelivery:
+    """An item on its way to Rookery, and the trace that produced it.
+
+    `trace_id` is the item's own trace id, or else the trace whose message the
+    delivering node was handling (so plain values are attributed too); `None` for
+    work outside any trace. A hook may replace `item` (for example to tag it with
+    its trace); the last replacement is what `fetch()` returns.
+    """
+
+    item: Any
+    trace_id: str | None
+
+
+RookeryHook = Callable[[RookeryDelivery], None]
+FailureHook = Callable[["FlowError"], None]
+EventHook = Callable[["FlowEvent"], None]
+TraceHook = Callable[[str], None]
+
+
+class FlowHooks:
+    """The hook lists of one flow (`flow.hooks`).
+
+    * `rookery`: `(RookeryDelivery) -> None`, for every item sent to Rookery,
+      before it is enqueued.
+    * `node_failed`: `(FlowError) -> None`, once per node that failed for good
+      (after its retries) when the error is not delivered to Rookery (the default,
+      `emit_errors_to_rookery=False`), so a caller waiting on the trace learns of it.
+    * `event`: `(FlowEvent) -> None`, for every event the flow emits (`node_start`
+      and the other DEBUG events included).
+    * `trace_cancelled`: `(trace_id) -> None`, when a trace's cancellation starts.
+    * `trace_done`: `(trace_id) -> None`, when a trace has nothing left pending:
+      every message handled and every Rookery item fetched.
+
+    Usage::
+
+        failures = []
+        flow.hooks.node_failed.append(failures.append)
+        ...
+        flow.hooks.node_failed.remove(failures.append)
+    """
+
+    __slots__ = ("event", "node_failed", "rookery", "trace_cancelled", "trace_done")
+
+    def __init__(self) -> None:
+        self.rookery: list[RookeryHook] = []
+        self.node_failed: list[FailureHook] = []
+        self.event: list[EventHook] = []
+        self.trace_cancelled: list[TraceHook] = []
+        self.trace_done: list[TraceHook] = []
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{name}={len(getattr(self, name))}" for name in self.__slots__)
+        return f"FlowHooks({counts})"
+
+
+_T = TypeVar("_T")
+
+
+def call_hooks(kind: str, hooks: Sequence[Callable[[_T], None]], argument: _T) -> None:
+    """Call every hook of one kind with `argument`; a failing hook is logged, not raised."""
+    for hook in list(hooks):
+        try:
+            hook(argument)
+        except Exception as exc:
+            logger.exception(
+                "flow_hook_error",
+                extra={"event": "flow_hook_error", "hook": kind, "exception": repr(exc)},
+            )
