@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from penguiflow.planner.constraints import _ConstraintTracker
+from penguiflow.planner.constraints import ConstraintTracker
 
 
 class Clock:
@@ -28,7 +28,7 @@ DEADLINE = "Deadline reached. Provide the best available conclusion or return no
 
 def test_unbounded_tracker_never_reads_the_clock_after_creation() -> None:
     clock = Clock()
-    tracker = _ConstraintTracker(deadline_s=None, hop_budget=None, time_source=clock)
+    tracker = ConstraintTracker(deadline_s=None, hop_budget=None, time_source=clock)
     tracker.record_hop()
     tracker.record_hop()
 
@@ -47,7 +47,7 @@ def test_unbounded_tracker_never_reads_the_clock_after_creation() -> None:
 
 def test_deadline_is_relative_to_creation() -> None:
     clock = Clock(100.0)
-    tracker = _ConstraintTracker(deadline_s=5.0, hop_budget=None, time_source=clock)
+    tracker = ConstraintTracker(deadline_s=5.0, hop_budget=None, time_source=clock)
 
     clock.now = 104.0
     assert tracker.check_deadline() is None
@@ -61,13 +61,13 @@ def test_deadline_is_relative_to_creation() -> None:
 
 
 def test_zero_deadline_triggers_at_the_first_check() -> None:
-    tracker = _ConstraintTracker(deadline_s=0, hop_budget=None, time_source=Clock())
+    tracker = ConstraintTracker(deadline_s=0, hop_budget=None, time_source=Clock())
 
     assert tracker.check_deadline() == DEADLINE
 
 
 def test_hop_budget_is_counted_and_exhausted() -> None:
-    tracker = _ConstraintTracker(deadline_s=None, hop_budget=2, time_source=Clock())
+    tracker = ConstraintTracker(deadline_s=None, hop_budget=2, time_source=Clock())
 
     tracker.record_hop()
     assert (tracker.hops_used, tracker.hop_exhausted) == (1, False)
@@ -80,7 +80,7 @@ def test_hop_budget_is_counted_and_exhausted() -> None:
 
 
 def test_zero_hop_budget_starts_exhausted() -> None:
-    tracker = _ConstraintTracker(deadline_s=None, hop_budget=0, time_source=Clock())
+    tracker = ConstraintTracker(deadline_s=None, hop_budget=0, time_source=Clock())
 
     assert tracker.hop_exhausted
     assert not tracker.has_budget_for_next_tool()
@@ -88,14 +88,14 @@ def test_zero_hop_budget_starts_exhausted() -> None:
 
 def test_time_spent_paused_does_not_count() -> None:
     clock = Clock(0.0)
-    tracker = _ConstraintTracker(deadline_s=10.0, hop_budget=3, time_source=clock)
+    tracker = ConstraintTracker(deadline_s=10.0, hop_budget=3, time_source=clock)
     tracker.record_hop()
     clock.now = 4.0
     snapshot = tracker.snapshot()
 
     clock.now = 1000.0  # an hour-long approval
     clock.reads = 0
-    resumed = _ConstraintTracker.from_snapshot(snapshot, time_source=clock)
+    resumed = ConstraintTracker.from_snapshot(snapshot, time_source=clock)
 
     assert clock.reads == 2
     assert resumed.deadline_at == pytest.approx(1006.0)
@@ -118,7 +118,7 @@ def test_from_snapshot_deadline_sources(
 ) -> None:
     clock = Clock(7.0)
 
-    tracker = _ConstraintTracker.from_snapshot(snapshot, time_source=clock)
+    tracker = ConstraintTracker.from_snapshot(snapshot, time_source=clock)
 
     assert tracker.deadline_at == deadline_at
     assert clock.reads == reads
@@ -126,7 +126,7 @@ def test_from_snapshot_deadline_sources(
 
 
 def test_from_snapshot_restores_flags_and_forces_hop_exhaustion() -> None:
-    restored = _ConstraintTracker.from_snapshot(
+    restored = ConstraintTracker.from_snapshot(
         {"hop_budget": 2, "hops_used": "2", "deadline_triggered": 1}, time_source=Clock()
     )
 
@@ -137,9 +137,9 @@ def test_from_snapshot_restores_flags_and_forces_hop_exhaustion() -> None:
 
 def test_bad_inputs_raise_type_errors() -> None:
     with pytest.raises(TypeError, match="snapshot must be a mapping"):
-        _ConstraintTracker.from_snapshot([("hops_used", 1)], time_source=Clock())  # type: ignore[arg-type]
+        ConstraintTracker.from_snapshot([("hops_used", 1)], time_source=Clock())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="time_source must be callable"):
-        _ConstraintTracker(deadline_s=None, hop_budget=None, time_source=1.0)  # type: ignore[arg-type]
+        ConstraintTracker(deadline_s=None, hop_budget=None, time_source=1.0)  # type: ignore[arg-type]
 
 
 @given(
@@ -153,7 +153,7 @@ def test_snapshot_then_from_snapshot_is_equivalent(
     deadline_s: float | None, hop_budget: int | None, hops: int, elapsed: float, paused: float
 ) -> None:
     clock = Clock(0.0)
-    tracker = _ConstraintTracker(deadline_s=deadline_s, hop_budget=hop_budget, time_source=clock)
+    tracker = ConstraintTracker(deadline_s=deadline_s, hop_budget=hop_budget, time_source=clock)
     for _ in range(hops):
         tracker.record_hop()
     clock.now = elapsed
@@ -161,7 +161,7 @@ def test_snapshot_then_from_snapshot_is_equivalent(
     snapshot = tracker.snapshot()
 
     clock.now = elapsed + paused
-    resumed = _ConstraintTracker.from_snapshot(snapshot, time_source=clock)
+    resumed = ConstraintTracker.from_snapshot(snapshot, time_source=clock)
     again = resumed.snapshot()
 
     for key in ("hop_budget", "hops_used", "deadline_triggered", "hop_exhausted"):

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from penguiflow.planner.hints import _PlanningHints
+from penguiflow.planner.hints import PlanningHints
 from penguiflow.planner.prompts import render_planning_hints
 
 
 def test_every_hint_is_normalised() -> None:
-    hints = _PlanningHints.from_mapping(
+    hints = PlanningHints.from_mapping(
         {
             "ordering_hints": ["triage", "retrieve"],
             "parallel_groups": [["fetch", "fetch"], ("a",)],
@@ -26,7 +26,7 @@ def test_every_hint_is_normalised() -> None:
         }
     )
 
-    assert hints == _PlanningHints(
+    assert hints == PlanningHints(
         ordering_hints=("triage", "retrieve"),
         parallel_groups=(("fetch", "fetch"), ("a",)),
         sequential_only={"write"},
@@ -40,9 +40,9 @@ def test_every_hint_is_normalised() -> None:
 
 @pytest.mark.parametrize("payload", [None, {}, {"unknown": 1}])
 def test_missing_or_empty_hints_are_empty(payload: dict[str, Any] | None) -> None:
-    hints = _PlanningHints.from_mapping(payload)
+    hints = PlanningHints.from_mapping(payload)
 
-    assert hints == _PlanningHints()
+    assert hints == PlanningHints()
     assert hints.empty()
     assert hints.is_empty()
     assert hints.to_prompt_payload() == {}
@@ -58,11 +58,11 @@ def test_missing_or_empty_hints_are_empty(payload: dict[str, Any] | None) -> Non
     ],
 )
 def test_max_parallel_falls_back_to_budget_hints(payload: dict[str, Any], expected: Any) -> None:
-    assert _PlanningHints.from_mapping(payload).max_parallel == expected
+    assert PlanningHints.from_mapping(payload).max_parallel == expected
 
 
 def test_budget_hints_alone_make_hints_non_empty() -> None:
-    assert not _PlanningHints.from_mapping({"budget_hints": {"tokens": 1}}).empty()
+    assert not PlanningHints.from_mapping({"budget_hints": {"tokens": 1}}).empty()
 
 
 @pytest.mark.parametrize(
@@ -77,11 +77,11 @@ def test_budget_hints_alone_make_hints_non_empty() -> None:
 )
 def test_malformed_hints_raise_type_error(payload: dict[str, Any], message: str) -> None:
     with pytest.raises(TypeError, match=message):
-        _PlanningHints.from_mapping(payload)
+        PlanningHints.from_mapping(payload)
 
 
 def test_prompt_payload_and_its_rendering() -> None:
-    hints = _PlanningHints.from_mapping(
+    hints = PlanningHints.from_mapping(
         {
             "ordering_hints": ["triage", "retrieve"],
             "parallel_groups": [["a", "b"]],
@@ -114,10 +114,10 @@ def test_prompt_payload_and_its_rendering() -> None:
 
 
 def test_prompt_payload_only_has_set_keys() -> None:
-    assert _PlanningHints.from_mapping({"sequential_only": ["b", "a"]}).to_prompt_payload() == {
+    assert PlanningHints.from_mapping({"sequential_only": ["b", "a"]}).to_prompt_payload() == {
         "constraints": "sequential_only=a,b"
     }
-    assert _PlanningHints.from_mapping({"max_parallel": 0}).to_prompt_payload() == {
+    assert PlanningHints.from_mapping({"max_parallel": 0}).to_prompt_payload() == {
         "constraints": "max_parallel=0"
     }
 
@@ -130,7 +130,7 @@ def test_prompt_payload_only_has_set_keys() -> None:
 def test_prompt_payload_is_empty_exactly_when_hints_are(
     ordering: list[str], disallow: list[str], max_parallel: int | None
 ) -> None:
-    hints = _PlanningHints.from_mapping(
+    hints = PlanningHints.from_mapping(
         {"ordering_hints": ordering, "disallow_nodes": disallow, "max_parallel": max_parallel}
     )
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from penguiflow import ModelRegistry, Node, build_catalog, tool
 from penguiflow.planner import prompts
-from penguiflow.planner.hints import _PlanningHints
+from penguiflow.planner.hints import PlanningHints
 
 
 class Question(BaseModel):
@@ -111,7 +111,7 @@ def test_render_tool_renders_hand_made_schemas_afresh() -> None:
 
 def test_system_prompt_lists_rules_tools_guidance_and_hints() -> None:
     records = _records()
-    hints = _PlanningHints.from_mapping(
+    hints = PlanningHints.from_mapping(
         {"ordering_hints": ["answer", "plain"], "max_parallel": 2, "disallow_nodes": ["x"]}
     ).to_prompt_payload()
 

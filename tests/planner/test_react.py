@@ -272,10 +272,15 @@ async def test_tool_cancellation_propagates(catalog: list[Any]) -> None:
         await task
 
 
-def test_response_format_follows_json_schema_mode(catalog: list[Any]) -> None:
-    off = ReactPlanner(llm_client=ScriptedLLMClient(), catalog=catalog, json_schema_mode=False)
-    assert off._format_for(ScriptedLLMClient()) is None
-    assert off._format_for(ScriptedLLMClient(expects_json_schema=True)) == off._action_schema
+async def test_response_format_follows_json_schema_mode(catalog: list[Any]) -> None:
+    finish = act(next_node=None, args={})
+    plain = ScriptedLLMClient([finish])
+    await ReactPlanner(llm_client=plain, catalog=catalog, json_schema_mode=False).run("q")
+    assert plain.calls[0]["response_format"] is None
+    wants_schema = ScriptedLLMClient([finish], expects_json_schema=True)
+    off = ReactPlanner(llm_client=wants_schema, catalog=catalog, json_schema_mode=False)
+    await off.run("q")
+    assert wants_schema.calls[0]["response_format"] == off._action_schema
     schema = off._action_schema["json_schema"]["schema"]
     assert schema["required"] == ["thought"]
     assert json.dumps(schema)  # serialisable as sent

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .hints import _PlanningHints as _PlanningHints
 from .prompts import render_deadline_exhausted
 
-__all__ = ["_ConstraintTracker"]
+__all__ = ["ConstraintTracker"]
 
 
-class _ConstraintTracker:
+class ConstraintTracker:
     """Tracks one run's deadline and hop budget.
 
     `deadline_s` is relative: the deadline is `time_source() + deadline_s`, read once
@@ -91,7 +90,7 @@ class _ConstraintTracker:
     @classmethod
     def from_snapshot(
         cls, snapshot: Mapping[str, Any], *, time_source: Callable[[], float]
-    ) -> _ConstraintTracker:
+    ) -> ConstraintTracker:
         """Rebuild a tracker from `snapshot()` output.
 
         The remaining deadline restarts from now, so time spent paused does not

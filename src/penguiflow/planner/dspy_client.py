@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .clients.retry import LLMEmptyResponseError, LLMError, LLMNotInstalledError, LLMRequestError
 from .models import PlannerAction
 
 __all__ = ["DSPyLLMClient"]
@@ -48,7 +49,7 @@ class DSPyLLMClient:
         try:
             import dspy
         except ImportError as exc:
-            raise RuntimeError(
+            raise LLMNotInstalledError(
                 "DSPy is not installed. Install penguiflow[planner] or provide a custom llm_client."
             ) from exc
         if self._lm is None:
@@ -150,11 +151,14 @@ class DSPyLLMClient:
             if attempt < self._max_retries - 1:
                 await asyncio.sleep(2**attempt)
         suffix = f": {last_error}" if last_error is not None else ""
-        raise RuntimeError(f"DSPy LLM call failed after {self._max_retries} attempts{suffix}")
+        raise LLMError(
+            f"DSPy LLM call failed after {self._max_retries} attempts{suffix}",
+            attempts=self._max_retries,
+        )
 
     def _extract(self, result: Any) -> str:
         if not hasattr(result, "response"):
-            raise RuntimeError("DSPy returned no response field")
+            raise LLMEmptyResponseError("DSPy returned no response field")
         response = result.response
         logger.debug("dspy_response_extracted")
         if isinstance(response, BaseModel):
@@ -166,7 +170,7 @@ class DSPyLLMClient:
         normalised = self._normalise_json(str(response))
         if normalised is None:
             logger.warning("dspy_invalid_json")
-            raise RuntimeError("DSPy returned output that could not be coerced to JSON")
+            raise LLMRequestError("DSPy returned output that could not be coerced to JSON")
         logger.debug("dspy_json_normalised_success")
         return normalised
 

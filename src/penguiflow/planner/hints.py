@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["_PlanningHints"]
+__all__ = ["PlanningHints"]
 
 
 def _names(key: str, value: Any) -> list[str]:
@@ -26,7 +26,7 @@ def _names(key: str, value: Any) -> list[str]:
 
 
 @dataclass(slots=True)
-class _PlanningHints:
+class PlanningHints:
     """Structured hints: ordering, parallel limits, disallowed and preferred tools."""
 
     ordering_hints: tuple[str, ...] = ()
@@ -38,7 +38,7 @@ class _PlanningHints:
     budget_hints: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_mapping(cls, payload: Mapping[str, Any] | None) -> _PlanningHints:
+    def from_mapping(cls, payload: Mapping[str, Any] | None) -> PlanningHints:
         """Normalise a `planning_hints` mapping; `None` or `{}` gives empty hints.
 
         `max_parallel` is the top-level value when it is an `int` (a `bool` counts),

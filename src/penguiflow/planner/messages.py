@@ -5,114 +5,141 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
+from ..catalog import NodeSpec
 from . import prompts
-from .models import Trajectory, TrajectoryStep, TrajectorySummary, summary_schema
+from .llm import LLMChannel
+from .models import Trajectory, TrajectorySummary, summary_schema
 
-if TYPE_CHECKING:
-    from .react import ReactPlanner
-
-__all__ = ["build_messages", "estimate_size", "step_messages", "summarise_trajectory"]
+__all__ = ["Conversation", "estimate_size", "system_prompt_for", "tool_records"]
 
 logger = logging.getLogger("penguiflow.planner")
 
 
-async def build_messages(planner: ReactPlanner, trajectory: Trajectory) -> list[dict[str, str]]:
-    """System prompt, query, every step (cached), resume input; condensed over budget."""
-    messages = [
-        {"role": "system", "content": planner._system_prompt},
-        {
-            "role": "user",
-            "content": prompts.build_user_prompt(trajectory.query, trajectory.context_meta),
-        },
-    ]
-    for step in trajectory.steps:
-        messages.extend(step_messages(step))
-    if trajectory.resume_user_input:
-        messages.append(
+class Conversation:
+    """Builds each turn's messages from the system prompt and the trajectory.
+
+    Over `token_budget` (estimated tokens), the history is replaced by a summary of
+    it plus the last step; the summary is the LLM's (through `llm`) when the
+    rule-based one is still too long.
+    """
+
+    __slots__ = ("llm", "system_prompt", "token_budget")
+
+    def __init__(self, system_prompt: str, token_budget: int | None, llm: LLMChannel) -> None:
+        self.system_prompt = system_prompt
+        self.token_budget = token_budget
+        self.llm = llm
+
+    async def messages(self, trajectory: Trajectory) -> list[dict[str, str]]:
+        """System prompt, query, every step (cached per step), resume input."""
+        messages = [
+            {"role": "system", "content": self.system_prompt},
             {
                 "role": "user",
-                "content": prompts.render_resume_user_input(trajectory.resume_user_input),
-            }
-        )
-    if planner._token_budget is None:
-        return messages
-    if estimate_size(messages) <= planner._token_budget:
-        return messages
-    summary = await summarise_trajectory(planner, trajectory)
-    condensed = [
-        messages[0],
-        messages[1],
-        {"role": "system", "content": prompts.render_summary(summary.compact())},
-    ]
-    if trajectory.steps:
-        condensed.extend(step_messages(trajectory.steps[-1]))
-    if trajectory.resume_user_input:
-        condensed.append(messages[-1])
-    return condensed
+                "content": prompts.build_user_prompt(trajectory.query, trajectory.context_meta),
+            },
+        ]
+        for step in trajectory.steps:
+            messages.extend(step.prompt_messages())
+        resume_input = trajectory.resume_user_input
+        if resume_input:
+            messages.append(
+                {"role": "user", "content": prompts.render_resume_user_input(resume_input)}
+            )
+        budget = self.token_budget
+        if budget is None or estimate_size(messages) <= budget:
+            return messages
+        summary = await self.summarise(trajectory)
+        condensed = [
+            messages[0],
+            messages[1],
+            {"role": "system", "content": prompts.render_summary(summary.compact())},
+        ]
+        if trajectory.steps:
+            condensed.extend(trajectory.steps[-1].prompt_messages())
+        if resume_input:
+            condensed.append(messages[-1])
+        return condensed
+
+    async def summarise(self, trajectory: Trajectory) -> TrajectorySummary:
+        """The trajectory's summary: cached, by the LLM when long, else rule-based."""
+        if trajectory.summary is not None:
+            return trajectory.summary
+        base = trajectory.compress()
+        llm = self.llm
+        # Without a dedicated summariser the main LLM summarises (the reference did not).
+        summarizer = llm.summarizer or llm.client
+        budget = self.token_budget
+        if budget is not None and len(prompts.render_summary(base.compact())) > budget:
+            try:
+                messages = prompts.build_summarizer_messages(
+                    trajectory.query, trajectory.to_history(), base.compact()
+                )
+                raw = await llm.complete(
+                    summarizer, messages, summary_schema(), trajectory, 1, purpose="summary"
+                )
+                summary = TrajectorySummary.model_validate_json(raw)
+            except Exception as exc:
+                logger.warning(
+                    "summarizer_failed_fallback",
+                    extra={"error": str(exc), "error_type": type(exc).__name__},
+                )
+                base.note = "rule_based_fallback"
+            else:
+                summary.note = summary.note or "llm"
+                trajectory.summary = summary
+                logger.debug("trajectory_summarized", extra={"method": "llm"})
+                return summary
+        trajectory.summary = base
+        logger.debug("trajectory_summarized", extra={"method": "rule_based"})
+        return base
 
 
 def estimate_size(messages: Sequence[Mapping[str, str]]) -> int:
     """Rough token count of the messages (characters / 3.5)."""
     chars = sum(len(m.get("content", "")) + len(m.get("role", "")) + 20 for m in messages)
     estimated = int(chars / 3.5)
-    logger.debug("token_estimate", extra={"chars": chars, "estimated_tokens": estimated})
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug("token_estimate", extra={"chars": chars, "estimated_tokens": estimated})
     return estimated
 
 
-async def summarise_trajectory(planner: ReactPlanner, trajectory: Trajectory) -> TrajectorySummary:
-    """The trajectory's summary: cached, by the LLM when long, else rule-based."""
-    if trajectory.summary is not None:
-        return trajectory.summary
-    base = trajectory.compress()
-    # Without a dedicated summariser the main LLM summarises (the reference did not).
-    summarizer = planner._summarizer_client or planner._client
-    budget = planner._token_budget
-    if budget is not None and len(prompts.render_summary(base.compact())) > budget:
-        try:
-            messages = prompts.build_summarizer_messages(
-                trajectory.query, trajectory.to_history(), base.compact()
-            )
-            raw = await planner._complete(
-                summarizer, messages, summary_schema(), trajectory, 1, purpose="summary"
-            )
-            summary = TrajectorySummary.model_validate_json(raw)
-        except Exception as exc:
-            logger.warning(
-                "summarizer_failed_fallback",
-                extra={"error": str(exc), "error_type": type(exc).__name__},
-            )
-            base.note = "rule_based_fallback"
-        else:
-            summary.note = summary.note or "llm"
-            trajectory.summary = summary
-            logger.debug("trajectory_summarized", extra={"method": "llm"})
-            return summary
-    trajectory.summary = base
-    logger.debug("trajectory_summarized", extra={"method": "rule_based"})
-    return base
+# System prompts and tool records by catalog identity: a planner per request reuses
+# those of the catalog it shares with other planners instead of rebuilding them. Each
+# value keeps its specs alive, so their ids cannot be reused while the entry exists.
+_SYSTEM_PROMPTS: dict[tuple[Any, ...], tuple[tuple[NodeSpec, ...], str]] = {}
+_RECORDS: dict[tuple[int, ...], tuple[tuple[NodeSpec, ...], list[dict[str, Any]]]] = {}
 
 
-def step_messages(step: TrajectoryStep) -> tuple[dict[str, str], dict[str, str]]:
-    """The assistant/user message pair of one step, built once per step."""
-    cached = step._messages
-    if cached is None:
-        cached = (
-            {
-                "role": "assistant",
-                "content": json.dumps(
-                    step.action.model_dump(mode="json"), ensure_ascii=False, sort_keys=True
-                ),
-            },
-            {
-                "role": "user",
-                "content": prompts.render_observation(
-                    observation=step._serialise_observation(),
-                    error=step.error,
-                    failure=step.failure,
-                ),
-            },
-        )
-        step._messages = cached
-    return cached
+def tool_records(specs: Sequence[NodeSpec]) -> list[dict[str, Any]]:
+    """The tool records of a catalog (`NodeSpec.to_tool_record()`), shared: do not mutate."""
+    key = tuple(map(id, specs))
+    cached = _RECORDS.get(key)
+    if cached is not None:
+        return cached[1]
+    records = [spec.to_tool_record() for spec in specs]
+    if len(_RECORDS) >= 256:
+        _RECORDS.clear()
+    _RECORDS[key] = (tuple(specs), records)
+    return records
+
+
+def system_prompt_for(
+    specs: Sequence[NodeSpec],
+    records: Sequence[Mapping[str, Any]],
+    extra: str | None,
+    hints: Mapping[str, Any] | None,
+) -> str:
+    """The system prompt for this exact catalog, guidance and hints (built once)."""
+    hints_key = json.dumps(hints, sort_keys=True, default=str) if hints else None
+    key = (tuple(map(id, specs)), extra, hints_key)
+    cached = _SYSTEM_PROMPTS.get(key)
+    if cached is not None:
+        return cached[1]
+    prompt = prompts.build_system_prompt(records, extra=extra, planning_hints=hints)
+    if len(_SYSTEM_PROMPTS) >= 256:
+        _SYSTEM_PROMPTS.clear()
+    _SYSTEM_PROMPTS[key] = (tuple(specs), prompt)
+    return prompt

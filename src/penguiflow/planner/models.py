@@ -176,9 +176,13 @@ class TrajectoryStep:
         default=None, init=False, repr=False, compare=False
     )
 
-    def _serialise_observation(self) -> Any:
+    def serialised_observation(self) -> Any:
         """The observation as JSON-mode data (a model is dumped; other values as is)."""
         return _serialise(self.observation)
+
+    # The reference implementation's private name for `serialised_observation`, kept
+    # for code written against its internals (see docs/compatibility.md).
+    _serialise_observation = serialised_observation
 
     def dump(self) -> dict[str, Any]:
         """The step as data: action dump, serialised observation, error, failure.
@@ -188,7 +192,7 @@ class TrajectoryStep:
         """
         return {
             "action": self.action.model_dump(mode="json"),
-            "observation": self._serialise_observation(),
+            "observation": self.serialised_observation(),
             "error": self.error,
             "failure": dict(self.failure) if self.failure else None,
         }
@@ -220,7 +224,7 @@ class TrajectoryStep:
             {
                 "role": "user",
                 "content": render_observation(
-                    observation=self._serialise_observation(),
+                    observation=self.serialised_observation(),
                     error=self.error,
                     failure=self.failure,
                 ),
@@ -245,6 +249,11 @@ class Trajectory:
     summary: TrajectorySummary | None = None
     hint_state: dict[str, Any] = field(default_factory=dict)
     resume_user_input: str | None = None
+
+    def append(self, step: TrajectoryStep) -> None:
+        """Add a step; the cached summary no longer describes the history, so it is dropped."""
+        self.steps.append(step)
+        self.summary = None
 
     def to_history(self) -> list[dict[str, Any]]:
         """Every step, dumped (`TrajectoryStep.dump`)."""
@@ -315,7 +324,7 @@ class Trajectory:
         if self.steps:
             last = self.steps[-1]
             if last.observation is not None:
-                last_observation = last._serialise_observation()
+                last_observation = last.serialised_observation()
                 facts["last_observation"] = last_observation
                 captured = True
             if last.error:

@@ -1,36 +1,225 @@
-"""Pause records: what a paused run needs to resume, in memory and in a state store."""
+"""Pauses: the signal a tool raises, and the records a paused run resumes from."""
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Mapping
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .models import PlannerPause, PlannerPauseReason, Trajectory
+from ..state.protocol import PlannerStateStore
+from .constraints import ConstraintTracker
+from .errors import PauseDisabledError, ResumeError
+from .events import EventSink
+from .models import PlannerEvent, PlannerPause, PlannerPauseReason, Trajectory
 
-__all__ = ["_PauseRecord", "_PlannerPauseSignal", "PauseBook"]
+__all__ = ["PauseBook", "PauseRecord", "PauseSignal", "PlannerStateMethods", "new_pause"]
 
 logger = logging.getLogger("penguiflow.planner")
 
 
 @dataclass(slots=True)
-class _PauseRecord:
-    """A snapshot of a paused run."""
+class PauseRecord:
+    """A snapshot of a paused run: its trajectory, why it paused, and its budgets."""
 
     trajectory: Trajectory
     reason: PlannerPauseReason
     payload: dict[str, Any]
     constraints: dict[str, Any] | None = None
 
+    def to_payload(self) -> dict[str, Any]:
+        """The record as saved to a state store (`from_payload` reads it back)."""
+        return {
+            "trajectory": self.trajectory.serialise(),
+            "reason": self.reason,
+            "payload": dict(self.payload),
+            "constraints": self.constraints,
+        }
 
-class _PlannerPauseSignal(Exception):
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> PauseRecord:
+        """Rebuild a record from `to_payload()` output (`KeyError` without a trajectory)."""
+        return cls(
+            trajectory=Trajectory.from_serialised(data["trajectory"]),
+            reason=data.get("reason", "await_input"),
+            payload=dict(data.get("payload", {})),
+            constraints=data.get("constraints"),
+        )
+
+
+# Control flow, not an error: it stays outside the `PenguiflowError` tree so that a
+# tool catching penguiflow's errors around `ctx.pause()` (for `PauseDisabledError`,
+# say) does not swallow the pause. It must stay an `Exception`: a tool that catches
+# every `Exception` swallows it, as specified.
+class PauseSignal(Exception):
     """Raised by `ctx.pause()` to suspend the run; carries the `PlannerPause`."""
 
     def __init__(self, pause: PlannerPause) -> None:
         super().__init__(pause.reason)
         self.pause = pause
+
+
+def new_pause(reason: PlannerPauseReason, payload: Mapping[str, Any] | None) -> PlannerPause:
+    """A pause with a fresh resume token (pydantic's `ValidationError` for an unknown reason)."""
+    # 128 random bits, shaped like uuid4().hex (32 lowercase hex characters).
+    return PlannerPause(
+        reason=reason, payload=dict(payload or {}), resume_token=secrets.token_hex(16)
+    )
+
+
+Saver = Callable[[str, dict[str, Any]], Awaitable[None] | None]
+Loader = Callable[[str], Awaitable[Mapping[str, Any] | None] | Mapping[str, Any] | None]
+Discarder = Callable[[str], object]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerStateMethods:
+    """The planner-state methods of a state store, decided once (`None`: not offered)."""
+
+    save: Saver | None = None
+    load: Loader | None = None
+    discard: Discarder | None = None
+
+    @classmethod
+    def of(cls, store: object | None) -> PlannerStateMethods:
+        """What `store` offers: all of `PlannerStateStore`, some of it, or nothing."""
+        if store is None:
+            return cls()
+        if isinstance(store, PlannerStateStore):
+            return cls(
+                store.save_planner_state, store.load_planner_state, store.discard_planner_state
+            )
+        # A store offering only some of the methods is accepted (the specified planner
+        # looks each one up by name and tolerates its absence): take those it has.
+        return cls(
+            getattr(store, "save_planner_state", None),
+            getattr(store, "load_planner_state", None),
+            getattr(store, "discard_planner_state", None),
+        )
+
+
+class PauseBook:
+    """A planner's pause records: in memory, and in its state store when it has one.
+
+    `enabled` is the planner's `pause_enabled`. A pause is recorded once, complete
+    (the pausing step included), and reported as a `pause` event.
+    """
+
+    __slots__ = ("_state_store", "enabled", "events", "methods", "records")
+
+    def __init__(self, state_store: object | None, *, enabled: bool, events: EventSink) -> None:
+        self.records: dict[str, PauseRecord] = {}
+        self.enabled = enabled
+        self.events = events
+        self.state_store = state_store
+
+    @property
+    def state_store(self) -> object | None:
+        """The durable store, if any; setting it decides again what it offers."""
+        return self._state_store
+
+    @state_store.setter
+    def state_store(self, store: object | None) -> None:
+        self._state_store = store
+        self.methods = PlannerStateMethods.of(store)
+
+    def new(self, reason: PlannerPauseReason, payload: Mapping[str, Any] | None) -> PlannerPause:
+        """A pause with a fresh token (`PauseDisabledError` when pausing is off)."""
+        if not self.enabled:
+            raise PauseDisabledError
+        return new_pause(reason, payload)
+
+    async def record(
+        self, pause: PlannerPause, trajectory: Trajectory, tracker: ConstraintTracker | None
+    ) -> None:
+        """Snapshot the run under the pause's token, save it, and emit the `pause` event."""
+        record = PauseRecord(
+            trajectory=Trajectory.from_serialised(trajectory.serialise()),
+            reason=pause.reason,
+            payload=dict(pause.payload),
+            constraints=tracker.snapshot() if tracker is not None else None,
+        )
+        store_error = await self.store(pause.resume_token, record)
+        extra: dict[str, Any] = {"reason": pause.reason}
+        if store_error is not None:
+            # Visible to the caller: whether the pause reached the durable store.
+            extra["persisted"] = store_error == ""
+        events = self.events
+        events.emit(
+            PlannerEvent(
+                "pause",
+                ts=events.time_source(),
+                trajectory_step=len(trajectory.steps),
+                error=f"state store save failed: {store_error}" if store_error else None,
+                extra=extra,
+            )
+        )
+
+    async def store(self, token: str, record: PauseRecord) -> str | None:
+        """Keep the record in memory and save it to the store.
+
+        Returns `None` when there is no store to save to, else the error text of a
+        failed save (logged) or `""` on success, so the caller can report it.
+        """
+        self.records[token] = record
+        if self.state_store is None:
+            return None
+        save = self.methods.save
+        if save is None:
+            logger.debug("state_store_no_save_method", extra={"token": _token_hint(token)})
+            return None
+        try:
+            await _maybe_await(save(token, record.to_payload()))
+        except Exception as exc:
+            _log_store_failure("state_store_save_failed", token, exc)
+            return f"{type(exc).__name__}: {exc}"
+        logger.debug("pause_record_saved", extra={"token": _token_hint(token)})
+        return ""
+
+    async def load(self, token: str) -> PauseRecord:
+        """Take the record (memory first, once; then the store). Raises `ResumeError`."""
+        record = self.records.pop(token, None)
+        if record is not None:
+            logger.debug(
+                "pause_record_loaded", extra={"token": _token_hint(token), "source": "memory"}
+            )
+            await self._discard_stored(token)
+            return record
+        load = self.methods.load
+        if load is None:
+            raise ResumeError(token, token=token)
+        try:
+            data = await _maybe_await(load(token))
+            if data is None:
+                raise ResumeError(token, token=token)
+            record = PauseRecord.from_payload(data)
+        except KeyError:
+            raise
+        except Exception as exc:
+            _log_store_failure("state_store_load_failed", token, exc)
+            raise ResumeError(f"Failed to load pause record: {exc}", token=token) from exc
+        logger.debug(
+            "pause_record_loaded", extra={"token": _token_hint(token), "source": "state_store"}
+        )
+        return record
+
+    async def _discard_stored(self, token: str) -> None:
+        """A token resumed from memory must not be resumable again from the store."""
+        discard = self.methods.discard
+        if discard is None:
+            return
+        try:
+            await _maybe_await(discard(token))
+        except Exception as exc:
+            _log_store_failure("state_store_discard_failed", token, exc)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
 
 
 def _token_hint(token: str) -> str:
@@ -41,104 +230,4 @@ def _log_store_failure(message: str, token: str, exc: Exception) -> None:
     logger.error(
         message,
         extra={"token": _token_hint(token), "error": str(exc), "error_type": type(exc).__name__},
-    )
-
-
-def serialise_record(record: _PauseRecord) -> dict[str, Any]:
-    """The persisted shape of a pause record."""
-    return {
-        "trajectory": record.trajectory.serialise(),
-        "reason": record.reason,
-        "payload": dict(record.payload),
-        "constraints": record.constraints,
-    }
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-class PauseBook:
-    """Pause records of one planner: in memory, and in the state store when there is one."""
-
-    __slots__ = ("records", "state_store")
-
-    def __init__(self, state_store: Any | None) -> None:
-        self.records: dict[str, _PauseRecord] = {}
-        self.state_store = state_store
-
-    async def store(self, token: str, record: _PauseRecord) -> str | None:
-        """Keep the record in memory and save it to the store.
-
-        Returns `None` when there is no store to save to, else the error text of a
-        failed save (logged) or `""` on success, so the caller can report it.
-        """
-        self.records[token] = record
-        store = self.state_store
-        if store is None:
-            return None
-        save = getattr(store, "save_planner_state", None)
-        if save is None:
-            logger.debug("state_store_no_save_method", extra={"token": _token_hint(token)})
-            return None
-        try:
-            await _maybe_await(save(token, serialise_record(record)))
-        except Exception as exc:
-            _log_store_failure("state_store_save_failed", token, exc)
-            return f"{type(exc).__name__}: {exc}"
-        logger.debug("pause_record_saved", extra={"token": _token_hint(token)})
-        return ""
-
-    async def _discard_stored(self, token: str) -> None:
-        """A token resumed from memory must not be resumable again from the store."""
-        if self.state_store is not None:
-            await _discard(self.state_store, token)
-
-    async def load(self, token: str) -> _PauseRecord:
-        """Take the record (memory first, once; then the store). Raises `KeyError`."""
-        record = self.records.pop(token, None)
-        if record is not None:
-            logger.debug(
-                "pause_record_loaded", extra={"token": _token_hint(token), "source": "memory"}
-            )
-            await self._discard_stored(token)
-            return record
-        store = self.state_store
-        load = getattr(store, "load_planner_state", None) if store is not None else None
-        if load is None:
-            raise KeyError(token)
-        try:
-            data = await _maybe_await(load(token))
-            if data is None:
-                raise KeyError(token)
-            record = _record_from(data)
-        except KeyError:
-            raise
-        except Exception as exc:
-            _log_store_failure("state_store_load_failed", token, exc)
-            raise KeyError(f"Failed to load pause record: {exc}") from exc
-        logger.debug(
-            "pause_record_loaded", extra={"token": _token_hint(token), "source": "state_store"}
-        )
-        return record
-
-
-async def _discard(store: Any, token: str) -> None:
-    discard = getattr(store, "discard_planner_state", None)
-    if discard is None:
-        return
-    try:
-        await _maybe_await(discard(token))
-    except Exception as exc:
-        _log_store_failure("state_store_discard_failed", token, exc)
-
-
-def _record_from(data: Mapping[str, Any]) -> _PauseRecord:
-    return _PauseRecord(
-        trajectory=Trajectory.from_serialised(data["trajectory"]),
-        reason=data.get("reason", "await_input"),
-        payload=dict(data.get("payload", {})),
-        constraints=data.get("constraints"),
     )

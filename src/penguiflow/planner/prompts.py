@@ -8,8 +8,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .. import catalog as _catalog
-
 __all__ = [
     "build_system_prompt",
     "build_user_prompt",
@@ -109,27 +107,6 @@ _RULES = (
 )
 
 
-# id(schema) -> (schema, compact JSON) for the schema dicts the catalog shares between
-# tool records (read-only by contract). Holding the schema keeps its id from being
-# reused. Schemas that are not the catalog's are rendered afresh on every call.
-_SCHEMA_TEXT: dict[int, tuple[Any, str]] = {}
-
-
-def _schema_json(schema: Any) -> str:
-    """Compact JSON of a tool record's schema, reusing the catalog's cached text."""
-    hit = _SCHEMA_TEXT.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    for model, shared in list(_catalog._SCHEMAS.items()):
-        if shared is schema:
-            text = _catalog._json_schema_text(model)
-            if len(_SCHEMA_TEXT) >= 1024:
-                _SCHEMA_TEXT.clear()
-            _SCHEMA_TEXT[id(schema)] = (schema, text)
-            return text
-    return _compact_json(schema)
-
-
 def render_tool(record: Mapping[str, Any]) -> str:
     """One tool record (`NodeSpec.to_tool_record()`) as prompt lines.
 
@@ -141,8 +118,8 @@ def render_tool(record: Mapping[str, Any]) -> str:
         f"- name: {record['name']}",
         f"  desc: {record['desc']}",
         f"  side_effects: {record['side_effects']}",
-        f"  args_schema: {_schema_json(record['args_schema'])}",
-        f"  out_schema: {_schema_json(record['out_schema'])}",
+        f"  args_schema: {_compact_json(record['args_schema'])}",
+        f"  out_schema: {_compact_json(record['out_schema'])}",
     ]
     if record.get("tags"):
         lines.append(f"  tags: {', '.join(record['tags'])}")

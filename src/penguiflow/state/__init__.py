@@ -1,6 +1,7 @@
 """State stores: the protocol the runtime writes to, and the stores we ship.
 
-`StateStore`, `StoredEvent` and `RemoteBinding` are the spec'd names. The stores
+`StateStore`, `StoredEvent` and `RemoteBinding` are the spec'd names;
+`PlannerStateStore` is what a store offers the planner for its pauses. The stores
 (`InMemoryStateStore`, `SQLiteStateStore`) load on first access; each backend imports
 its driver only when used.
 """
@@ -14,6 +15,7 @@ from .errors import CorruptRecordError as CorruptRecordError
 from .errors import InvalidDataError as InvalidDataError
 from .errors import ResumeTokenError as ResumeTokenError
 from .errors import StateStoreError as StateStoreError
+from .protocol import PlannerStateStore as PlannerStateStore
 from .protocol import RemoteBinding, StateStore, StoredEvent
 
 if TYPE_CHECKING:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..metrics import FlowEvent
 
-__all__ = ["StateStore", "StoredEvent", "RemoteBinding"]
+__all__ = ["StateStore", "StoredEvent", "RemoteBinding", "PlannerStateStore"]
 
 
 @dataclass(slots=True)
@@ -61,3 +61,31 @@ class StateStore(Protocol):
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
         """Persist a remote binding."""
+
+
+@runtime_checkable
+class PlannerStateStore(Protocol):
+    """Where a paused `ReactPlanner` keeps its state until `resume(token)`.
+
+    A store passed as `ReactPlanner(state_store=...)` may offer these methods; each may
+    be sync or async (the planner awaits what they return when it is awaitable).
+    Every store in `penguiflow.state` offers all three. A store missing some is still
+    accepted: without `save_planner_state` pauses stay in memory only, without
+    `load_planner_state` only in-memory pauses resume, and without
+    `discard_planner_state` a token resumed from memory is not dropped from the store.
+
+    Usage::
+
+        isinstance(store, PlannerStateStore)  # all three methods present
+    """
+
+    def save_planner_state(self, token: str, payload: dict[str, Any]) -> Awaitable[None] | None:
+        """Keep `payload` (JSON data) under `token`; a re-save replaces it."""
+
+    def load_planner_state(
+        self, token: str
+    ) -> Awaitable[Mapping[str, Any] | None] | Mapping[str, Any] | None:
+        """The payload saved under `token`, or `None` (or a `KeyError`) when there is none."""
+
+    def discard_planner_state(self, token: str) -> object:
+        """Drop the payload saved under `token`, if any (the result is ignored)."""

@@ -10,13 +10,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..errors import PenguiflowError
+
 __all__ = ["ScriptExhaustedError", "ScriptedLLMClient"]
 
 Reply = str | Mapping[str, Any] | BaseModel | BaseException
 ScriptItem = Reply | Callable[[Sequence[Mapping[str, str]]], Reply]
 
 
-class ScriptExhaustedError(RuntimeError):
+class ScriptExhaustedError(PenguiflowError, RuntimeError):
     """The planner asked for more completions than the script holds."""
 
 

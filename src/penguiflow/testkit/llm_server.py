@@ -81,6 +81,66 @@ class RecordedRequest:
     body: Any
 
 
+class _Exchange:
+    """What the request handler shares with its server: the script and the request log."""
+
+    __slots__ = ("default", "lock", "model", "requests", "script")
+
+    def __init__(
+        self, replies: Iterable[str | ServerReply], default: str | ServerReply | None, model: str
+    ) -> None:
+        self.script: deque[str | ServerReply] = deque(replies)
+        self.default = default
+        self.model = model
+        self.lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+
+    def record(self, request: RecordedRequest) -> None:
+        """Log a request (handler threads run concurrently)."""
+        with self.lock:
+            self.requests.append(request)
+
+    def add(self, replies: Iterable[str | ServerReply]) -> None:
+        """Append replies to the script."""
+        with self.lock:
+            self.script.extend(replies)
+
+    def next_reply(self) -> ServerReply:
+        """The next scripted reply, the default once exhausted, else a 500 saying so."""
+        with self.lock:
+            item = self.script.popleft() if self.script else self.default
+        if item is None:
+            return ServerReply.error(500, "ScriptedLLMServer: the script is exhausted")
+        return item if isinstance(item, ServerReply) else ServerReply(content=item)
+
+    def completion(self, reply: ServerReply) -> bytes:
+        """The OpenAI-style chat completion body carrying `reply`."""
+        usage = (
+            dict(reply.usage)
+            if reply.usage is not None
+            else {
+                "prompt_tokens": 10,
+                "completion_tokens": 5,
+                "total_tokens": 15,
+            }
+        )
+        body = {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply.content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+        }
+        return json.dumps(body).encode()
+
+
 class ScriptedLLMServer:
     """Serve scripted completions on 127.0.0.1 (ephemeral port by default).
 
@@ -98,14 +158,24 @@ class ScriptedLLMServer:
         port: int = 0,
         model: str = "scripted-model",
     ) -> None:
-        self._script: deque[str | ServerReply] = deque(replies)
-        self._default = default
-        self._lock = threading.Lock()
-        self.model = model
-        self.requests: list[RecordedRequest] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._exchange = _Exchange(replies, default, model)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self._exchange))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+
+    @property
+    def model(self) -> str:
+        """The model name reported in completions."""
+        return self._exchange.model
+
+    @model.setter
+    def model(self, model: str) -> None:
+        self._exchange.model = model
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, in order."""
+        return self._exchange.requests
 
     @property
     def port(self) -> int:
@@ -117,8 +187,7 @@ class ScriptedLLMServer:
 
     def add(self, *replies: str | ServerReply) -> None:
         """Append replies to the script."""
-        with self._lock:
-            self._script.extend(replies)
+        self._exchange.add(replies)
 
     def start(self) -> ScriptedLLMServer:
         if self._thread is None:
@@ -150,41 +219,8 @@ class ScriptedLLMServer:
     async def __aexit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _next(self) -> ServerReply:
-        with self._lock:
-            item = self._script.popleft() if self._script else self._default
-        if item is None:
-            return ServerReply.error(500, "ScriptedLLMServer: the script is exhausted")
-        return item if isinstance(item, ServerReply) else ServerReply(content=item)
 
-    def _completion(self, reply: ServerReply) -> bytes:
-        usage = (
-            dict(reply.usage)
-            if reply.usage is not None
-            else {
-                "prompt_tokens": 10,
-                "completion_tokens": 5,
-                "total_tokens": 15,
-            }
-        )
-        body = {
-            "id": f"chatcmpl-{len(self.requests)}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": reply.content},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": usage,
-        }
-        return json.dumps(body).encode()
-
-
-def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
+def _handler_for(exchange: _Exchange) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -198,18 +234,17 @@ def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
                 body: Any = json.loads(raw) if raw else None
             except ValueError:
                 body = raw.decode("utf-8", "replace")
-            with server._lock:
-                server.requests.append(
-                    RecordedRequest(
-                        path=self.path,
-                        headers={k.lower(): v for k, v in self.headers.items()},
-                        body=body,
-                    )
+            exchange.record(
+                RecordedRequest(
+                    path=self.path,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
                 )
+            )
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send(404, b'{"error": {"message": "not found"}}', {})
                 return
-            reply = server._next()
+            reply = exchange.next_reply()
             if reply.delay_s:
                 time.sleep(reply.delay_s)
             if reply.reset:
@@ -219,7 +254,7 @@ def _handler_for(server: ScriptedLLMServer) -> type[BaseHTTPRequestHandler]:
                 )
                 self.connection.close()
                 return
-            payload = reply.raw_body if reply.raw_body is not None else server._completion(reply)
+            payload = reply.raw_body if reply.raw_body is not None else exchange.completion(reply)
             self._send(reply.status, payload, reply.headers)
 
         def _send(self, status: int, payload: bytes, headers: Mapping[str, str]) -> None:

@@ -13,6 +13,7 @@ from .retry import (
     LLMConnectionError,
     LLMEmptyResponseError,
     LLMError,
+    LLMNotInstalledError,
     LLMRateLimitError,
     LLMRequestError,
     LLMServerError,
@@ -74,7 +75,7 @@ class _LiteLLMJSONClient:
         try:
             import litellm
         except ImportError as exc:
-            raise RuntimeError(
+            raise LLMNotInstalledError(
                 "LiteLLM is not installed. Install penguiflow[planner] or provide a custom "
                 "llm_client."
             ) from exc

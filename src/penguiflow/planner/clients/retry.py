@@ -11,10 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ...errors import PenguiflowError
+
 __all__ = [
     "LLMConnectionError",
     "LLMEmptyResponseError",
     "LLMError",
+    "LLMNotInstalledError",
     "LLMRateLimitError",
     "LLMRequestError",
     "LLMServerError",
@@ -29,7 +32,7 @@ logger = logging.getLogger("penguiflow.planner")
 T = TypeVar("T")
 
 
-class LLMError(RuntimeError):
+class LLMError(PenguiflowError, RuntimeError):
     """An LLM call failed. `status` is the HTTP status when there was one."""
 
     retryable = False
@@ -80,6 +83,10 @@ class LLMEmptyResponseError(LLMError):
 
 class LLMRequestError(LLMError):
     """A 4xx other than 429, or a malformed response: never retried."""
+
+
+class LLMNotInstalledError(LLMError):
+    """The client's provider library is not installed: install the extra it names."""
 
 
 @dataclass(frozen=True, slots=True)

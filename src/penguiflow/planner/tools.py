@@ -1,0 +1,164 @@
+"""Calling tools: the context a tool receives, and the one path every tool call takes.
+
+A sequential step, each branch of a parallel plan and a plan's join all go through
+`ToolRunner.invoke` (call, catch the pause signal, turn an exception into a failure
+payload, validate the output) and `ToolRunner.settle` (count the hop, advance the
+ordering hints).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..catalog import NodeSpec
+from . import prompts
+from .constraints import ConstraintTracker
+from .errors import PAUSE_DISABLED_MESSAGE
+from .models import PlannerPause, PlannerPauseReason, Trajectory
+from .pause import PauseSignal, new_pause
+from .rules import ActionRules
+
+if TYPE_CHECKING:
+    from .react import ReactPlanner
+
+__all__ = ["PlannerContext", "ToolOutcome", "ToolRunner", "failure_payload"]
+
+
+class PlannerContext:
+    """What a tool receives as its second argument: `meta` and `pause()`.
+
+    `meta` is a fresh shallow copy of the run's `context_meta`: changes a tool makes
+    are its own (the branches of one parallel plan share one context).
+    """
+
+    __slots__ = ("_planner", "_trajectory", "meta")
+
+    def __init__(self, planner: ReactPlanner, trajectory: Trajectory) -> None:
+        self.meta: dict[str, Any] = dict(trajectory.context_meta or {})
+        self._planner = planner
+        self._trajectory = trajectory
+
+    async def pause(
+        self, reason: PlannerPauseReason, payload: Mapping[str, Any] | None = None
+    ) -> PlannerPause:
+        """Suspend the run until `ReactPlanner.resume()`; never returns normally.
+
+        Raises `RuntimeError` when the planner has `pause_enabled=False`, and
+        pydantic's `ValidationError` for an unknown reason.
+        """
+        if not self._planner.pause_enabled:
+            # The builtin on purpose: a tool that lets it escape becomes an error step
+            # naming the class ("tool '<name>' raised RuntimeError: ..."), the text the
+            # LLM is specified to read.
+            raise RuntimeError(PAUSE_DISABLED_MESSAGE)
+        raise PauseSignal(new_pause(reason, payload))
+
+
+@dataclass(slots=True)
+class ToolOutcome:
+    """What came of one tool call: an observation, an error (with a failure payload
+    when the tool raised), or a pause."""
+
+    observation: BaseModel | None = None
+    error: str | None = None
+    failure: dict[str, Any] | None = None
+    pause: PlannerPause | None = None
+
+
+def failure_payload(spec: NodeSpec, args: BaseModel, exc: Exception) -> dict[str, Any]:
+    """What the LLM learns about a tool that raised: node, args, error code, message.
+
+    `suggestion` is added from the exception's `suggestion` (or else `remedy`)
+    attribute when it is truthy.
+    """
+    payload: dict[str, Any] = {
+        "node": spec.name,
+        "args": args.model_dump(mode="json"),
+        "error_code": type(exc).__name__,
+        "message": str(exc),
+    }
+    suggestion = getattr(exc, "suggestion", None)
+    if suggestion is None:
+        suggestion = getattr(exc, "remedy", None)
+    if suggestion:
+        payload["suggestion"] = str(suggestion)
+    return payload
+
+
+class ToolRunner:
+    """The catalog, by name, and the one way the planner calls a tool.
+
+    For duplicate names the last spec wins (all of them appear in the prompt).
+    """
+
+    __slots__ = ("by_name", "rules", "specs")
+
+    def __init__(self, specs: Sequence[NodeSpec], rules: ActionRules) -> None:
+        self.specs: list[NodeSpec] = list(specs)
+        self.by_name: dict[str, NodeSpec] = {spec.name: spec for spec in self.specs}
+        self.rules = rules
+
+    def unknown_tool(self, name: str) -> str:
+        """The error for a tool name that is not in the catalog."""
+        return prompts.render_invalid_node(name, list(self.by_name))
+
+    @staticmethod
+    def validate_args(spec: NodeSpec, args: Mapping[str, Any]) -> BaseModel | str:
+        """The tool's validated arguments, or the error message the LLM gets back."""
+        try:
+            return spec.args_model.model_validate(args)
+        except ValidationError as exc:
+            return prompts.render_validation_error(spec.name, prompts.safe_error_json(exc))
+
+    @staticmethod
+    async def invoke(spec: NodeSpec, args: BaseModel, ctx: PlannerContext) -> ToolOutcome:
+        """Call the tool; every outcome (pause, exception, invalid output) is returned.
+
+        Only `BaseException`s that are not `Exception`s (cancellation) propagate.
+        """
+        try:
+            raw = await spec.node.func(args, ctx)
+        except PauseSignal as signal:
+            return ToolOutcome(pause=signal.pause)
+        except Exception as exc:
+            return ToolOutcome(
+                error=f"tool '{spec.name}' raised {type(exc).__name__}: {exc}",
+                failure=failure_payload(spec, args, exc),
+            )
+        try:
+            return ToolOutcome(observation=spec.out_model.model_validate(raw))
+        except ValidationError as exc:
+            return ToolOutcome(
+                error=prompts.render_output_validation_error(
+                    spec.name, prompts.safe_error_json(exc)
+                )
+            )
+
+    def settle(
+        self,
+        spec: NodeSpec,
+        outcome: ToolOutcome,
+        trajectory: Trajectory,
+        tracker: ConstraintTracker,
+    ) -> None:
+        """Book a call that ran: one hop whatever came of it, ordering progress on success."""
+        tracker.record_hop()
+        if outcome.observation is not None:
+            self.rules.record_progress(spec.name, trajectory)
+
+    async def run(
+        self,
+        spec: NodeSpec,
+        args: BaseModel,
+        ctx: PlannerContext,
+        trajectory: Trajectory,
+        tracker: ConstraintTracker,
+    ) -> ToolOutcome:
+        """`invoke`, then `settle`: a call whose booking need not wait for siblings."""
+        outcome = await self.invoke(spec, args, ctx)
+        self.settle(spec, outcome, trajectory, tracker)
+        return outcome
