@@ -187,6 +187,15 @@ class Backend:
         self.procs.append(proc)
         return name, proc
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the running worker processes used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        return total
+
     def stop_all(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -428,6 +437,7 @@ class Rate:
     msgs_per_s: float
     round_trips: int  # every process's broker round trips over the run, warm-up included
     messages: int
+    cpu_us_per_msg: float  # CPU of the workers and of this process over the timed part
 
     @property
     def round_trips_per_msg(self) -> float:
@@ -454,16 +464,20 @@ async def bus_rate(
         await publish_all(backend.bus, ingress, make_messages(warmup))
         if not await wait_until(lambda: len(out.by_trace) >= warmup):
             raise RuntimeError(f"workers did not start: {backend.log_tail()}")
+        messages = make_messages(count, warmup)
+        cpu = backend.cpu_seconds() + time.process_time()
         started = time.perf_counter()
-        await publish_all(backend.bus, ingress, make_messages(count, warmup))
+        await publish_all(backend.bus, ingress, messages)
         if not await wait_until(lambda: len(out.by_trace) >= warmup + count):
             raise RuntimeError(f"results missing: {backend.log_tail()}")
         rate = count / (time.perf_counter() - started)
+        cpu = backend.cpu_seconds() + time.process_time() - cpu
     finally:
         backend.stop_all()
         await out.close()
     here = backend.bus.stats.round_trips - before
-    return Rate(rate, here + backend.worker_round_trips(names), warmup + count)
+    round_trips = here + backend.worker_round_trips(names)
+    return Rate(rate, round_trips, warmup + count, cpu / count * 1e6)
 
 
 # -- main -----------------------------------------------------------------------------
@@ -515,13 +529,15 @@ async def _bus_results(name: str, quick: bool, logs: Path) -> list[Result]:
             f"bus.{name}.flow: bus_3_procs={split.msgs_per_s:,.0f} msgs/s "
             f"in_process={local:,.0f} msgs/s ratio={local / split.msgs_per_s:.1f}x "
             f"round_trips_per_msg={split.round_trips_per_msg:.3f} "
+            f"cpu_per_msg={split.cpu_us_per_msg:.0f}us "
             f"target>={TARGET_RATE:,.0f} msgs/s {'met' if met else 'NOT met'}",
             flush=True,
         )
         print(
             f"bus.{name}.flow_replicated: bus_3_procs={replicated.msgs_per_s:,.0f} msgs/s "
             f"in_process={local:,.0f} msgs/s ratio={local / replicated.msgs_per_s:.1f}x "
-            f"round_trips_per_msg={replicated.round_trips_per_msg:.3f}",
+            f"round_trips_per_msg={replicated.round_trips_per_msg:.3f} "
+            f"cpu_per_msg={replicated.cpu_us_per_msg:.0f}us",
             flush=True,
         )
         results.append(

@@ -14,6 +14,7 @@ from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
+from pydantic_core import to_json
 
 from ..types import Message
 from .errors import InvalidBusOptionError
@@ -47,39 +48,60 @@ def check_msg_id(msg_id: str) -> str:
 
 
 def encode_body(envelope: BusEnvelope) -> str:
-    """The envelope as one line of JSON (never a raw newline inside)."""
+    """The envelope as one line of JSON (never a raw newline inside).
+
+    For a `Message` payload whose envelope carries exactly the message's own trace
+    id, headers and meta (as every envelope the runtime builds does), those are
+    sent once, inside the message (`"kind": "message", "derived": true`).
+    """
     payload = envelope.payload
-    head = _encode_json(
-        {
-            "edge": envelope.edge,
-            "source": envelope.source,
-            "target": envelope.target,
-            "trace_id": envelope.trace_id,
-            "headers": dict(envelope.headers) if envelope.headers is not None else None,
-            "meta": dict(envelope.meta) if envelope.meta is not None else None,
-            "kind": "message" if isinstance(payload, Message) else "json",
-        }
-    )
+    head: dict[str, Any] = {
+        "edge": envelope.edge,
+        "source": envelope.source,
+        "target": envelope.target,
+    }
+    if isinstance(payload, Message):
+        head["kind"] = "message"
+        if (
+            envelope.trace_id == payload.trace_id
+            and envelope.meta == payload.meta
+            and envelope.headers == payload.headers.model_dump()
+        ):
+            head["derived"] = True
+        else:
+            head["trace_id"] = envelope.trace_id
+            head["headers"] = envelope.headers
+            head["meta"] = envelope.meta
+        head["payload"] = payload
+        return to_json(head).decode()
+    head["trace_id"] = envelope.trace_id
+    head["headers"] = envelope.headers
+    head["meta"] = envelope.meta
+    head["kind"] = "json"
     data = payload.model_dump_json() if isinstance(payload, BaseModel) else _encode_json(payload)
-    return f'{head[:-1]}, "payload": {data}}}'
+    return f'{to_json(head).decode()[:-1]},"payload": {data}}}'
 
 
-class _Wire(BaseModel):
+class _MessageWire(BaseModel):
     edge: str
     source: str | None
     target: str | None
-    trace_id: str | None
-    headers: dict[str, Any] | None
-    meta: dict[str, Any] | None
-
-
-class _MessageWire(_Wire):
     kind: Literal["message"]
+    derived: bool = False  # trace id, headers and meta are the message's own
+    trace_id: str | None = None
+    headers: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
     payload: Message
 
 
-class _JsonWire(_Wire):
+class _JsonWire(BaseModel):
+    edge: str
+    source: str | None
+    target: str | None
     kind: Literal["json"]
+    trace_id: str | None
+    headers: dict[str, Any] | None
+    meta: dict[str, Any] | None
     payload: Any
 
 
@@ -92,6 +114,17 @@ def _wire() -> TypeAdapter[_MessageWire | _JsonWire]:
 def decode_body(body: str | bytes) -> BusEnvelope:
     """The envelope back from `encode_body` (raises `ValueError` on bad data)."""
     wire = _wire().validate_json(body)
+    if isinstance(wire, _MessageWire) and wire.derived:
+        message = wire.payload
+        return BusEnvelope(
+            edge=wire.edge,
+            source=wire.source,
+            target=wire.target,
+            trace_id=message.trace_id,
+            payload=message,
+            headers=message.headers.model_dump(),
+            meta=dict(message.meta),
+        )
     return BusEnvelope(
         edge=wire.edge,
         source=wire.source,

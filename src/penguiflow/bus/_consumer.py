@@ -121,7 +121,6 @@ async def run_consumer(
     window = _Window(max(batch, concurrency))
     queue: asyncio.Queue[Received[R]] = asyncio.Queue()
     fatal: list[BaseException] = []
-    acks: Batcher[R] = Batcher(inbox.ack, lambda _handle, exc: exc)
     loop = asyncio.get_running_loop()
 
     def fail(exc: BaseException) -> None:
@@ -129,15 +128,14 @@ async def run_consumer(
             fatal.append(exc)
         window.wake()
 
-    def acked(future: asyncio.Future[None]) -> None:
-        window.release()
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is None:
-            stats.acked += 1
+    def acked(count: int, error: BaseException | None) -> None:
+        window.release(count)
+        if error is None:
+            stats.acked += count
         else:
-            fail(exc)
+            fail(error)
+
+    acks: Batcher[R] = Batcher(inbox.ack, sent=acked)
 
     async def finish(received: Received[R]) -> None:
         if received.deliveries > max_deliveries:  # its consumers kept dying mid-handler
@@ -163,7 +161,7 @@ async def run_consumer(
                 await inbox.retry(received)
                 window.release()
             return
-        acks.submit(received.handle).add_done_callback(acked)
+        acks.put(received.handle)
 
     async def dead_letter(received: Received[R], reason: str) -> None:
         await inbox.dead_letter(received, reason)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ __all__ = ["NatsJetStreamBus", "durable_name"]
 T = TypeVar("T")
 
 _MSG_ID = "Nats-Msg-Id"
+_STATUS = "Status"  # the header nats-py puts an inline status in
 
 
 def _token(edge: str) -> str:
@@ -92,6 +95,8 @@ class NatsJetStreamBus:
         self._publish_timeout_s = publish_timeout_s
         self._nc: Any = None
         self._js: Any = None
+        self._confirmations: _Confirmations | None = None
+        self._subjects: dict[str, str] = {}
         self._stats = BusStats()
         self._publisher: Batcher[_Outgoing] = Batcher(self._send, self._publish_error)
 
@@ -110,7 +115,10 @@ class NatsJetStreamBus:
 
     def subject(self, edge: str) -> str:
         """The subject of an edge (e.g. `penguiflow.triage-%3Eretrieve`)."""
-        return f"{self._prefix}.{_token(edge)}"
+        subject = self._subjects.get(edge)
+        if subject is None:  # escaping is slow next to a publish: once per edge
+            subject = self._subjects[edge] = f"{self._prefix}.{_token(edge)}"
+        return subject
 
     def dead_letter_subject(self, edge: str) -> str:
         """The subject where the edge's failed messages go (`<prefix>.dead.<edge>`)."""
@@ -150,6 +158,7 @@ class NatsJetStreamBus:
                 await self._nc.close()
             self._nc = None
             self._js = None
+            self._confirmations = None
 
     async def delete_stream(self) -> None:
         """Remove the stream and everything in it (tests, teardown)."""
@@ -204,19 +213,28 @@ class NatsJetStreamBus:
         await self._publisher.submit(item)
 
     async def _send(self, items: list[_Outgoing]) -> list[BaseException | None]:
-        js = await self.jetstream()
-        with self._translated("publish", items[0].edge):
-            acks = [
-                await js.publish_async(item.subject, item.body, headers={_MSG_ID: item.msg_id})
-                for item in items
-            ]
-        confirmed = asyncio.gather(*acks, return_exceptions=True)
-        outcomes = await self._call(
-            "publish", None, asyncio.wait_for(confirmed, self._publish_timeout_s)
-        )
-        failures = [o if isinstance(o, BaseException) else None for o in outcomes]
-        self._stats.published += failures.count(None)
-        return failures
+        await self.jetstream()
+        if self._confirmations is None:
+            with self._translated("publish", items[0].edge):
+                self._confirmations = await _Confirmations.open(self._nc)
+        confirmations = self._confirmations
+        batch = confirmations.expect(len(items))
+        try:
+            with self._translated("publish", items[0].edge):
+                for index, item in enumerate(items):
+                    await self._nc.publish(
+                        item.subject,
+                        item.body,
+                        reply=batch.reply(index),
+                        headers={_MSG_ID: item.msg_id},
+                    )
+            outcomes = await self._call(
+                "publish", None, asyncio.wait_for(batch.done, self._publish_timeout_s)
+            )
+        finally:
+            confirmations.forget(batch)
+        self._stats.published += outcomes.count(None)
+        return outcomes
 
     @staticmethod
     def _publish_error(item: _Outgoing, exc: BaseException) -> BaseException:
@@ -260,30 +278,35 @@ class NatsJetStreamBus:
         from nats.js.api import AckPolicy, ConsumerConfig
 
         js = await self.jetstream()
-        subscription = await self._call(
-            "subscribe",
-            edge,
-            js.pull_subscribe(
-                self.subject(edge),
-                durable=durable_name(group, edge),
-                stream=self._stream,
-                config=ConsumerConfig(
-                    ack_policy=AckPolicy.EXPLICIT,
-                    ack_wait=claim_idle_ms / 1000,
-                    max_deliver=max_deliveries + 1,
-                ),
-            ),
+        durable = durable_name(group, edge)
+        config = ConsumerConfig(
+            durable_name=durable,
+            filter_subject=self.subject(edge),
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=claim_idle_ms / 1000,
+            max_deliver=max_deliveries + 1,
         )
+        from nats.js.errors import NotFoundError
+
+        try:  # an existing durable is used as it is, like nats-py's pull_subscribe
+            await self._call("subscribe", edge, js.consumer_info(self._stream, durable))
+        except BusError as exc:
+            if not isinstance(exc.__cause__, NotFoundError):
+                raise
+            await self._call("subscribe", edge, js.add_consumer(self._stream, config))
         inbox = _NatsInbox(
             js,
-            subscription,
+            self._nc,
             self._call,
             self._translated,
             edge=edge,
             stream=self._stream,
+            durable=durable,
             dead_subject=self.dead_letter_subject(edge),
-            poll_s=poll_ms / 1000,
+            poll_ms=poll_ms,
         )
+        with self._translated("subscribe", edge):
+            await inbox.open()
         try:
             await run_consumer(
                 inbox,
@@ -297,7 +320,7 @@ class NatsJetStreamBus:
             )
         finally:
             with self._translated("unsubscribe", edge):
-                await subscription.unsubscribe()
+                await inbox.close()
 
     async def group_status(self, edge: str, group: str) -> GroupStatus:
         """The backlog of `group` on `edge` (see `GroupStatus`)."""
@@ -308,47 +331,160 @@ class NatsJetStreamBus:
         return GroupStatus(unacked=int(info.num_ack_pending), undelivered=int(info.num_pending))
 
 
+class _Batch:
+    """The confirmations awaited for one batch of publishes."""
+
+    def __init__(self, prefix: str, token: str, size: int) -> None:
+        self.token = token
+        self.outcomes: list[BaseException | None] = [None] * size
+        self.done: asyncio.Future[list[BaseException | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._prefix = f"{prefix}.{token}."
+        self._missing = size
+
+    def reply(self, index: int) -> str:
+        return f"{self._prefix}{index}"
+
+    def confirm(self, index: int, error: BaseException | None) -> None:
+        self.outcomes[index] = error
+        self._missing -= 1
+        if self._missing == 0 and not self.done.done():
+            self.done.set_result(self.outcomes)
+
+
+class _Confirmations:
+    """JetStream's replies to this connection's publishes, matched to their batch.
+
+    Every publish of a batch asks for its reply on `<inbox>.<batch>.<index>`; one
+    subscription takes them all, so a batch costs one wait however large it is.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._batches: dict[str, _Batch] = {}
+        self._serial = 0
+
+    @classmethod
+    async def open(cls, nc: Any) -> _Confirmations:
+        confirmations = cls(nc.new_inbox())
+        await nc.subscribe(f"{confirmations._prefix}.>", cb=confirmations._on_reply)
+        return confirmations
+
+    def expect(self, size: int) -> _Batch:
+        self._serial += 1
+        batch = _Batch(self._prefix, str(self._serial), size)
+        self._batches[batch.token] = batch
+        return batch
+
+    def forget(self, batch: _Batch) -> None:
+        self._batches.pop(batch.token, None)
+
+    async def _on_reply(self, msg: Any) -> None:
+        token, _, index = msg.subject[len(self._prefix) + 1 :].partition(".")
+        batch = self._batches.get(token)
+        if batch is None:  # its batch timed out already
+            return
+        error: BaseException | None = None
+        status = (msg.headers or {}).get(_STATUS)
+        if status == "503":
+            error = BusError(f"no JetStream stream takes subject {msg.subject!r}")
+        elif status is not None or b'"error"' in msg.data:
+            error = BusError(f"JetStream refused the message: {status} {msg.data!r}")
+        batch.confirm(int(index), error)
+
+
 class _NatsInbox:
-    """One member of a durable pull consumer on one edge (the consume loop's `Inbox`)."""
+    """One member of a durable pull consumer on one edge (the consume loop's `Inbox`).
+
+    Pulls by request: one pull request open at a time, for as many messages as the
+    consume loop has room for minus those already on their way, expiring after the
+    poll time. Messages are taken as soon as they arrive, while the rest of their
+    batch is still coming.
+    """
 
     def __init__(
         self,
         js: Any,
-        subscription: Any,
+        nc: Any,
         call: _BrokerCall,
         translated: _Translated,
         *,
         edge: str,
         stream: str,
+        durable: str,
         dead_subject: str,
-        poll_s: float,
+        poll_ms: int,
     ) -> None:
         self._js = js
-        self._subscription = subscription
+        self._nc = nc
         self._broker_call = call
         self._translated = translated
         self._edge = edge
         self._stream = stream
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._dead_subject = dead_subject
-        self._poll_s = poll_s
+        self._expires_ns = poll_ms * 1_000_000
+        self._buffer: deque[Any] = deque()
+        self._remaining = 0  # messages the open pull request may still bring
+        self._arrived = asyncio.Event()
+        self._failure: BusError | None = None
+        self._subscription: Any = None
+
+    async def open(self) -> None:
+        self._subscription = await self._nc.subscribe(self._nc.new_inbox(), cb=self._on_message)
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+
+    async def _on_message(self, msg: Any) -> None:
+        status = msg.headers.get(_STATUS) if msg.headers else None
+        if status is None:
+            self._buffer.append(msg)
+            self._remaining = max(0, self._remaining - 1)
+        elif status == "100":  # idle heartbeat
+            return
+        elif status in ("404", "408"):  # no messages / the request expired
+            self._remaining = 0
+        else:
+            description = (msg.headers or {}).get("Description", "")
+            self._remaining = 0
+            if status != "409" or "Deleted" in description:
+                self._failure = BusError(
+                    f"JetStream ended the pull on edge {self._edge!r}: {status} {description}",
+                    backend="nats",
+                    operation="read",
+                    edge=self._edge,
+                )
+        self._arrived.set()
 
     async def read(self, count: int) -> Sequence[Received[Any]]:
-        messages = await self._broker_call("read", self._edge, self._fetch(count))
-        received = []
-        for message in messages:
-            metadata = message.metadata
-            msg_id = (message.headers or {}).get(_MSG_ID)
-            if not msg_id:  # published without an id: its stream sequence is stable
-                msg_id = f"{self._stream}-{metadata.sequence.stream}"
-            received.append(Received(message, msg_id, message.data, int(metadata.num_delivered)))
-        return received
+        if self._failure is not None:
+            raise self._failure
+        wanted = count - len(self._buffer) - self._remaining
+        if wanted > 0 and self._remaining == 0:
+            self._remaining = wanted
+            request = json.dumps({"batch": wanted, "expires": self._expires_ns}).encode()
+            reply = self._subscription.subject
+            await self._broker_call(
+                "read", self._edge, self._nc.publish(self._next, request, reply=reply)
+            )
+        if not self._buffer:  # wait for a message, or for the request to end
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), self._expires_ns / 1e9 * 2 + 1)
+            except TimeoutError:  # the request's end was lost (a reconnect): ask again
+                self._remaining = 0
+        taken = [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
+        return [self._received(message) for message in taken]
 
-    async def _fetch(self, count: int) -> list[Any]:
-        try:
-            messages: list[Any] = await self._subscription.fetch(count, timeout=self._poll_s)
-        except TimeoutError:  # nothing to read within the poll time
-            return []
-        return messages
+    def _received(self, message: Any) -> Received[Any]:
+        metadata = message.metadata
+        msg_id = (message.headers or {}).get(_MSG_ID)
+        if not msg_id:  # published without an id: its stream sequence is stable
+            msg_id = f"{self._stream}-{metadata.sequence.stream}"
+        return Received(message, msg_id, message.data, int(metadata.num_delivered))
 
     async def ack(self, handles: list[Any]) -> None:
         # Acks are written without waiting for a reply (no round trip): a lost ack

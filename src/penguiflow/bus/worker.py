@@ -30,6 +30,7 @@ import importlib
 import logging
 import signal
 import sys
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -117,11 +118,12 @@ def _with_ingress(message: Message, delivery: Delivery, consumer: str | None) ->
 
 
 class _Results:
-    """Hands each result the local flow produces to the delivery of the same trace.
+    """Runs deliveries through the local flow and hands each the result of its trace.
 
-    Lets a worker run several messages through its flow at once: results are matched
-    by trace id (payloads without one share the key `None`), one delivery per trace
-    is in the flow at a time, and a node that fails for good (the flow's
+    Lets a worker run several messages through its flow at once: one task emits
+    them in arrival order (so only it waits on the flow's backpressure), results are
+    matched by trace id (payloads without one share the key `None`), one delivery
+    per trace is in the flow at a time, and a node that fails for good (the flow's
     `hooks.node_failed`) fails its own delivery, which then stays unacknowledged.
     """
 
@@ -129,7 +131,9 @@ class _Results:
         self._flow = flow
         self._waiting: dict[str | None, asyncio.Future[Any]] = {}
         self._tail: dict[str | None, asyncio.Future[None]] = {}  # last delivery per trace
-        self._task: asyncio.Task[None] | None = None
+        self._feed: deque[tuple[Any, asyncio.Future[Any]]] = deque()
+        self._fed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
         self._hooks = getattr(flow, "hooks", None)
 
     def start(self) -> None:
@@ -143,19 +147,34 @@ class _Results:
             )
         else:
             self._hooks.node_failed.append(self._failed)
-        self._task = asyncio.get_running_loop().create_task(self._route())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._route()), loop.create_task(self._emit())]
 
     async def close(self) -> None:
         if self._hooks is not None and self._failed in self._hooks.node_failed:
             self._hooks.node_failed.remove(self._failed)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _failed(self, error: FlowError) -> None:
         future = self._waiting.get(error.trace_id)
         if future is not None and not future.done():
             future.set_exception(error)
+
+    async def _emit(self) -> None:
+        while True:
+            if not self._feed:
+                self._fed.clear()
+                await self._fed.wait()
+            payload, result = self._feed.popleft()
+            if result.done():  # its delivery gave up (timed out, cancelled)
+                continue
+            try:
+                await self._flow.emit(payload)
+            except Exception as exc:  # the flow refused it: that delivery fails
+                if not result.done():
+                    result.set_exception(exc)
 
     async def _route(self) -> None:
         while True:
@@ -178,8 +197,11 @@ class _Results:
                 await asyncio.wait([previous])
             result: asyncio.Future[Any] = loop.create_future()
             self._waiting[key] = result
+            self._feed.append((payload, result))
+            self._fed.set()
             try:
-                await self._flow.emit(payload)
+                if timeout_s is None:
+                    return await result
                 return await asyncio.wait_for(result, timeout_s)
             finally:
                 del self._waiting[key]
