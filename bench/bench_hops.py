@@ -116,8 +116,8 @@ def floor_batch(
 async def _measure(quick: bool) -> list[Result]:
     # (label, messages in flight, rounds per batch, target ratio)
     shapes = [
-        ("hops: 1 in flight", 1, 40 if quick else 1500, 3.0),
-        ("hops: 64 in flight", 64, 2 if quick else 40, 5.0),
+        ("hops: 1 in flight", 1, 40 if quick else 1500, 1.3),
+        ("hops: 64 in flight", 64, 2 if quick else 40, 2.5),
     ]
     repeats = 2 if quick else 9
     messages = make_messages(64)

@@ -78,7 +78,7 @@ async def _run(total_first: int, total_second: int) -> tuple[dict[str, int], dic
         first = snapshot()
         await drive(total_second - total_first)
         second = snapshot()
-        live_traces = len(getattr(flow, "_traces", ()))
+        live_traces = len(flow.traces.active())
     finally:
         await flow.stop()
     return first, second, live_traces

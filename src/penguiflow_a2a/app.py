@@ -19,7 +19,7 @@ logger = logging.getLogger("penguiflow_a2a")
 
 T = TypeVar("T")
 
-FASTAPI_MISSING = "FastAPI is required for the A2A server adapter. Install penguiflow[a2a-server]."
+_FASTAPI_MISSING = "FastAPI is required for the A2A server adapter. Install penguiflow[a2a-server]."
 
 
 def create_a2a_app(
@@ -42,7 +42,7 @@ def create_a2a_app(
         from fastapi import FastAPI, Request
         from fastapi.responses import JSONResponse, Response, StreamingResponse
     except ImportError as exc:  # pragma: no cover - exercised without the extra
-        raise RuntimeError(FASTAPI_MISSING) from exc
+        raise RuntimeError(_FASTAPI_MISSING) from exc
 
     card = adapter.agent_card
 
@@ -86,7 +86,7 @@ def create_a2a_app(
     async def message_send(payload: A2AMessagePayload, request: Request) -> Any:
         work = adapter.handle_send(payload, principal=principal_of(request))
         try:
-            return await until_disconnect(request, work)
+            return await _until_disconnect(request, work)
         except A2ARequestError as exc:
             return refused(exc)
 
@@ -115,7 +115,7 @@ def create_a2a_app(
     @app.post(jsonrpc_path)
     async def jsonrpc(request: Request) -> Response:
         body = await request.body()
-        reply = await until_disconnect(
+        reply = await _until_disconnect(
             request, handle_jsonrpc(adapter, body, principal_of(request))
         )
         if reply.stream is not None:
@@ -130,7 +130,7 @@ def create_a2a_app(
     return app
 
 
-async def until_disconnect(request: Any, work: Coroutine[Any, Any, T]) -> T:
+async def _until_disconnect(request: Any, work: Coroutine[Any, Any, T]) -> T:
     """Await `work`, cancelling it if the client disconnects first.
 
     A unary call whose caller has gone (a cancelled `RemoteNode`, a closed

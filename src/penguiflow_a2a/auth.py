@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Principal", "AuthHook", "bearer_token_auth"]
+__all__ = ["Principal", "AuthHook", "bearer_token_auth", "describe"]
 
 
 @dataclass(frozen=True, slots=True)

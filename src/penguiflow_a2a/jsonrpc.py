@@ -15,34 +15,40 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from penguiflow.transports.a2a_parts import from_parts, to_parts
 
 from .auth import Principal
 from .models import A2AMessagePayload
-from .server import A2ARequestError, A2AServerAdapter, outcome_error
+from .server import A2ARequestError, A2AServerAdapter
 from .sse import dumps
-from .tasks import Outcome, TaskRecord
+from .tasks import Outcome, TaskRecord, outcome_error
+from .wire import (
+    CONTENT_TYPE_NOT_SUPPORTED,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    TASK_NOT_CANCELABLE,
+    TASK_NOT_FOUND,
+    UNSUPPORTED_OPERATION,
+    DataPart,
+    FilePart,
+    SendParams,
+    TaskIdParams,
+    TaskQueryParams,
+    TextPart,
+)
 
-__all__ = ["handle_jsonrpc", "JsonRpcReply", "agent_card_json", "PROTOCOL_VERSION"]
+__all__ = ["handle_jsonrpc", "JsonRpcReply", "agent_card_json", "task_json", "PROTOCOL_VERSION"]
 
 logger = logging.getLogger("penguiflow_a2a")
 
 PROTOCOL_VERSION = "0.3.0"
-
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-TASK_NOT_FOUND = -32001
-TASK_NOT_CANCELABLE = -32002
-PUSH_NOT_SUPPORTED = -32003
-UNSUPPORTED_OPERATION = -32004
-CONTENT_TYPE_NOT_SUPPORTED = -32005
 
 _UNSUPPORTED_METHODS = frozenset(
     {
@@ -54,64 +60,6 @@ _UNSUPPORTED_METHODS = frozenset(
         "agent/getAuthenticatedExtendedCard",
     }
 )
-
-
-# -- wire models (validation of what clients send) -----------------------------------
-
-
-class _Strictish(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
-
-
-class TextPart(_Strictish):
-    kind: Literal["text"]
-    text: str
-    metadata: dict[str, Any] | None = None
-
-
-class DataPart(_Strictish):
-    kind: Literal["data"]
-    data: dict[str, Any]
-    metadata: dict[str, Any] | None = None
-
-
-class FilePart(_Strictish):
-    kind: Literal["file"]
-    file: dict[str, Any]
-    metadata: dict[str, Any] | None = None
-
-
-Part = Annotated[TextPart | DataPart | FilePart, Field(discriminator="kind")]
-
-
-class WireMessage(_Strictish):
-    kind: Literal["message"] = "message"
-    role: Literal["user", "agent"]
-    parts: list[Part] = Field(min_length=1)
-    message_id: str = Field(alias="messageId", min_length=1)
-    context_id: str | None = Field(default=None, alias="contextId")
-    task_id: str | None = Field(default=None, alias="taskId")
-    metadata: dict[str, Any] | None = None
-
-
-class SendConfiguration(_Strictish):
-    blocking: bool | None = None
-    history_length: int | None = Field(default=None, alias="historyLength", ge=0)
-
-
-class SendParams(_Strictish):
-    message: WireMessage
-    configuration: SendConfiguration | None = None
-    metadata: dict[str, Any] | None = None
-
-
-class TaskQueryParams(_Strictish):
-    id: str
-    history_length: int | None = Field(default=None, alias="historyLength", ge=0)
-
-
-class TaskIdParams(_Strictish):
-    id: str
 
 
 class _Envelope(BaseModel):

@@ -39,7 +39,7 @@ from penguiflow.types import Headers, Message, StreamChunk
 from .auth import Principal
 from .models import A2AAgentCard, A2AMessagePayload, A2ASkill, A2ATaskCancelRequest
 from .sse import chunk_frame, comment_frame, event_frame
-from .tasks import Outcome, TaskRecord, TaskTable
+from .tasks import Outcome, StreamItem, TaskRecord, TaskTable, outcome_error
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -79,26 +79,16 @@ class RookeryResult:
     value: Any
 
 
-@dataclass(slots=True)
-class StreamItem:
-    """One step of a task: accepted (message emitted), a chunk, the outcome (last),
-    or none of them (a heartbeat: nothing happened for a while)."""
-
-    chunk: StreamChunk | None = None
-    outcome: Outcome | None = None
-    accepted: bool = False
-
-
-def convert_output(value: Any) -> Any:
+def _convert_output(value: Any) -> Any:
     """Models → `model_dump()`, mappings → dict, sequences and sets → list, recursively."""
     if isinstance(value, BaseModel):
-        return convert_output(value.model_dump())
+        return _convert_output(value.model_dump())
     if isinstance(value, RookeryResult):
-        return convert_output(value.value)
+        return _convert_output(value.value)
     if isinstance(value, Mapping):
-        return {key: convert_output(item) for key, item in value.items()}
+        return {key: _convert_output(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [convert_output(item) for item in value]
+        return [_convert_output(item) for item in value]
     return value
 
 
@@ -403,11 +393,11 @@ class A2AServerAdapter:
         if isinstance(payload, StreamChunk):
             return None
         if isinstance(item, RookeryResult):
-            return Outcome("result", output=convert_output(item.value))
+            return Outcome("result", output=_convert_output(item.value))
         meta = getattr(item, "meta", None)
         return Outcome(
             "result",
-            output=convert_output(payload),
+            output=_convert_output(payload),
             meta=dict(meta) if meta else None,
         )
 
@@ -606,23 +596,6 @@ _STATE_OF: dict[str, Any] = {
     "shutdown": "failed",
     "internal": "failed",
 }
-
-
-def outcome_error(outcome: Outcome) -> dict[str, Any]:
-    """The error payload of an outcome that is not a result: `code`, `message`, ...
-
-    A failure gives its FlowError payload; the others a code and a fixed message.
-    """
-    if outcome.kind == "failed":
-        return dict(outcome.error or {})
-    if outcome.kind == "cancelled":
-        return {"code": "TRACE_CANCELLED", "message": "Trace cancelled"}
-    if outcome.kind == "timeout":
-        return {"code": "TIMEOUT", "message": "no result within the time limit"}
-    if outcome.kind == "shutdown":
-        return {"code": "INTERNAL_ERROR", "message": "flow is shutting down"}
-    message = (outcome.error or {}).get("message") or "internal error"
-    return {"code": "INTERNAL_ERROR", "message": str(message)}
 
 
 def create_a2a_app(

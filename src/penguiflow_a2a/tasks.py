@@ -8,9 +8,17 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from penguiflow.types import Message
+from penguiflow.types import Message, StreamChunk
 
-__all__ = ["TaskRecord", "TaskTable", "TaskState", "Outcome"]
+__all__ = [
+    "Outcome",
+    "StreamItem",
+    "TERMINAL_STATES",
+    "TaskRecord",
+    "TaskState",
+    "TaskTable",
+    "outcome_error",
+]
 
 TaskState = Literal["submitted", "working", "completed", "canceled", "failed"]
 TERMINAL_STATES: frozenset[str] = frozenset({"completed", "canceled", "failed"})
@@ -128,3 +136,30 @@ class TaskTable:
         self.active.clear()
         self.by_trace.clear()
         return records
+
+
+@dataclass(slots=True)
+class StreamItem:
+    """One step of a task: accepted (message emitted), a chunk, the outcome (last),
+    or none of them (a heartbeat: nothing happened for a while)."""
+
+    chunk: StreamChunk | None = None
+    outcome: Outcome | None = None
+    accepted: bool = False
+
+
+def outcome_error(outcome: Outcome) -> dict[str, Any]:
+    """The error payload of an outcome that is not a result: `code`, `message`, ...
+
+    A failure gives its FlowError payload; the others a code and a fixed message.
+    """
+    if outcome.kind == "failed":
+        return dict(outcome.error or {})
+    if outcome.kind == "cancelled":
+        return {"code": "TRACE_CANCELLED", "message": "Trace cancelled"}
+    if outcome.kind == "timeout":
+        return {"code": "TIMEOUT", "message": "no result within the time limit"}
+    if outcome.kind == "shutdown":
+        return {"code": "INTERNAL_ERROR", "message": "flow is shutting down"}
+    message = (outcome.error or {}).get("message") or "internal error"
+    return {"code": "INTERNAL_ERROR", "message": str(message)}

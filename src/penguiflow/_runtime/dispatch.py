@@ -66,6 +66,18 @@ class Dispatcher:
             self._traces.track(trace_id)
         return True
 
+    def carry(self, floe: Floe, msg: Any) -> bool:
+        """`offer` for a message that takes over the count of the message being handled.
+
+        A node worker passing a result of the same trace to its one successor moves
+        the count along with it instead of counting the result in and the handled
+        message out (the trace's pending count is the same either way; nobody can look
+        in between). False (nothing done) when `offer` would be.
+        """
+        if self._bus is not None or (floe.target is ROOKERY and self._hooks.rookery):
+            return False
+        return floe.queue.offer(msg)
+
     async def send(self, floe: Floe, msg: Any) -> None:
         """Count, publish, then enqueue `msg` on `floe`, waiting while the queue is full."""
         if floe.target is ROOKERY:

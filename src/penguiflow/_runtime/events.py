@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..metrics import FlowEvent
 from ..state import StateStore, StoredEvent
-from .hooks import FlowHooks, call_hooks
+from .hooks import EventHook, FlowHooks, call_hooks
 from .traces import TraceBook
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class EventSink:
     nobody observes pays almost nothing for its events.
     """
 
-    __slots__ = ("_hooks", "_queue_maxsize", "_store", "_traces", "middlewares")
+    __slots__ = ("_event_hooks", "_middlewares", "_queue_maxsize", "_store", "_traces")
 
     def __init__(
         self,
@@ -53,20 +53,32 @@ class EventSink:
         traces: TraceBook,
         queue_maxsize: int,
     ) -> None:
-        self.middlewares = middlewares
+        self._middlewares = middlewares
         self._store = store
-        self._hooks = hooks
+        self._event_hooks = hooks.event
         self._traces = traces
         self._queue_maxsize = queue_maxsize
+
+    @property
+    def middlewares(self) -> list[Middleware]:
+        """The middlewares, in call order (append to add one)."""
+        return self._middlewares
 
     def listening(self, level: int) -> bool:
         """Whether an event logged at `level` would reach anyone."""
         return bool(
-            self.middlewares
-            or self._hooks.event
+            self._middlewares
+            or self._event_hooks
             or self._store is not None
             or logger.isEnabledFor(level)
         )
+
+    def listening_parts(self) -> tuple[list[Middleware], list[EventHook], bool]:
+        """What `listening` reads besides the log level: (middlewares, event hooks, whether
+        there is a store). The lists are live. For the node workers' hot path, which
+        checks `bool(middlewares or hooks or has_store or logger.isEnabledFor(level))`
+        inline instead of calling `listening`."""
+        return self._middlewares, self._event_hooks, self._store is not None
 
     async def emit(
         self,
@@ -83,9 +95,9 @@ class EventSink:
     ) -> None:
         """Build the event and deliver it; store and middleware failures are logged."""
         log_enabled = logger.isEnabledFor(level)
-        hooks = self._hooks.event
+        hooks = self._event_hooks
         store = self._store
-        if not (self.middlewares or hooks or store is not None or log_enabled):
+        if not (self._middlewares or hooks or store is not None or log_enabled):
             return
         traces = self._traces
         event = FlowEvent(
@@ -122,7 +134,7 @@ class EventSink:
                 )
         if hooks:
             call_hooks("event", hooks, event)
-        for middleware in list(self.middlewares):
+        for middleware in list(self._middlewares):
             try:
                 await middleware(event)
             except Exception as exc:

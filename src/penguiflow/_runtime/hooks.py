@@ -64,17 +64,46 @@ class FlowHooks:
         flow.hooks.node_failed.remove(failures.append)
     """
 
-    __slots__ = ("event", "node_failed", "rookery", "trace_cancelled", "trace_done")
+    __slots__ = ("_event", "_node_failed", "_rookery", "_trace_cancelled", "_trace_done")
+
+    # The lists themselves are fixed (read-only attributes): the engine keeps
+    # references to them, so subscribers change their contents, never replace them.
 
     def __init__(self) -> None:
-        self.rookery: list[RookeryHook] = []
-        self.node_failed: list[FailureHook] = []
-        self.event: list[EventHook] = []
-        self.trace_cancelled: list[TraceHook] = []
-        self.trace_done: list[TraceHook] = []
+        self._rookery: list[RookeryHook] = []
+        self._node_failed: list[FailureHook] = []
+        self._event: list[EventHook] = []
+        self._trace_cancelled: list[TraceHook] = []
+        self._trace_done: list[TraceHook] = []
+
+    @property
+    def rookery(self) -> list[RookeryHook]:
+        """Called with a `RookeryDelivery` for every item sent to Rookery."""
+        return self._rookery
+
+    @property
+    def node_failed(self) -> list[FailureHook]:
+        """Called with the `FlowError` of a node that failed for good."""
+        return self._node_failed
+
+    @property
+    def event(self) -> list[EventHook]:
+        """Called with every `FlowEvent`."""
+        return self._event
+
+    @property
+    def trace_cancelled(self) -> list[TraceHook]:
+        """Called with the trace id when a trace's cancellation starts."""
+        return self._trace_cancelled
+
+    @property
+    def trace_done(self) -> list[TraceHook]:
+        """Called with the trace id when nothing of the trace is left pending."""
+        return self._trace_done
 
     def __repr__(self) -> str:
-        counts = ", ".join(f"{name}={len(getattr(self, name))}" for name in self.__slots__)
+        kinds = ("rookery", "node_failed", "event", "trace_cancelled", "trace_done")
+        counts = ", ".join(f"{name}={len(getattr(self, name))}" for name in kinds)
         return f"FlowHooks({counts})"
 
 

@@ -23,22 +23,20 @@ NO_FLOES = "context has no incoming floes to fetch from"
 class Inbox:
     """The incoming queues of a context, a buffer of already-received items, waiters."""
 
-    __slots__ = ("_rr", "_waiters", "buffer", "queues")
+    __slots__ = ("_rr", "buffer", "queues", "waiting")
 
     def __init__(self) -> None:
         self.buffer: deque[Any] = deque()
         self.queues: tuple[asyncio.Queue[Any], ...] = ()
-        self._waiters: list[asyncio.Future[None]] = []
+        # Readers waiting in `take_any` for an item: read it, never change it (the
+        # queues check it on every put to decide whether to `wake`).
+        self.waiting: list[asyncio.Future[None]] = []
         self._rr = 0
-
-    @property
-    def has_waiters(self) -> bool:
-        """Whether anyone waits in `take_any` for an item to arrive."""
-        return bool(self._waiters)
 
     def wake(self) -> None:
         """Wake everyone waiting for an item (they re-check the queues)."""
-        waiters, self._waiters = self._waiters, []
+        waiters = self.waiting[:]
+        self.waiting.clear()
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -46,7 +44,7 @@ class Inbox:
     def push(self, item: Any) -> None:
         """Put an item straight into the buffer (it is taken before queued items)."""
         self.buffer.append(item)
-        if self._waiters:
+        if self.waiting:
             self.wake()
 
     def take_nowait(self, queues: Sequence[asyncio.Queue[Any]]) -> tuple[bool, Any]:
@@ -74,12 +72,12 @@ class Inbox:
             if found:
                 return item
             waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
+            self.waiting.append(waiter)
             try:
                 await waiter
             finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+                if waiter in self.waiting:
+                    self.waiting.remove(waiter)
 
     async def take(self) -> Any:
         """The next item from any incoming queue (the node worker's read)."""
@@ -131,11 +129,17 @@ class InboxQueue(asyncio.Queue[Any]):
     _getters: deque[asyncio.Future[None]]
     _putters: deque[asyncio.Future[None]]
 
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        # The queued items themselves, for a cheap emptiness check (`if queue.items:`);
+        # read it, never change it.
+        self.items: deque[Any] = self._queue if _FAST_PATH else deque()
+
     def _put(self, item: Any) -> None:
         # asyncio.Queue's documented override point for storage; the base appends.
         super()._put(item)
         consumer = self.consumer
-        if consumer is not None and consumer.has_waiters:
+        if consumer is not None and consumer.waiting:
             consumer.wake()
 
     def offer(self, item: Any) -> bool:
@@ -159,7 +163,7 @@ class InboxQueue(asyncio.Queue[Any]):
                 getter.set_result(None)
                 break
         consumer = self.consumer
-        if consumer is not None and consumer.has_waiters:
+        if consumer is not None and consumer.waiting:
             consumer.wake()
         return True
 

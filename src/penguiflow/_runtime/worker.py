@@ -14,8 +14,9 @@ from ..errors import FlowError, FlowErrorCode
 from ..node import Node
 from ..types import WM, FinalAnswer, Message
 from .controller import DEADLINE_EXCEEDED_TEXT, route_result
+from .events import logger
 from .hooks import call_hooks
-from .inbox import EMPTY, InboxQueue
+from .inbox import InboxQueue
 from .traces import TraceCancelled, current_trace
 
 if TYPE_CHECKING:
@@ -83,27 +84,45 @@ class NodeWorker:
             task.cancel()
 
     async def run(self) -> None:
-        """The worker loop: until `stop()` cancels the task."""
-        node, ctx, sink, traces = self.node, self.ctx, self.sink, self.traces
+        """The worker loop, until `stop()` cancels the task: take a message, check its
+        deadline and its trace, invoke the node (retrying per its policy), route the
+        result, count the message out of its trace."""
+        node, ctx, sink, traces, dispatcher = (
+            self.node,
+            self.ctx,
+            self.sink,
+            self.traces,
+            self.dispatcher,
+        )
         inbox = ctx.inbox
         buffer = inbox.buffer
         queues = inbox.queues
         single = queues[0] if len(queues) == 1 and isinstance(queues[0], InboxQueue) else None
+        ready = single.items if single is not None else None
         take = inbox.take
         finalize = traces.finalize
         cancelled = traces.cancelled_ids
+        offer = dispatcher.offer
+        carry = dispatcher.carry
+        outgoing = self._outgoing
+        only = outgoing[0] if len(outgoing) == 1 else None
+        direct = self._direct
+        timeout = node.policy.timeout_s
         task = self.task
+        set_trace = current_trace.set
+        # `sink.listening(level)`, inline (see EventSink.listening_parts).
+        middlewares, event_hooks, stored = sink.listening_parts()
+        log_enabled = logger.isEnabledFor
         try:
             while True:
                 if buffer:
                     message = buffer.popleft()
                 elif single is not None:
-                    message = single.take_ready()
-                    if message is EMPTY:
-                        message = await single.get()
+                    message = single.take_ready() if ready else await single.get()
                 else:
                     message = await take()
                 trace_id = getattr(message, "trace_id", None)
+                carried = False  # the result took over this message's count
                 try:
                     if isinstance(message, Message):
                         deadline = message.deadline_s
@@ -113,13 +132,75 @@ class NodeWorker:
                     if trace_id is not None and trace_id in cancelled:
                         await sink.emit("trace_cancel_drop", node, ctx, trace_id, 0, None, _INFO)
                         continue
-                    try:
-                        await self._envelope(message, trace_id)
-                    except TraceCancelled:
-                        await sink.emit("node_trace_cancelled", node, ctx, trace_id, 0, None, _INFO)
+                    set_trace(trace_id)  # this worker task's own context
+                    attempt = 0
+                    while True:  # one pass per attempt
+                        if attempt and trace_id is not None and trace_id in cancelled:
+                            raise TraceCancelled(trace_id)
+                        start = _monotonic()
+                        listening = bool(middlewares or event_hooks or stored or log_enabled(_INFO))
+                        if listening and sink.listening(_DEBUG):
+                            await sink.emit("node_start", node, ctx, trace_id, attempt, 0.0, _DEBUG)
+                        try:
+                            call = (
+                                direct(message, ctx)
+                                if direct is not None
+                                else node.invoke(message, ctx, registry=self.registry)
+                            )
+                            # While it runs, `interrupt()` (its trace was cancelled)
+                            # cancels this task: see `_raise_if_interrupted`.
+                            self._interrupted = False
+                            self.trace_id = trace_id
+                            try:
+                                if timeout is None:
+                                    result = await call
+                                else:
+                                    async with asyncio.timeout(timeout):
+                                        result = await call
+                            except asyncio.CancelledError:
+                                self._raise_if_interrupted(trace_id)
+                                raise
+                            finally:
+                                self.trace_id = None
+                            if self._interrupted:
+                                self._swallowed_interrupt(trace_id)
+                            if result is not None:
+                                if self.warn_output and not isinstance(result, Message):
+                                    self._warn_output(result)
+                                if isinstance(result, Message) and isinstance(
+                                    result.payload, _CONTROL
+                                ):
+                                    await self._route_controller(result, message)
+                                elif (
+                                    only is not None
+                                    and not listening
+                                    and trace_id is not None
+                                    and getattr(result, "trace_id", None) == trace_id
+                                    and carry(only, result)
+                                ):
+                                    carried = True
+                                else:
+                                    for floe in outgoing:
+                                        if not offer(floe, result):
+                                            await dispatcher.send(floe, result)
+                        except (TraceCancelled, asyncio.CancelledError):
+                            raise
+                        except Exception as exc:
+                            if await self._failed(exc, message, trace_id, attempt, start):
+                                attempt += 1
+                                continue
+                            break
+                        if listening:
+                            latency = (_monotonic() - start) * 1000.0
+                            await sink.emit(
+                                "node_success", node, ctx, trace_id, attempt, latency, _INFO
+                            )
+                        break
+                except TraceCancelled:
+                    await sink.emit("node_trace_cancelled", node, ctx, trace_id, 0, None, _INFO)
                 finally:
-                    if trace_id is not None and finalize(trace_id):
-                        await self.dispatcher.announce_cancel_finish(trace_id)
+                    if trace_id is not None and not carried and finalize(trace_id):
+                        await dispatcher.announce_cancel_finish(trace_id)
                 if task is not None and task.cancelling():
                     # stop() cancelled us and the node swallowed it: stop all the same.
                     raise asyncio.CancelledError
@@ -145,78 +226,7 @@ class NodeWorker:
             )
         await self.dispatcher.deliver(answer, self.ctx)
 
-    async def _envelope(self, message: Any, trace_id: str | None) -> None:
-        """Invoke the node with its timeout and retries, then route the result."""
-        node, ctx, sink = self.node, self.ctx, self.sink
-        current_trace.set(trace_id)  # this worker task's own context
-        policy = node.policy
-        timeout = policy.timeout_s
-        attempt = 0
-        while True:
-            if attempt and trace_id is not None and self.traces.is_cancelled(trace_id):
-                raise TraceCancelled(trace_id)
-            start = _monotonic()
-            listening = sink.listening(_INFO)
-            if listening and sink.listening(_DEBUG):
-                await sink.emit("node_start", node, ctx, trace_id, attempt, 0.0, _DEBUG)
-            try:
-                direct = self._direct
-                call = (
-                    direct(message, ctx)
-                    if direct is not None
-                    else node.invoke(message, ctx, registry=self.registry)
-                )
-                if trace_id is None:
-                    if timeout is None:
-                        result = await call
-                    else:
-                        async with asyncio.timeout(timeout):
-                            result = await call
-                else:
-                    # A traced invocation: its trace's cancellation interrupts it
-                    # (see `interrupt`), seen here as a CancelledError of our own task.
-                    self._interrupted = False
-                    self.trace_id = trace_id
-                    try:
-                        if timeout is None:
-                            result = await call
-                        else:
-                            async with asyncio.timeout(timeout):
-                                result = await call
-                    except asyncio.CancelledError:
-                        self._raise_if_interrupted(trace_id)
-                        raise
-                    finally:
-                        self.trace_id = None
-                    if self._interrupted:
-                        # The node swallowed the cancellation: the trace is cancelled anyway.
-                        self._interrupted = False
-                        if self.task is not None:
-                            self.task.uncancel()
-                        raise TraceCancelled(trace_id)
-                if result is not None:
-                    if self.warn_output and not isinstance(result, Message):
-                        self._warn_output(result)
-                    if isinstance(result, Message) and isinstance(result.payload, _CONTROL):
-                        await self._route_controller(result, message)
-                    else:
-                        offer = self.dispatcher.offer
-                        for floe in self._outgoing:
-                            if not offer(floe, result):
-                                await self.dispatcher.send(floe, result)
-            except (TraceCancelled, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                if await self._failed(exc, message, trace_id, attempt, start):
-                    attempt += 1
-                    continue
-                return
-            if listening:
-                latency = (time.monotonic() - start) * 1000.0
-                await sink.emit("node_success", node, ctx, trace_id, attempt, latency, _INFO)
-            return
-
-    def _raise_if_interrupted(self, trace_id: str) -> None:
+    def _raise_if_interrupted(self, trace_id: str | None) -> None:
         """Turn our task's cancellation into `TraceCancelled` when `interrupt` caused it
         (and `stop()` did not cancel the task as well)."""
         if self._interrupted:
@@ -224,6 +234,14 @@ class NodeWorker:
             task = self.task
             if task is not None and task.uncancel() == 0:
                 raise TraceCancelled(trace_id) from None
+
+    def _swallowed_interrupt(self, trace_id: str | None) -> None:
+        """The node swallowed the cancellation that `interrupt()` sent: its trace is
+        cancelled all the same."""
+        self._interrupted = False
+        if self.task is not None:
+            self.task.uncancel()
+        raise TraceCancelled(trace_id)
 
     async def _failed(
         self, exc: Exception, message: Any, trace_id: str | None, attempt: int, start: float

@@ -31,7 +31,7 @@ from .protocol import RemoteBinding, StoredEvent
 
 __all__ = ["RedisStateStore"]
 
-SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 1
 
 # KEYS: the trace's digest set, its event list. ARGV: digest, body.
 _APPEND_ONCE = """
@@ -78,11 +78,11 @@ class RedisStateStore:
         try:
             version: Any = await client.get(self._key("schema"))
             if version is None:
-                await client.set(self._key("schema"), SCHEMA_VERSION, nx=True)
-            elif int(version) > SCHEMA_VERSION:
+                await client.set(self._key("schema"), _SCHEMA_VERSION, nx=True)
+            elif int(version) > _SCHEMA_VERSION:
                 raise StateStoreError(
                     f"store schema version {version} is newer than this penguiflow "
-                    f"({SCHEMA_VERSION})"
+                    f"({_SCHEMA_VERSION})"
                 )
         except (RedisError, OSError) as exc:
             await client.aclose()

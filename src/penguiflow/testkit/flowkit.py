@@ -28,6 +28,8 @@ __all__ = [
     "get_recorded_events",
     "simulate_error",
     "assert_preserves_message_envelope",
+    "Simulation",
+    "SimulatedNode",
 ]
 
 _MAX_TRACE_HISTORY = 64
