@@ -66,7 +66,9 @@ async def test_a_flow_without_hooks_is_served_with_a_clear_warning(
     ]
     await adapter.start()
     try:
-        reply = await adapter.handle_send(A2AMessagePayload(payload="hi", headers={"tenant": "t"}, traceId="t1"))
+        reply = await adapter.handle_send(
+            A2AMessagePayload(payload="hi", headers={"tenant": "t"}, traceId="t1")
+        )
         assert (reply["status"], reply["output"], reply["traceId"]) == (
             "succeeded",
             {"echo": "hi"},
@@ -90,7 +92,9 @@ async def test_the_adapter_subscribes_while_started_and_leaves_other_subscribers
     await adapter.start()
     try:
         assert [len(flow.hooks.rookery), len(flow.hooks.node_failed)] == [1, 2]
-        reply = await adapter.handle_send(A2AMessagePayload(payload={"fail": True}, headers={"tenant": "t"}))
+        reply = await adapter.handle_send(
+            A2AMessagePayload(payload={"fail": True}, headers={"tenant": "t"})
+        )
         assert reply["status"] == "failed"
         assert reply["error"]["code"] == "NODE_EXCEPTION"
         assert [e.trace_id for e in mine] == [reply["traceId"]]  # both subscribers heard it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -14,7 +15,6 @@ from penguiflow.errors import FlowStoppedError
 from penguiflow.observation import FlowHooks, FlowState, RookeryDelivery, TraceStatus
 
 from ..conftest import make_message
-
 
 
 def node(func: Any, name: str, **policy: Any) -> Node:
@@ -247,7 +247,7 @@ async def test_a_result_passed_on_keeps_its_trace_counted_once(flows: Any) -> No
         return message
 
     chain = [node(peek, f"n{i}") for i in range(4)]
-    flow = flows(*(x.to(y) for x, y in zip(chain, chain[1:])), chain[-1].to())
+    flow = flows(*(x.to(y) for x, y in itertools.pairwise(chain)), chain[-1].to())
     flow.run()
     await flow.emit(make_message(0))
     await flow.fetch()
