@@ -4,8 +4,6 @@ redelivery after a dead consumer, de-duplication by message id, dead letters."""
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,22 +13,13 @@ from penguiflow import Headers, Message, Node, NodePolicy, create
 from penguiflow.bus import BusEnvelope, Delivery
 from penguiflow.bus.nats_jetstream import NatsJetStreamBus
 
-from ..state.conftest import unavailable
-
-NATS_URL = os.environ.get("PENGUIFLOW_TEST_NATS", "nats://127.0.0.1:4222")
+from .conftest import nats_bus
 
 
 @pytest.fixture
 async def bus() -> AsyncIterator[NatsJetStreamBus]:
-    name = uuid.uuid4().hex[:10]
-    bus = NatsJetStreamBus(NATS_URL, stream=f"PFTEST_{name}", prefix=f"pftest_{name}")
-    try:
-        await bus.jetstream()
-    except OSError as exc:  # BrokerUnavailableError is a ConnectionError
-        unavailable("NATS JetStream", exc)
-    yield bus
-    await bus.delete_stream()
-    await bus.close()
+    async for value in nats_bus():
+        yield value
 
 
 async def consume_until(

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,10 @@ from penguiflow.bus.nats_jetstream import NatsJetStreamBus
 from penguiflow.bus.redis_streams import RedisStreamsBus
 from penguiflow.bus.worker import Bus, consume_edge, durable_name, main
 
-from ..state.conftest import REDIS_URL, unavailable
+from ..state.conftest import REDIS_URL
+from .conftest import NATS_URL, nats_bus, redis_bus
 
 ROOT = Path(__file__).resolve().parents[2]
-NATS_URL = os.environ.get("PENGUIFLOW_TEST_NATS", "nats://127.0.0.1:4222")
 MESSAGES = 90
 
 
@@ -38,34 +37,14 @@ class Backend:
 
 
 async def _redis_backend() -> AsyncIterator[Backend]:
-    from redis.exceptions import RedisError
-
-    prefix = f"pfworker:{uuid.uuid4().hex[:10]}"
-    bus = RedisStreamsBus(REDIS_URL, prefix=prefix)
-    client = await bus.redis()
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await bus.close()
-        unavailable("Redis", exc)
-    yield Backend("redis", bus, ["--redis", REDIS_URL, "--prefix", prefix])
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await bus.close()
+    async for bus in redis_bus():
+        yield Backend("redis", bus, ["--redis", REDIS_URL, "--prefix", bus.prefix])
 
 
 async def _nats_backend() -> AsyncIterator[Backend]:
-    name = uuid.uuid4().hex[:10]
-    stream, prefix = f"PFWORKER_{name}", f"pfworker_{name}"
-    bus = NatsJetStreamBus(NATS_URL, stream=stream, prefix=prefix)
-    try:
-        await bus.jetstream()
-    except OSError as exc:  # BrokerUnavailableError is a ConnectionError
-        unavailable("NATS JetStream", exc)
-    yield Backend("nats", bus, ["--nats", NATS_URL, "--stream", stream, "--prefix", prefix])
-    await bus.delete_stream()
-    await bus.close()
+    async for bus in nats_bus():
+        cli = ["--nats", NATS_URL, "--stream", bus.stream_name, "--prefix", bus.prefix]
+        yield Backend("nats", bus, cli)
 
 
 @pytest.fixture(params=["redis", "nats"])
@@ -159,6 +138,7 @@ async def test_three_workers_process_every_message_even_when_one_is_killed(
         if held and isinstance(bus, RedisStreamsBus):  # w0's messages were delivered again
             assert max(deliveries) >= 2
         elif held:  # (on NATS a repeated result is dropped by its Nats-Msg-Id; count deliveries)
+            assert isinstance(bus, NatsJetStreamBus)
             js = await bus.jetstream()
             info = await js.consumer_info(bus.stream_name, durable_name("workers", "jobs"))
             assert info.delivered.consumer_seq > MESSAGES

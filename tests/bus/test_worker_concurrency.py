@@ -11,6 +11,7 @@ from penguiflow import Headers, Message, Node, NodePolicy, create
 from penguiflow.bus import BusEnvelope, Delivery
 from penguiflow.bus.redis_streams import RedisStreamsBus
 from penguiflow.bus.worker import consume_edge, run_worker
+from penguiflow.errors import FlowError
 
 from .worker_flow import build_flow
 
@@ -91,3 +92,32 @@ async def test_a_failing_flow_leaves_the_message_unacknowledged(bus: RedisStream
     await asyncio.wait_for(worker, 10)
     assert await client.xlen(dead) == 1  # retried, then dead-lettered; never acked as done
     assert await client.xlen(bus.stream("out")) == 0
+
+
+async def test_the_worker_shares_the_flow_failure_hook_with_other_subscribers(
+    bus: RedisStreamsBus,
+) -> None:
+    async def boom(message: Message, _ctx: Any) -> Message:
+        raise RuntimeError("no")
+
+    flow = create(Node(boom, name="boom", policy=NodePolicy(validate="none")).to())
+    seen: list[FlowError] = []
+    flow.hooks.node_failed.append(seen.append)  # a subscriber of our own, first
+    stop = asyncio.Event()
+    worker = asyncio.create_task(
+        run_worker(
+            bus, flow, ingress="in", egress="out", claim_idle_ms=50, max_deliveries=2, stop=stop
+        )
+    )
+    sent = envelope(1)
+    await bus.publish(sent)
+    client = await bus.redis()
+    for _ in range(200):
+        if await client.xlen(bus.dead_letter_stream("in")):
+            break
+        await asyncio.sleep(0.02)
+    assert len(flow.hooks.node_failed) == 2  # ours and the worker's, side by side
+    stop.set()
+    await asyncio.wait_for(worker, 10)
+    assert flow.hooks.node_failed == [seen.append]  # the worker removed only its own
+    assert [(e.trace_id, e.node_name) for e in seen] == [(sent.trace_id, "boom")] * 2

@@ -104,6 +104,11 @@ class NatsJetStreamBus:
         return f"NatsJetStreamBus(stream={self._stream!r}, prefix={self._prefix!r})"
 
     @property
+    def prefix(self) -> str:
+        """The first token of every subject this bus publishes to (`<prefix>.*`)."""
+        return self._prefix
+
+    @property
     def stream_name(self) -> str:
         """The JetStream stream holding every subject of this bus."""
         return self._stream
@@ -427,6 +432,7 @@ class _NatsInbox:
         self._expires_ns = poll_ms * 1_000_000
         self._buffer: deque[Any] = deque()
         self._remaining = 0  # messages the open pull request may still bring
+        self._pause = False  # the server refused a pull for now: wait a poll first
         self._arrived = asyncio.Event()
         self._failure: BusError | None = None
         self._subscription: Any = None
@@ -450,6 +456,7 @@ class _NatsInbox:
         else:
             description = (msg.headers or {}).get("Description", "")
             self._remaining = 0
+            self._pause = True  # e.g. 409 Exceeded MaxWaiting: asking again at once would spin
             if status != "409" or "Deleted" in description:
                 self._failure = BusError(
                     f"JetStream ended the pull on edge {self._edge!r}: {status} {description}",
@@ -462,6 +469,9 @@ class _NatsInbox:
     async def read(self, count: int) -> Sequence[Received[Any]]:
         if self._failure is not None:
             raise self._failure
+        if self._pause:
+            self._pause = False
+            await asyncio.sleep(self._expires_ns / 1e9)
         wanted = count - len(self._buffer) - self._remaining
         if wanted > 0 and self._remaining == 0:
             self._remaining = wanted

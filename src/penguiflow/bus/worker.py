@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import logging
 import signal
@@ -351,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         name = args.consumer or default_consumer()
+        flow = factory()
+        # The start-up heap (modules, schemas, the flow) lives as long as the process:
+        # keep it out of the collector's sweeps, which otherwise rescan it all the time.
+        gc.freeze()
         print(
             f"penguiflow worker {name}: consuming {args.ingress!r} (group {args.group!r}) "
             f"on {bus!r}, results to {args.egress!r}",
@@ -360,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             await run_worker(
                 bus,
-                factory(),
+                flow,
                 ingress=args.ingress,
                 egress=args.egress,
                 group=args.group,
