@@ -114,23 +114,8 @@ def _wire() -> TypeAdapter[_MessageWire | _JsonWire]:
 def decode_body(body: str | bytes) -> BusEnvelope:
     """The envelope back from `encode_body` (raises `ValueError` on bad data)."""
     wire = _wire().validate_json(body)
+    trace_id, headers, meta = wire.trace_id, wire.headers, wire.meta
     if isinstance(wire, _MessageWire) and wire.derived:
         message = wire.payload
-        return BusEnvelope(
-            edge=wire.edge,
-            source=wire.source,
-            target=wire.target,
-            trace_id=message.trace_id,
-            payload=message,
-            headers=message.headers.model_dump(),
-            meta=dict(message.meta),
-        )
-    return BusEnvelope(
-        edge=wire.edge,
-        source=wire.source,
-        target=wire.target,
-        trace_id=wire.trace_id,
-        payload=wire.payload,
-        headers=wire.headers,
-        meta=wire.meta,
-    )
+        trace_id, headers, meta = message.trace_id, message.headers.model_dump(), dict(message.meta)
+    return BusEnvelope(wire.edge, wire.source, wire.target, trace_id, wire.payload, headers, meta)

@@ -21,21 +21,17 @@ import hashlib
 import json
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from typing import Any
 from urllib.parse import quote
 
-from ._batching import Batcher
-from ._codec import check_msg_id, encode_body, new_msg_id
-from ._consumer import Received, check_consume_options, run_consumer
-from .errors import BrokerUnavailableError, BusError, InvalidBusOptionError, PublishError
-from .protocol import BusEnvelope, BusStats, GroupStatus, Handler
+from ._broker import BrokerBus, BrokerCall, Outgoing
+from ._consumer import Received
+from .errors import BrokerUnavailableError, BusError, InvalidBusOptionError
+from .protocol import GroupStatus
 
 __all__ = ["NatsJetStreamBus", "durable_name"]
-
-T = TypeVar("T")
 
 _MSG_ID = "Nats-Msg-Id"
 _STATUS = "Status"  # the header nats-py puts an inline status in
@@ -56,23 +52,17 @@ def durable_name(group: str, edge: str) -> str:
     return safe
 
 
-class _BrokerCall(Protocol):
-    async def __call__(self, operation: str, edge: str | None, call: Awaitable[T]) -> T: ...
-
-
 _Translated = Callable[[str, str | None], AbstractContextManager[None]]
 
 
-@dataclass(slots=True)
-class _Outgoing:
-    subject: str
-    edge: str
-    msg_id: str
-    body: bytes
+class NatsJetStreamBus(BrokerBus):
+    """A `ConsumerBus` on NATS JetStream, with at-least-once durable consumers.
 
+    Every member of a group shares the durable `durable_name(group, edge)`; the
+    `consumer` name only labels a member (JetStream does not track members).
+    """
 
-class NatsJetStreamBus:
-    """A `ConsumerBus` on NATS JetStream, with at-least-once durable consumers."""
+    backend = "nats"
 
     def __init__(
         self,
@@ -88,6 +78,7 @@ class NatsJetStreamBus:
                 raise InvalidBusOptionError(
                     f"{name} must be one NATS token, got {value!r}", option=name, value=value
                 )
+        super().__init__()
         self._servers = servers
         self._stream = stream
         self._prefix = prefix
@@ -97,8 +88,6 @@ class NatsJetStreamBus:
         self._js: Any = None
         self._confirmations: _Confirmations | None = None
         self._subjects: dict[str, str] = {}
-        self._stats = BusStats()
-        self._publisher: Batcher[_Outgoing] = Batcher(self._send, self._publish_error)
 
     def __repr__(self) -> str:
         return f"NatsJetStreamBus(stream={self._stream!r}, prefix={self._prefix!r})"
@@ -112,11 +101,6 @@ class NatsJetStreamBus:
     def stream_name(self) -> str:
         """The JetStream stream holding every subject of this bus."""
         return self._stream
-
-    @property
-    def stats(self) -> BusStats:
-        """This object's counters (see `BusStats`)."""
-        return self._stats
 
     def subject(self, edge: str) -> str:
         """The subject of an edge (e.g. `penguiflow.triage-%3Eretrieve`)."""
@@ -154,9 +138,7 @@ class NatsJetStreamBus:
         self._js = js
         return js
 
-    async def close(self) -> None:
-        """Wait for publishes in progress, then flush and close the connection."""
-        await self._publisher.drain()
+    async def _disconnect(self) -> None:
         if self._nc is not None:
             with self._translated("close", None):
                 await self._nc.flush()  # acks written so far reach the server
@@ -200,24 +182,7 @@ class NatsJetStreamBus:
                 edge=edge,
             ) from exc
 
-    async def _call(self, operation: str, edge: str | None, call: Awaitable[T]) -> T:
-        self._stats.round_trips += 1
-        with self._translated(operation, edge):
-            return await call
-
-    # -- publishing --------------------------------------------------------------------
-
-    async def publish(self, envelope: BusEnvelope, *, msg_id: str | None = None) -> None:
-        """Send the envelope; the same `msg_id` published twice is stored once."""
-        item = _Outgoing(
-            self.subject(envelope.edge),
-            envelope.edge,
-            new_msg_id() if msg_id is None else check_msg_id(msg_id),
-            encode_body(envelope).encode("utf-8"),
-        )
-        await self._publisher.submit(item)
-
-    async def _send(self, items: list[_Outgoing]) -> list[BaseException | None]:
+    async def _send(self, items: list[Outgoing]) -> list[BaseException | None]:
         await self.jetstream()
         if self._confirmations is None:
             with self._translated("publish", items[0].edge):
@@ -228,8 +193,8 @@ class NatsJetStreamBus:
             with self._translated("publish", items[0].edge):
                 for index, item in enumerate(items):
                     await self._nc.publish(
-                        item.subject,
-                        item.body,
+                        self.subject(item.edge),
+                        item.body.encode(),
                         reply=batch.reply(index),
                         headers={_MSG_ID: item.msg_id},
                     )
@@ -241,46 +206,21 @@ class NatsJetStreamBus:
         self._stats.published += outcomes.count(None)
         return outcomes
 
-    @staticmethod
-    def _publish_error(item: _Outgoing, exc: BaseException) -> BaseException:
-        error = PublishError(
-            f"NATS JetStream did not confirm message {item.msg_id} on edge {item.edge!r}: {exc!r}",
-            backend="nats",
-            edge=item.edge,
-            msg_id=item.msg_id,
-        )
-        error.__cause__ = exc
-        return error
-
     # -- consuming ---------------------------------------------------------------------
 
-    async def consume(
+    @asynccontextmanager
+    async def _inbox(
         self,
         edge: str,
         group: str,
-        handler: Handler,
+        consumer: str,
         *,
-        consumer: str | None = None,
-        batch: int = 16,
-        concurrency: int = 1,
-        claim_idle_ms: int = 30_000,
-        max_deliveries: int = 5,
-        poll_ms: int = 200,
-        stop: asyncio.Event | None = None,
-    ) -> None:
-        """Run `handler` for the edge's messages until `stop` (see `ConsumerBus.consume`).
-
-        Every member of `group` shares the durable `durable_name(group, edge)`;
-        `consumer` only names this member in logs (JetStream does not track members).
-        """
-        check_consume_options(
-            batch=batch,
-            concurrency=concurrency,
-            claim_idle_ms=claim_idle_ms,
-            max_deliveries=max_deliveries,
-            poll_ms=poll_ms,
-        )
+        claim_idle_ms: int,
+        max_deliveries: int,
+        poll_ms: int,
+    ) -> AsyncIterator[_NatsInbox]:
         from nats.js.api import AckPolicy, ConsumerConfig
+        from nats.js.errors import NotFoundError
 
         js = await self.jetstream()
         durable = durable_name(group, edge)
@@ -291,8 +231,6 @@ class NatsJetStreamBus:
             ack_wait=claim_idle_ms / 1000,
             max_deliver=max_deliveries + 1,
         )
-        from nats.js.errors import NotFoundError
-
         try:  # an existing durable is used as it is, like nats-py's pull_subscribe
             await self._call("subscribe", edge, js.consumer_info(self._stream, durable))
         except BusError as exc:
@@ -313,22 +251,13 @@ class NatsJetStreamBus:
         with self._translated("subscribe", edge):
             await inbox.open()
         try:
-            await run_consumer(
-                inbox,
-                handler,
-                edge=edge,
-                batch=batch,
-                concurrency=concurrency,
-                max_deliveries=max_deliveries,
-                stop=stop,
-                stats=self._stats,
-            )
+            yield inbox
         finally:
             with self._translated("unsubscribe", edge):
                 await inbox.close()
 
     async def group_status(self, edge: str, group: str) -> GroupStatus:
-        """The backlog of `group` on `edge` (see `GroupStatus`)."""
+        """The backlog of `group` on `edge` (JetStream does not know it per member)."""
         js = await self.jetstream()
         info = await self._call(
             "group_status", edge, js.consumer_info(self._stream, durable_name(group, edge))
@@ -412,7 +341,7 @@ class _NatsInbox:
         self,
         js: Any,
         nc: Any,
-        call: _BrokerCall,
+        call: BrokerCall,
         translated: _Translated,
         *,
         edge: str,

@@ -17,16 +17,14 @@ bus in one hash slot (a `{tag}` in the prefix).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, TypeVar
 
-from ._batching import Batcher
-from ._codec import check_msg_id, encode_body, new_msg_id
-from ._consumer import Received, check_consume_options, default_consumer, run_consumer
-from .errors import BrokerUnavailableError, BusError, InvalidBusOptionError, PublishError
-from .protocol import BusEnvelope, BusStats, Delivery, GroupStatus, Handler
+from ._broker import BrokerBus, BrokerCall, Outgoing
+from ._consumer import Received
+from .errors import BrokerUnavailableError, BusError, InvalidBusOptionError
+from .protocol import Delivery, GroupStatus
 
 __all__ = ["Delivery", "RedisStreamsBus"]  # Delivery re-exported for existing imports
 
@@ -69,20 +67,10 @@ return table.concat(out, '\\n')
 """
 
 
-class _BrokerCall(Protocol):
-    async def __call__(self, operation: str, edge: str | None, call: Awaitable[T]) -> T: ...
-
-
-@dataclass(slots=True)
-class _Outgoing:
-    key: str
-    edge: str
-    msg_id: str
-    body: str
-
-
-class RedisStreamsBus:
+class RedisStreamsBus(BrokerBus):
     """A `ConsumerBus` on Redis Streams, with at-least-once consumer groups."""
+
+    backend = "redis"
 
     def __init__(
         self,
@@ -97,13 +85,12 @@ class RedisStreamsBus:
                 option="prefix",
                 value=prefix,
             )
+        super().__init__()
         self._url = url
         self._prefix = prefix
         self._maxlen = maxlen
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
-        self._stats = BusStats()
-        self._publisher: Batcher[_Outgoing] = Batcher(self._send, self._publish_error)
 
     def __repr__(self) -> str:
         return f"RedisStreamsBus(prefix={self._prefix!r})"
@@ -112,11 +99,6 @@ class RedisStreamsBus:
     def prefix(self) -> str:
         """The prefix of every key this bus writes (`<prefix>:*`)."""
         return self._prefix
-
-    @property
-    def stats(self) -> BusStats:
-        """This object's counters (see `BusStats`)."""
-        return self._stats
 
     def stream(self, edge: str) -> str:
         """The stream key of an edge (e.g. `penguiflow:triage->retrieve`)."""
@@ -138,9 +120,7 @@ class RedisStreamsBus:
             }
         return self._client
 
-    async def close(self) -> None:
-        """Wait for publishes in progress, then close the connection."""
-        await self._publisher.drain()
+    async def _disconnect(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -170,47 +150,21 @@ class RedisStreamsBus:
                 edge=edge,
             ) from exc
 
-    async def _call(self, operation: str, edge: str | None, call: Awaitable[T]) -> T:
-        self._stats.round_trips += 1
-        with self._translated(operation, edge):
-            return await call
-
     async def _script(self, name: str, edge: str | None, keys: list[str], args: list[Any]) -> Any:
         await self.redis()
         return await self._call(name, edge, self._scripts[name](keys=keys, args=args))
 
     # -- publishing --------------------------------------------------------------------
 
-    async def publish(self, envelope: BusEnvelope, *, msg_id: str | None = None) -> None:
-        """Append the envelope to its edge's stream (see `ConsumerBus.publish`)."""
-        item = _Outgoing(
-            self.stream(envelope.edge),
-            envelope.edge,
-            new_msg_id() if msg_id is None else check_msg_id(msg_id),
-            encode_body(envelope),
-        )
-        await self._publisher.submit(item)
-
-    async def _send(self, items: list[_Outgoing]) -> None:
+    async def _send(self, items: list[Outgoing]) -> None:
         keys: dict[str, int] = {}
         args: list[Any] = ["" if self._maxlen is None else self._maxlen]
         for item in items:
-            index = keys.setdefault(item.key, len(keys) + 1)
+            index = keys.setdefault(self.stream(item.edge), len(keys) + 1)
             args += (index, item.msg_id, item.body)
         edge = items[0].edge if len(keys) == 1 else None
         await self._script("publish", edge, list(keys), args)
         self._stats.published += len(items)
-
-    @staticmethod
-    def _publish_error(item: _Outgoing, exc: BaseException) -> BaseException:
-        error = PublishError(
-            f"Redis did not store message {item.msg_id} on edge {item.edge!r}: {exc}",
-            backend="redis",
-            edge=item.edge,
-            msg_id=item.msg_id,
-        )
-        error.__cause__ = exc
-        return error
 
     # -- consuming ---------------------------------------------------------------------
 
@@ -229,34 +183,21 @@ class RedisStreamsBus:
             if not isinstance(exc.__cause__, ResponseError) or "BUSYGROUP" not in str(exc):
                 raise
 
-    async def consume(
+    @asynccontextmanager
+    async def _inbox(
         self,
         edge: str,
         group: str,
-        handler: Handler,
+        consumer: str,
         *,
-        consumer: str | None = None,
-        batch: int = 16,
-        concurrency: int = 1,
-        claim_idle_ms: int = 30_000,
-        max_deliveries: int = 5,
-        poll_ms: int = 200,
-        stop: asyncio.Event | None = None,
-    ) -> None:
-        """Run `handler` for the edge's entries until `stop` (see `ConsumerBus.consume`).
-
-        Pending entries of dead consumers are reclaimed a few times per
-        `claim_idle_ms`, not on every read.
-        """
-        check_consume_options(
-            batch=batch,
-            concurrency=concurrency,
-            claim_idle_ms=claim_idle_ms,
-            max_deliveries=max_deliveries,
-            poll_ms=poll_ms,
-        )
+        claim_idle_ms: int,
+        max_deliveries: int,
+        poll_ms: int,
+    ) -> AsyncIterator[_RedisInbox]:
+        # Pending entries of dead consumers are reclaimed a few times per
+        # `claim_idle_ms`, not on every read.
         await self.ensure_group(edge, group)
-        inbox = _RedisInbox(
+        yield _RedisInbox(
             await self.redis(),
             self._call,
             self._scripts["read"],
@@ -264,23 +205,13 @@ class RedisStreamsBus:
             self.dead_letter_stream(edge),
             edge=edge,
             group=group,
-            consumer=consumer or default_consumer(),
+            consumer=consumer,
             claim_idle_ms=claim_idle_ms,
             poll_ms=poll_ms,
         )
-        await run_consumer(
-            inbox,
-            handler,
-            edge=edge,
-            batch=batch,
-            concurrency=concurrency,
-            max_deliveries=max_deliveries,
-            stop=stop,
-            stats=self._stats,
-        )
 
     async def group_status(self, edge: str, group: str) -> GroupStatus:
-        """The backlog of `group` on `edge` (see `GroupStatus`)."""
+        """The backlog of `group` on `edge`; Redis also knows it per member."""
         client = await self.redis()
         key = self.stream(edge)
         pipe = client.pipeline(transaction=False)
@@ -312,7 +243,7 @@ class _RedisInbox:
     def __init__(
         self,
         client: Any,
-        call: _BrokerCall,
+        call: BrokerCall,
         read_script: Any,
         key: str,
         dead_key: str,
