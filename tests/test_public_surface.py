@@ -90,6 +90,10 @@ UNLISTED = {
         "FlowLifecycleError",
         "FlowStoppedError",
         "ContextError",
+        "InvalidArgumentError",
+        "NotFoundError",
+        "MissingExtraError",
+        "FlowAssertionError",
     },
 }
 

@@ -18,7 +18,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .errors import InvalidArgumentError
 from .state import StateStore, StoredEvent
+from .state.errors import StateFileNotFoundError
 
 __all__ = ["load_state_store", "main", "render_events"]
 
@@ -30,11 +32,11 @@ async def load_state_store(spec: str) -> StateStore:
     """Build the store named by `spec` (a `module:callable` factory)."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise ValueError(_FACTORY_FORM)
+        raise InvalidArgumentError(_FACTORY_FORM)
     module = importlib.import_module(module_name)
     factory = getattr(module, attr, None)
     if factory is None:
-        raise ValueError(f"{spec!r} does not resolve to a callable")
+        raise InvalidArgumentError(f"{spec!r} does not resolve to a callable")
     if not callable(factory):
         raise TypeError(f"{spec!r} resolved to {type(factory)!r}, not a callable")
     store = factory()
@@ -53,7 +55,9 @@ def _open_url(spec: str, *, schema: str, prefix: str) -> Any:
     if lowered.startswith("sqlite://"):
         path = spec[len("sqlite://") :]  # sqlite:///abs/file.db or sqlite://relative.db
         if not path:
-            raise ValueError("sqlite:// URL needs a file path, e.g. sqlite:///var/state.db")
+            raise InvalidArgumentError(
+                "sqlite:// URL needs a file path, e.g. sqlite:///var/state.db"
+            )
         return _sqlite(path)
     if lowered.endswith((".db", ".sqlite", ".sqlite3")) and "://" not in spec:
         return _sqlite(spec)
@@ -67,7 +71,7 @@ def _open_url(spec: str, *, schema: str, prefix: str) -> Any:
         return RedisStateStore(spec, prefix=prefix)
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
-        raise ValueError(
+        raise InvalidArgumentError(
             f"unsupported state store URL scheme {scheme!r}: use sqlite://, postgresql://, "
             "redis://, a .db file, or a module:callable factory"
         )
@@ -80,7 +84,7 @@ def _sqlite(path: str) -> Any:
     from .state.sqlite import SQLiteStateStore
 
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no SQLite state file at {path}")
+        raise StateFileNotFoundError(f"no SQLite state file at {path}")
     return SQLiteStateStore(path)
 
 

@@ -177,3 +177,26 @@ class FlowStoppedError(FlowLifecycleError):
 
 class ContextError(PenguiflowError, RuntimeError):
     """A `Context` used without a flow, or asked to fetch with no incoming floes."""
+
+
+class InvalidArgumentError(PenguiflowError, ValueError):
+    """An argument outside what the call accepts; the message names it and what is allowed."""
+
+
+class NotFoundError(PenguiflowError, KeyError):
+    """A name that was looked up is not there (a node in a registry, an environment variable).
+
+    Like any `KeyError`, `str()` of it shows the message quoted.
+    """
+
+
+class MissingExtraError(PenguiflowError, RuntimeError):
+    """An optional dependency is not installed; `extra` names what to install."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
+class FlowAssertionError(PenguiflowError, AssertionError):
+    """A testkit assertion (`assert_node_sequence`, ...) that did not hold."""

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import NodeSignatureError
+from .errors import InvalidArgumentError, NodeSignatureError
 
 if TYPE_CHECKING:
     from .core import Context
@@ -37,7 +37,7 @@ class NodePolicy:
 
     def __post_init__(self) -> None:
         if self.validate not in _VALIDATE_MODES:
-            raise ValueError("validate must be one of 'both', 'in', 'out', 'none'")
+            raise InvalidArgumentError("validate must be one of 'both', 'in', 'out', 'none'")
 
 
 def _new_node_id() -> str:

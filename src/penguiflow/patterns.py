@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter
 
 from .core import Context
-from .errors import UnknownTargetError
+from .errors import InvalidArgumentError, UnknownTargetError
 from .node import Node, NodePolicy
 from .policies import PolicyLike, RoutingDecisionType, RoutingRequest, evaluate_policy
 from .types import Message
@@ -109,7 +109,7 @@ def _check_name(name: object, factory: str) -> None:
     if not isinstance(name, str):
         raise TypeError(f"{factory}() name must be a str, got {type(name).__name__}")
     if not name:
-        raise ValueError(f"{factory}() name must not be empty")
+        raise InvalidArgumentError(f"{factory}() name must not be empty")
 
 
 def predicate_router(
@@ -201,12 +201,14 @@ def join_k(name: str, k: int) -> Node:
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
     if k <= 0:
-        raise ValueError("k must be positive")
+        raise InvalidArgumentError("k must be positive")
     buckets: dict[str, list[Any]] = {}
 
     async def join(message: Any, ctx: Context) -> Any:
         trace_id = getattr(message, "trace_id", None)
         if trace_id is None:
+            # Raised inside the join node: the spec'd FlowError text names the builtin
+            # class ("raised ValueError: ..."), so this one stays a plain ValueError.
             raise ValueError("join_k requires messages with trace_id")
         bucket = buckets.setdefault(trace_id, [])
         bucket.append(message)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, Self, TypeAlias, cast, runtime_checkable
 
 from .core import Context
+from .errors import NotFoundError
 from .node import Node
 
 __all__ = [
@@ -165,7 +166,7 @@ class DictRoutingPolicy:
         """
         raw = os.getenv(env_var)
         if raw is None:
-            raise KeyError(f"Environment variable '{env_var}' not set")
+            raise NotFoundError(f"Environment variable '{env_var}' not set")
         data: Any = loader(raw) if loader is not None else json.loads(raw)
         if not isinstance(data, Mapping):
             raise TypeError("Policy loader must return a mapping")

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from .errors import InvalidArgumentError, NotFoundError
+
 __all__ = ["ModelRegistry"]
 
 
@@ -33,7 +35,7 @@ class ModelRegistry:
     ) -> None:
         """Register models for `node_name`; a name can be registered only once."""
         if node_name in self._entries:
-            raise ValueError(f"Node '{node_name}' already registered")
+            raise InvalidArgumentError(f"Node '{node_name}' already registered")
         if not issubclass(in_model, BaseModel) or not issubclass(out_model, BaseModel):
             raise TypeError("Models must inherit from pydantic.BaseModel")
         self._entries[node_name] = RegistryEntry(
@@ -47,7 +49,7 @@ class ModelRegistry:
         try:
             return self._entries[node_name]
         except KeyError:
-            raise KeyError(f"Node '{node_name}' not registered") from None
+            raise NotFoundError(f"Node '{node_name}' not registered") from None
 
     def adapters(self, node_name: str) -> tuple[TypeAdapter[Any], TypeAdapter[Any]]:
         """Return `(in_adapter, out_adapter)`; `KeyError` for an unknown node."""

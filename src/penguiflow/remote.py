@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from .core import Context, PenguiFlow, TraceCancelled
+from .errors import ContextError
 from .node import Node, NodePolicy
 from .state import RemoteBinding
 from .types import Message
@@ -415,10 +416,10 @@ def RemoteNode(
             raise TypeError("Remote nodes require penguiflow.types.Message inputs")
         runtime = ctx.runtime
         if runtime is None:
-            raise RuntimeError("Context is not bound to a running PenguiFlow")
+            raise ContextError("Context is not bound to a running PenguiFlow")
         owner = ctx.owner
         if not isinstance(owner, Node):
-            raise RuntimeError("Remote context owner must be a Node")
+            raise ContextError("Remote context owner must be a Node")
         request = RemoteCallRequest(
             message=message,
             skill=skill,

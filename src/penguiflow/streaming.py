@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .errors import InvalidArgumentError
 from .types import Message, StreamChunk
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def format_sse_event(
     """
     _require_chunk(chunk, "format_sse_event")
     if event_name and _SSE_LINE_BREAK.search(event_name):
-        raise ValueError(f"SSE event_name must not contain line breaks: {event_name!r}")
+        raise InvalidArgumentError(f"SSE event_name must not contain line breaks: {event_name!r}")
     name = event_name or ("done" if chunk.done else "chunk")
     lines = [f"event: {name}", f"id: {chunk.seq}"]
     lines.append(f"data: {chunk.text}")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from .core import OPEN_SEA, ROOKERY, Endpoint, PenguiFlow
+from .errors import InvalidArgumentError
 from .node import Node
 
 __all__ = ["flow_to_mermaid", "flow_to_dot"]
@@ -156,7 +157,7 @@ def flow_to_mermaid(flow: PenguiFlow, *, direction: str = "TD") -> str:
     and `ValueError` for a direction other than TB, TD, BT, RL or LR.
     """
     if direction not in _MERMAID_DIRECTIONS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"direction must be one of {', '.join(sorted(_MERMAID_DIRECTIONS))}; got {direction!r}"
         )
     nodes, edges = _collect(flow)
@@ -183,7 +184,7 @@ def flow_to_dot(flow: PenguiFlow, *, rankdir: str = "TB") -> str:
     `ValueError` for a rankdir other than TB, LR, BT or RL.
     """
     if rankdir not in _DOT_RANKDIRS:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"rankdir must be one of {', '.join(sorted(_DOT_RANKDIRS))}; got {rankdir!r}"
         )
     nodes, edges = _collect(flow)

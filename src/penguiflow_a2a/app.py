@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from penguiflow.errors import MissingExtraError
+
 from .auth import AuthHook, Principal
 from .guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
 from .jsonrpc import agent_card_json, handle_jsonrpc
@@ -42,7 +44,7 @@ def create_a2a_app(
         from fastapi import FastAPI, Request
         from fastapi.responses import JSONResponse, Response, StreamingResponse
     except ImportError as exc:  # pragma: no cover - exercised without the extra
-        raise RuntimeError(_FASTAPI_MISSING) from exc
+        raise MissingExtraError(_FASTAPI_MISSING, extra="a2a-server") from exc
 
     card = adapter.agent_card
 

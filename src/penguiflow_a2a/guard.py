@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from penguiflow.errors import InvalidArgumentError
+
 from .auth import AuthHook, describe
 
 __all__ = ["RequestGuard", "DEFAULT_MAX_BODY_BYTES"]
@@ -50,7 +52,7 @@ class RequestGuard:
 
     def __init__(self, app: ASGIApp, *, auth: AuthHook | None = None, max_body_bytes: int) -> None:
         if max_body_bytes <= 0:
-            raise ValueError(f"max_body_bytes must be > 0, got {max_body_bytes}")
+            raise InvalidArgumentError(f"max_body_bytes must be > 0, got {max_body_bytes}")
         self.app = app
         self.auth = auth
         self.max_body_bytes = max_body_bytes

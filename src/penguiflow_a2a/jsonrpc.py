@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from penguiflow.errors import PenguiflowError
 from penguiflow.transports.a2a_parts import from_parts, to_parts
 
 from .auth import Principal
@@ -82,7 +83,7 @@ class JsonRpcReply:
     stream: AsyncIterator[bytes] | None = None
 
 
-class _RpcError(Exception):
+class _RpcError(PenguiflowError):  # becomes a JSON-RPC error reply; never raised out
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(message)
         self.code = code

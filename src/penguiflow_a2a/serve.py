@@ -11,6 +11,8 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
+from penguiflow.errors import MissingExtraError
+
 __all__ = ["serve", "main", "DEFAULT_HOST"]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -21,8 +23,9 @@ def serve(app: Any, *, host: str = DEFAULT_HOST, port: int = 8000, **uvicorn_opt
     try:
         import uvicorn
     except ImportError as exc:
-        raise RuntimeError(
-            "uvicorn is required to serve the A2A app. Install penguiflow[a2a-server]."
+        raise MissingExtraError(
+            "uvicorn is required to serve the A2A app. Install penguiflow[a2a-server].",
+            extra="a2a-server",
         ) from exc
     uvicorn.run(app, host=host, port=port, **uvicorn_options)
 

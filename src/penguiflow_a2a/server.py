@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from penguiflow.core import PenguiFlow
-from penguiflow.errors import FlowError, PenguiflowError
+from penguiflow.errors import FlowError, InvalidArgumentError, PenguiflowError
 from penguiflow.observation import FlowHooks, RookeryDelivery
 from penguiflow.state import RemoteBinding
 from penguiflow.types import Headers, Message, StreamChunk
@@ -123,7 +123,9 @@ class A2AServerAdapter:
         else:
             self.agent_card = A2AAgentCard.model_validate(agent_card)
         if result_timeout_s is not None and not result_timeout_s > 0:
-            raise ValueError(f"result_timeout_s must be > 0 or None, got {result_timeout_s!r}")
+            raise InvalidArgumentError(
+                f"result_timeout_s must be > 0 or None, got {result_timeout_s!r}"
+            )
         self.agent_url = agent_url
         self._flow = flow
         self._target = target

@@ -8,6 +8,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from penguiflow.errors import InvalidArgumentError
 from penguiflow.types import Message, StreamChunk
 
 __all__ = [
@@ -101,7 +102,7 @@ class TaskTable:
 
     def __init__(self, max_finished: int = 10_000) -> None:
         if max_finished < 0:
-            raise ValueError(f"max_finished must be >= 0, got {max_finished}")
+            raise InvalidArgumentError(f"max_finished must be >= 0, got {max_finished}")
         self.active: dict[str, TaskRecord] = {}
         self.by_trace: dict[str, TaskRecord] = {}
         self.finished: OrderedDict[str, TaskRecord] = OrderedDict()

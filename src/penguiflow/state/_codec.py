@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..errors import InvalidArgumentError
 from .errors import CorruptRecordError, InvalidDataError
 from .protocol import RemoteBinding, StoredEvent
 
@@ -136,9 +137,9 @@ def check_id(value: Any, what: str) -> str:
 def check_page(offset: Any, limit: Any) -> tuple[int, int | None]:
     """Validate history paging arguments: `offset >= 0`, `limit` None or `>= 0`."""
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValueError(f"offset must be an int >= 0, got {offset!r}")
+        raise InvalidArgumentError(f"offset must be an int >= 0, got {offset!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(f"limit must be None or an int >= 0, got {limit!r}")
+        raise InvalidArgumentError(f"limit must be None or an int >= 0, got {limit!r}")
     return offset, limit
 
 

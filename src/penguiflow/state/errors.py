@@ -1,11 +1,19 @@
-"""Typed errors raised by the state stores."""
+"""Typed errors raised by the state stores (all under `penguiflow.errors.PenguiflowError`)."""
 
 from __future__ import annotations
 
-__all__ = ["CorruptRecordError", "InvalidDataError", "ResumeTokenError", "StateStoreError"]
+from ..errors import PenguiflowError
+
+__all__ = [
+    "CorruptRecordError",
+    "InvalidDataError",
+    "ResumeTokenError",
+    "StateFileNotFoundError",
+    "StateStoreError",
+]
 
 
-class StateStoreError(RuntimeError):
+class StateStoreError(PenguiflowError, RuntimeError):
     """A state store operation failed."""
 
 
@@ -21,7 +29,7 @@ class CorruptRecordError(StateStoreError):
         self.key = key
 
 
-class ResumeTokenError(KeyError):
+class ResumeTokenError(PenguiflowError, KeyError):
     """Unknown, already used or expired resume token (one error for all three)."""
 
     def __init__(self) -> None:
@@ -29,3 +37,7 @@ class ResumeTokenError(KeyError):
 
     def __str__(self) -> str:
         return "unknown or already used resume token"
+
+
+class StateFileNotFoundError(PenguiflowError, FileNotFoundError):
+    """An SQLite state file named by a URL does not exist (nothing is created)."""

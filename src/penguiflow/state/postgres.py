@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import InvalidArgumentError
 from ._codec import (
     check_id,
     check_page,
@@ -75,7 +76,7 @@ class PostgresStateStore:
         time_source: Callable[[], float] = time.time,
     ) -> None:
         if not _IDENTIFIER.match(schema):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*), got {schema!r}"
             )
         self._dsn = dsn

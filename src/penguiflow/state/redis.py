@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import InvalidArgumentError
 from ._codec import (
     check_id,
     check_page,
@@ -54,7 +55,9 @@ class RedisStateStore:
         time_source: Callable[[], float] = time.time,
     ) -> None:
         if not prefix or any(c in prefix for c in "*?[] \n"):
-            raise ValueError(f"prefix must be non-empty without glob characters, got {prefix!r}")
+            raise InvalidArgumentError(
+                f"prefix must be non-empty without glob characters, got {prefix!r}"
+            )
         self._url = url
         self._prefix = prefix
         self._ttl_s = ttl_s

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from ..errors import InvalidArgumentError
 from ._codec import (
     check_id,
     check_page,
@@ -77,7 +78,7 @@ class SQLiteStateStore:
         time_source: Callable[[], float] = time.time,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
-            raise ValueError(f"synchronous must be one of {sorted(_SYNC_MODES)}")
+            raise InvalidArgumentError(f"synchronous must be one of {sorted(_SYNC_MODES)}")
         self._path = os.fspath(path)
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = int(busy_timeout_ms)

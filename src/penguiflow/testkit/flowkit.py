@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from ..errors import FlowErrorCode
+from ..errors import ContextError, FlowAssertionError, FlowErrorCode, InvalidArgumentError
 from ..metrics import FlowEvent
 from ..node import Node
 from ..types import Headers, Message, StreamChunk
@@ -141,7 +141,7 @@ def assert_node_sequence(trace_id: str, expected: Sequence[str]) -> None:
         )
     history = _TRACE_HISTORY.get(trace_id)
     if not history:
-        raise AssertionError(
+        raise FlowAssertionError(
             f"No recorded events for trace_id={trace_id!r}; run a flow with run_one first."
         )
     actual: list[str] = []
@@ -153,7 +153,7 @@ def assert_node_sequence(trace_id: str, expected: Sequence[str]) -> None:
             actual.append(label)
     expected_list = list(expected)
     if actual != expected_list:
-        raise AssertionError(
+        raise FlowAssertionError(
             f"Node sequence mismatch:\n  expected: {expected_list!r}\n  actual:   {actual!r}"
         )
 
@@ -216,9 +216,9 @@ def simulate_error(
     `result` and `result_factory` are given.
     """
     if fail_times < 1:
-        raise ValueError("fail_times must be >= 1")
+        raise InvalidArgumentError("fail_times must be >= 1")
     if result is not None and result_factory is not None:
-        raise ValueError("Specify only one of result or result_factory")
+        raise InvalidArgumentError("Specify only one of result or result_factory")
     code_text = code.value if isinstance(code, FlowErrorCode) else str(code)
     simulation = Simulation(fail_times)
 
@@ -253,7 +253,7 @@ class _StubContext:
 
     async def emit_chunk(self, **kwargs: Any) -> StreamChunk:
         """Unsupported: streaming needs a real flow or a custom context."""
-        raise RuntimeError(
+        raise ContextError(
             "FlowTestKit stub context does not support emit_chunk; provide a custom "
             "context via the 'ctx' parameter"
         )
@@ -286,7 +286,7 @@ async def assert_preserves_message_envelope(
     context = ctx if ctx is not None else _StubContext()
     produced = await func(sample, context)
     if not isinstance(produced, Message):
-        raise AssertionError(
+        raise FlowAssertionError(
             f"Node '{name}' must return a Message but produced {type(produced).__name__}"
         )
     altered: list[str] = []
@@ -295,7 +295,7 @@ async def assert_preserves_message_envelope(
     if produced.trace_id != sample.trace_id:
         altered.append("trace_id")
     if altered:
-        raise AssertionError(
+        raise FlowAssertionError(
             f"Node '{name}' altered Message {', '.join(altered)}; preserve the envelope"
         )
     return produced

@@ -25,6 +25,7 @@ import httpx
 from httpx_sse import EventSource
 from pydantic_core import to_jsonable_python
 
+from ..errors import InvalidArgumentError, PenguiflowError
 from ..remote import RemoteCallRequest, RemoteCallResult, RemoteStreamEvent
 from .a2a_parts import from_parts, to_parts
 from .url_policy import URLPolicy, same_origin
@@ -35,7 +36,7 @@ _FAILED_STATES = frozenset({"failed", "canceled", "rejected", "input-required", 
 _DONE_CODES = frozenset({-32001, -32002})  # task not found / not cancelable: already over
 
 
-class RemoteCallError(RuntimeError):
+class RemoteCallError(PenguiflowError, RuntimeError):
     """The remote agent refused or failed the call (`code` is the JSON-RPC or HTTP code)."""
 
     def __init__(self, message: str, *, code: int | None = None, data: Any = None) -> None:
@@ -78,7 +79,7 @@ class A2AHttpTransport:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         if max_redirects < 0:
-            raise ValueError(f"max_redirects must be >= 0, got {max_redirects}")
+            raise InvalidArgumentError(f"max_redirects must be >= 0, got {max_redirects}")
         self._headers = dict(headers or {})
         self._timeout = httpx.Timeout(timeout_s)
         self._stream_timeout = httpx.Timeout(timeout_s, read=stream_idle_timeout_s)

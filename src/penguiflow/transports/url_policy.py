@@ -16,10 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["UnsafeURLError", "URLPolicy", "same_origin"]
 
 
-class UnsafeURLError(ValueError):
+class UnsafeURLError(InvalidArgumentError):
     """An outbound URL the policy refuses; the message says which and why."""
 
 
