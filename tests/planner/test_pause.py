@@ -128,3 +128,55 @@ async def test_unknown_tokens_and_pause_outside_a_run(catalog: list[Any]) -> Non
     with pytest.raises(RuntimeError, match="requires an active planner run"):
         await p.pause("await_input")
     assert p._pause_records == {}
+
+
+async def test_a_store_with_only_some_planner_state_methods_is_used_for_those(
+    catalog: list[Any], calls: Calls
+) -> None:
+    class SaveOnly:
+        def __init__(self) -> None:
+            self.saved: dict[str, dict[str, Any]] = {}
+
+        async def save_planner_state(self, token: str, payload: dict[str, Any]) -> None:
+            self.saved[token] = payload
+
+    class LoadOnly:
+        def __init__(self, saved: dict[str, dict[str, Any]]) -> None:
+            self.saved = saved
+
+        def load_planner_state(self, token: str) -> dict[str, Any] | None:
+            return self.saved.get(token)
+
+    events: list[PlannerEvent] = []
+    saving = SaveOnly()
+    first = ReactPlanner(
+        llm_client=ScriptedLLMClient(approval_script()[:1]),
+        catalog=catalog,
+        state_store=saving,
+        event_callback=events.append,
+    )
+    paused = await first.run("ship")
+    assert isinstance(paused, PlannerPause)
+    assert list(saving.saved) == [paused.resume_token]
+    assert events[-1].extra == {"reason": "approval_required", "persisted": True}
+
+    second = ReactPlanner(
+        llm_client=ScriptedLLMClient(approval_script()[1:]),
+        catalog=catalog,
+        state_store=LoadOnly(saving.saved),
+    )
+    assert isinstance(await second.resume(paused.resume_token), PlannerFinish)
+
+    events.clear()
+    nothing = ReactPlanner(
+        llm_client=ScriptedLLMClient(approval_script()),
+        catalog=catalog,
+        state_store=object(),
+        event_callback=events.append,
+    )
+    paused = await nothing.run("ship")
+    assert isinstance(paused, PlannerPause)
+    assert events[-1].extra == {"reason": "approval_required"}  # nothing to persist to
+    assert isinstance(await nothing.resume(paused.resume_token), PlannerFinish)  # from memory
+    with pytest.raises(KeyError):
+        await nothing.resume(paused.resume_token)

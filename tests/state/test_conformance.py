@@ -11,6 +11,7 @@ import pytest
 from penguiflow.state import (
     CorruptRecordError,
     InvalidDataError,
+    PlannerStateStore,
     RemoteBinding,
     ResumeTokenError,
     StoredEvent,
@@ -138,6 +139,13 @@ async def test_delete_trace_forgets_history_and_bindings_only_of_that_trace(stor
     assert await store.load_history("t") == []
     assert await store.load_remote_bindings("t") == []
     assert len(await store.load_history("u")) == 1
+
+
+async def test_every_store_offers_the_planner_the_whole_planner_state_protocol(
+    store: Any,
+) -> None:
+    assert isinstance(store, PlannerStateStore)
+    assert not isinstance(object(), PlannerStateStore)
 
 
 async def test_resume_tokens_are_single_use(store: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal
 
 from .clients.protocol import JSONLLMClient
@@ -54,7 +54,7 @@ class LLMChannel:
             return self.action_schema
         return None
 
-    async def complete(
+    def complete(
         self,
         client: JSONLLMClient,
         messages: Sequence[Mapping[str, str]],
@@ -63,11 +63,25 @@ class LLMChannel:
         attempt: int,
         *,
         purpose: Literal["action", "summary"] = "action",
+    ) -> Awaitable[str]:
+        """One completion, to await; client errors propagate (after their `llm_call` event).
+
+        When nobody listens this is the client's own call, with nothing around it.
+        """
+        if not self.events.listening():
+            return client.complete(messages=messages, response_format=response_format)
+        return self._reported(client, messages, response_format, trajectory, attempt, purpose)
+
+    async def _reported(
+        self,
+        client: JSONLLMClient,
+        messages: Sequence[Mapping[str, str]],
+        response_format: Mapping[str, Any] | None,
+        trajectory: Trajectory,
+        attempt: int,
+        purpose: str,
     ) -> str:
-        """One completion; client errors propagate (after their `llm_call` event)."""
         events = self.events
-        if not events.listening():
-            return await client.complete(messages=messages, response_format=response_format)
         started = time.perf_counter()
         raw: Any = None
         error: str | None = None

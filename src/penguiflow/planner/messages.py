@@ -25,22 +25,27 @@ class Conversation:
     rule-based one is still too long.
     """
 
-    __slots__ = ("llm", "system_prompt", "token_budget")
+    __slots__ = ("_system_message", "llm", "token_budget")
 
     def __init__(self, system_prompt: str, token_budget: int | None, llm: LLMChannel) -> None:
         self.system_prompt = system_prompt
         self.token_budget = token_budget
         self.llm = llm
 
+    @property
+    def system_prompt(self) -> str:
+        """The system prompt, the first message of every turn."""
+        return self._system_message["content"]
+
+    @system_prompt.setter
+    def system_prompt(self, prompt: str) -> None:
+        # One message dict for every turn, like the steps' cached messages: shared,
+        # and not to be mutated by clients.
+        self._system_message = {"role": "system", "content": prompt}
+
     async def messages(self, trajectory: Trajectory) -> list[dict[str, str]]:
         """System prompt, query, every step (cached per step), resume input."""
-        messages = [
-            {"role": "system", "content": self.system_prompt},
-            {
-                "role": "user",
-                "content": prompts.build_user_prompt(trajectory.query, trajectory.context_meta),
-            },
-        ]
+        messages = [self._system_message, trajectory.user_message()]
         for step in trajectory.steps:
             messages.extend(step.prompt_messages())
         resume_input = trajectory.resume_user_input

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .prompts import render_observation
+from .prompts import build_user_prompt, compact_json, render_observation
 
 __all__ = [
     "ParallelCall",
@@ -217,9 +217,7 @@ class TrajectoryStep:
         cached = (
             {
                 "role": "assistant",
-                "content": json.dumps(
-                    self.action.model_dump(mode="json"), ensure_ascii=False, sort_keys=True
-                ),
+                "content": compact_json(self.action.model_dump(mode="json")),
             },
             {
                 "role": "user",
@@ -249,6 +247,23 @@ class Trajectory:
     summary: TrajectorySummary | None = None
     hint_state: dict[str, Any] = field(default_factory=dict)
     resume_user_input: str | None = None
+    # The first user message, built once for the (query, context_meta) it holds,
+    # compared by identity: re-assigning either rebuilds it.
+    _user_message: tuple[str, Any, dict[str, str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def user_message(self) -> dict[str, str]:
+        """The first user message of the conversation: the query and, when set, the context.
+
+        Built on first use and cached; the returned dict is shared and must not be mutated.
+        """
+        cached = self._user_message
+        if cached is not None and cached[0] is self.query and cached[1] is self.context_meta:
+            return cached[2]
+        message = {"role": "user", "content": build_user_prompt(self.query, self.context_meta)}
+        self._user_message = (self.query, self.context_meta, message)
+        return message
 
     def append(self, step: TrajectoryStep) -> None:
         """Add a step; the cached summary no longer describes the history, so it is dropped."""

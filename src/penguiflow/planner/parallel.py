@@ -38,16 +38,11 @@ async def run_parallel_plan(
     `(None, None)`. A pause (of a branch or of the join) is returned, not recorded:
     the caller records it.
     """
-
-    def reject(error: str) -> tuple[None, None]:
-        trajectory.append(TrajectoryStep(action, error=error))
-        return None, None
-
     if action.next_node is not None:
-        return reject(prompts.render_parallel_with_next_node(action.next_node))
+        return _reject(action, trajectory, prompts.render_parallel_with_next_node(action.next_node))
     plan = action.plan or []
     if not plan:
-        return reject(prompts.render_empty_parallel_plan())
+        return _reject(action, trajectory, prompts.render_empty_parallel_plan())
     by_name = tools.by_name
     errors: list[str] = []
     calls: list[tuple[NodeSpec, BaseModel]] = []
@@ -62,7 +57,7 @@ async def run_parallel_plan(
         else:
             calls.append((spec, args))
     if errors:
-        return reject(prompts.render_parallel_setup_error(errors))
+        return _reject(action, trajectory, prompts.render_parallel_setup_error(errors))
 
     outcomes = await _run_branches(calls, new_context(trajectory))
     branches: list[dict[str, Any]] = []
@@ -72,13 +67,13 @@ async def run_parallel_plan(
     for (spec, args), outcome in zip(calls, outcomes, strict=True):
         tools.settle(spec, outcome, trajectory, tracker)
         entry: dict[str, Any] = {"node": spec.name, "args": args.model_dump(mode="json")}
-        if outcome.pause is not None and pause is None:
-            pause = outcome.pause
-            entry["pause"] = {"reason": pause.reason, "payload": dict(pause.payload)}
-        elif outcome.observation is not None:
+        if outcome.observation is not None:
             dumped = outcome.observation.model_dump(mode="json")
             entry["observation"] = dumped
             successes.append(dumped)
+        elif outcome.pause is not None and pause is None:
+            pause = outcome.pause
+            entry["pause"] = {"reason": pause.reason, "payload": dict(pause.payload)}
         else:
             # A second paused branch lands here too, without an error of its own.
             error = outcome.error or prompts.render_parallel_unknown_failure(spec.name)
@@ -101,6 +96,12 @@ async def run_parallel_plan(
         )
     trajectory.append(TrajectoryStep(action, observation=observation))
     return observation, pause
+
+
+def _reject(action: PlannerAction, trajectory: Trajectory, error: str) -> tuple[None, None]:
+    """A plan refused before anything ran: one error step."""
+    trajectory.append(TrajectoryStep(action, error=error))
+    return None, None
 
 
 async def _run_join(
@@ -126,31 +127,21 @@ async def _run_join(
             "failures": failures,
         }, None
     template = dict(join.args or {})
-    auto = {
-        "expect": len(branches),
-        "results": successes,
-        "branches": branches,
-        "failures": [],
-        "success_count": len(successes),
-        "failure_count": 0,
-    }
     fields = spec.args_model.model_fields
     for key in _JOIN_FIELDS:
         if key in fields and key not in template:
-            template[key] = auto[key]
+            template[key] = _join_value(key, branches, successes)
     join_args = tools.validate_args(spec, template)
     if isinstance(join_args, str):
         return {"node": spec.name, "error": join_args}, None
     ctx = new_context(trajectory)
-    ctx.meta.update(
-        {
-            "parallel_results": branches,
-            "parallel_success_count": len(successes),
-            "parallel_failure_count": len(failures),
-            "parallel_input": dict(template),
-        }
-    )
-    outcome = await tools.run(spec, join_args, ctx, trajectory, tracker)
+    meta = ctx.meta
+    meta["parallel_results"] = branches
+    meta["parallel_success_count"] = len(successes)
+    meta["parallel_failure_count"] = len(failures)
+    meta["parallel_input"] = dict(template)
+    outcome = await tools.invoke(spec, join_args, ctx)
+    tools.settle(spec, outcome, trajectory, tracker)
     if outcome.pause is not None:
         pause = outcome.pause
         return {
@@ -165,6 +156,21 @@ async def _run_join(
     return {"node": spec.name, "observation": outcome.observation.model_dump(mode="json")}, None
 
 
+def _join_value(field: str, branches: list[dict[str, Any]], successes: list[Any]) -> Any:
+    """What a join's `field` is filled with when the LLM left it out (no branch failed)."""
+    if field == "expect":
+        return len(branches)
+    if field == "results":
+        return successes
+    if field == "branches":
+        return branches
+    if field == "failures":
+        return []
+    if field == "success_count":
+        return len(successes)
+    return 0  # failure_count
+
+
 async def _run_branches(
     calls: list[tuple[NodeSpec, BaseModel]], ctx: PlannerContext
 ) -> list[ToolOutcome]:
@@ -175,19 +181,24 @@ async def _run_branches(
     rest run as tasks, started in plan order. If the run is cancelled, every branch
     task is cancelled and awaited: no task outlives its plan.
     """
-    results: list[ToolOutcome | asyncio.Task[ToolOutcome]] = []
+    invoke = ToolRunner.invoke
+    outcomes: list[ToolOutcome] = []
     tasks: list[asyncio.Task[ToolOutcome]] = []
-    loop = asyncio.get_running_loop()
     try:
         for spec, args in calls:
-            call = ToolRunner.invoke(spec, args, ctx)
-            if not tasks and _never_suspends(spec.node.func):
-                result = _run_to_completion(call, loop)
-            else:
-                result = loop.create_task(call)
-            if isinstance(result, asyncio.Task):
-                tasks.append(result)
-            results.append(result)
+            call = invoke(spec, args, ctx)
+            if tasks or not _never_suspends(spec.node.func):
+                tasks.append(asyncio.get_running_loop().create_task(call))
+                continue
+            context = contextvars.copy_context()
+            try:
+                suspended_on = context.run(call.send, None)
+            except StopIteration as done:
+                outcomes.append(done.value)
+                continue
+            # It suspended after all: a task carries it on from there.
+            resumed = _Resumed(call, suspended_on)
+            tasks.append(asyncio.get_running_loop().create_task(resumed, context=context))
         if tasks:
             await asyncio.gather(*tasks)
     except BaseException:
@@ -195,50 +206,64 @@ async def _run_branches(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    return [r.result() if isinstance(r, asyncio.Task) else r for r in results]
+    outcomes.extend(task.result() for task in tasks)
+    return outcomes
 
 
-def _run_to_completion(
-    call: Coroutine[Any, Any, ToolOutcome], loop: asyncio.AbstractEventLoop
-) -> ToolOutcome | asyncio.Task[ToolOutcome]:
-    """Run a call that cannot suspend; should it suspend anyway, a task carries it on."""
-    context = contextvars.copy_context()
-    try:
-        suspended_on = context.run(call.send, None)
-    except StopIteration as done:
-        result: ToolOutcome = done.value
-        return result
-    return loop.create_task(_carry_on(call, suspended_on), context=context)
+class _Resumed(Coroutine[Any, Any, ToolOutcome]):
+    """A started call, handed to a task: its first step gives back what the call yielded.
 
+    A generator could not do this: a task cancelled before its first step throws into
+    a generator that never started, so the call itself would never see it.
+    """
 
-@types.coroutine
-def _carry_on(
-    call: Coroutine[Any, Any, ToolOutcome], suspended_on: Any
-) -> Generator[Any, Any, ToolOutcome]:
-    """Drive a started coroutine from where it suspended, as the task running us would."""
-    while True:
-        try:
-            value = yield suspended_on
-        except GeneratorExit:
-            call.close()
-            raise
-        except BaseException as exc:  # cancellation: delivered to the call, not swallowed
+    __slots__ = ("_call", "_suspended_on")
+
+    def __init__(self, call: Coroutine[Any, Any, ToolOutcome], suspended_on: Any) -> None:
+        self._call = call
+        self._suspended_on = suspended_on
+
+    def send(self, value: Any) -> Any:
+        suspended_on = self._suspended_on
+        if suspended_on is not _NOTHING:
+            self._suspended_on = _NOTHING
+            return suspended_on
+        return self._call.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._suspended_on = _NOTHING
+        if val is None and tb is None:
+            return self._call.throw(typ)
+        return self._call.throw(typ, val, tb)
+
+    def close(self) -> None:
+        self._call.close()
+
+    def __await__(self) -> Generator[Any, Any, ToolOutcome]:
+        # Awaited directly, it is stepped the way a task steps it.
+        value: Any = None
+        error: BaseException | None = None
+        while True:
             try:
-                suspended_on = call.throw(exc)
+                yielded = self.send(value) if error is None else self.throw(error)
             except StopIteration as done:
                 result: ToolOutcome = done.value
                 return result
-        else:
+            value, error = None, None
             try:
-                suspended_on = call.send(value)
-            except StopIteration as done:
-                result = done.value
-                return result
+                value = yield yielded
+            except BaseException as exc:  # delivered to the call, not swallowed
+                error = exc
 
 
-# Whether each tool's code can suspend, by code object (closures share theirs).
-_NEVER_SUSPENDS: dict[types.CodeType, bool] = {}
-_YIELD_VALUE = opcode.opmap["YIELD_VALUE"]
+_NOTHING: Any = object()
+
+
+# Whether each tool function can suspend, by function (tools live as long as their
+# catalog; the table is cleared if it ever grows large).
+_NEVER_SUSPENDS: dict[Callable[..., Any], bool] = {}
+# Without this opcode (another interpreter) every tool is assumed to suspend.
+_YIELD_VALUE = opcode.opmap.get("YIELD_VALUE")
 
 
 def _never_suspends(func: Callable[..., Any]) -> bool:
@@ -250,13 +275,16 @@ def _never_suspends(func: Callable[..., Any]) -> bool:
     Anything else (a callable object, a partial, a decorated function) is assumed
     to suspend.
     """
-    if not isinstance(func, types.FunctionType):
-        return False
-    code = func.__code__
-    known = _NEVER_SUSPENDS.get(code)
+    known = _NEVER_SUSPENDS.get(func)
     if known is None:
-        known = bool(code.co_flags & inspect.CO_COROUTINE) and _YIELD_VALUE not in code.co_code[::2]
+        code = getattr(func, "__code__", None) if isinstance(func, types.FunctionType) else None
+        known = (
+            code is not None
+            and _YIELD_VALUE is not None
+            and bool(code.co_flags & inspect.CO_COROUTINE)
+            and _YIELD_VALUE not in code.co_code[::2]
+        )
         if len(_NEVER_SUSPENDS) >= 4096:
             _NEVER_SUSPENDS.clear()
-        _NEVER_SUSPENDS[code] = known
+        _NEVER_SUSPENDS[func] = known
     return known

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 __all__ = [
     "build_system_prompt",
+    "compact_json",
     "build_user_prompt",
     "build_summarizer_messages",
     "render_tool",
@@ -35,9 +36,17 @@ __all__ = [
 ]
 
 
-def _compact_json(data: Any) -> str:
-    """The spec's compact JSON: `json.dumps(data, ensure_ascii=False, sort_keys=True)`."""
-    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+# One encoder for every call: `json.dumps` with these options builds a new one each time.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
+def compact_json(data: Any) -> str:
+    """Compact JSON: the text of `json.dumps(data, ensure_ascii=False, sort_keys=True)`."""
+    return _COMPACT.encode(data)
+
+
+# The reference implementation's name for `compact_json`.
+_compact_json = compact_json
 
 
 def safe_error_json(exc: ValidationError) -> str:
@@ -118,8 +127,8 @@ def render_tool(record: Mapping[str, Any]) -> str:
         f"- name: {record['name']}",
         f"  desc: {record['desc']}",
         f"  side_effects: {record['side_effects']}",
-        f"  args_schema: {_compact_json(record['args_schema'])}",
-        f"  out_schema: {_compact_json(record['out_schema'])}",
+        f"  args_schema: {compact_json(record['args_schema'])}",
+        f"  out_schema: {compact_json(record['out_schema'])}",
     ]
     if record.get("tags"):
         lines.append(f"  tags: {', '.join(record['tags'])}")
@@ -132,7 +141,7 @@ def render_tool(record: Mapping[str, Any]) -> str:
     if record.get("safety_notes"):
         lines.append(f"  safety_notes: {record['safety_notes']}")
     if record.get("extra"):
-        lines.append(f"  extra: {_compact_json(record['extra'])}")
+        lines.append(f"  extra: {compact_json(record['extra'])}")
     return "\n".join(lines)
 
 
@@ -183,8 +192,8 @@ def build_user_prompt(query: str, context_meta: Mapping[str, Any] | None = None)
     `context_meta` values must be JSON-serialisable (else `TypeError`).
     """
     if context_meta:
-        return _compact_json({"query": query, "context": dict(context_meta)})
-    return _compact_json({"query": query})
+        return compact_json({"query": query, "context": dict(context_meta)})
+    return compact_json({"query": query})
 
 
 def render_observation(
@@ -204,7 +213,7 @@ def render_observation(
         data["failure"] = dict(failure)
     if not data:
         data = {"observation": None}
-    return _compact_json(data)
+    return compact_json(data)
 
 
 def render_resume_user_input(user_input: str) -> str:
@@ -214,7 +223,7 @@ def render_resume_user_input(user_input: str) -> str:
 
 def render_summary(summary: Mapping[str, Any]) -> str:
     """A compact summary (`TrajectorySummary.compact()`) as a system message."""
-    return f"Trajectory summary: {_compact_json(summary)}"
+    return f"Trajectory summary: {compact_json(summary)}"
 
 
 def render_repair_message(error: str) -> str:
@@ -239,7 +248,7 @@ def build_summarizer_messages(
         },
         {
             "role": "user",
-            "content": _compact_json(
+            "content": compact_json(
                 {"query": query, "history": list(history), "current_summary": dict(base_summary)}
             ),
         },

@@ -340,9 +340,8 @@ class ReactPlanner:
                 if isinstance(args, str):
                     trajectory.append(TrajectoryStep(action, error=args))
                     continue
-                outcome = await tools.run(
-                    spec, args, PlannerContext(self, trajectory), trajectory, tracker
-                )
+                outcome = await tools.invoke(spec, args, PlannerContext(self, trajectory))
+                tools.settle(spec, outcome, trajectory, tracker)
                 if outcome.pause is not None:
                     pause = outcome.pause
                     observation = {"pause": pause.reason, "payload": pause.payload}
@@ -534,7 +533,7 @@ def _litellm_client(
     max_retries: int,
     timeout_s: float,
 ) -> JSONLLMClient:
-    from .clients.litellm_client import _LiteLLMJSONClient
+    from .clients._litellm import _LiteLLMJSONClient
 
     return _LiteLLMJSONClient(
         llm,
@@ -572,7 +571,7 @@ _BranchExecutionResult = ToolOutcome
 
 def __getattr__(name: str) -> Any:
     if name == "_LiteLLMJSONClient":
-        from .clients.litellm_client import _LiteLLMJSONClient
+        from .clients._litellm import _LiteLLMJSONClient
 
         return _LiteLLMJSONClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,8 +2,8 @@
 
 A sequential step, each branch of a parallel plan and a plan's join all go through
 `ToolRunner.invoke` (call, catch the pause signal, turn an exception into a failure
-payload, validate the output) and `ToolRunner.settle` (count the hop, advance the
-ordering hints).
+payload, validate the output) and then `ToolRunner.settle` (count the hop, advance
+the ordering hints); branches are settled in plan order once all have run.
 """
 
 from __future__ import annotations
@@ -147,18 +147,5 @@ class ToolRunner:
     ) -> None:
         """Book a call that ran: one hop whatever came of it, ordering progress on success."""
         tracker.record_hop()
-        if outcome.observation is not None:
+        if outcome.observation is not None and self.rules.hints.ordering_hints:
             self.rules.record_progress(spec.name, trajectory)
-
-    async def run(
-        self,
-        spec: NodeSpec,
-        args: BaseModel,
-        ctx: PlannerContext,
-        trajectory: Trajectory,
-        tracker: ConstraintTracker,
-    ) -> ToolOutcome:
-        """`invoke`, then `settle`: a call whose booking need not wait for siblings."""
-        outcome = await self.invoke(spec, args, ctx)
-        self.settle(spec, outcome, trajectory, tracker)
-        return outcome

@@ -1,4 +1,7 @@
-"""The LiteLLM-backed client the planner builds from `llm=` (extra `planner`)."""
+"""The LiteLLM-backed client the planner builds from `llm=` (extra `planner`).
+
+Private, as specified: users reach it as `penguiflow.planner.react._LiteLLMJSONClient`.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,6 @@ from .retry import (
     parse_retry_after,
     retry_call,
 )
-
-__all__ = ["_LiteLLMJSONClient"]
 
 logger = logging.getLogger("penguiflow.planner")
 
