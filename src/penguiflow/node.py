@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from .errors import InvalidArgumentError, NodeSignatureError
 
 if TYPE_CHECKING:
-    from .core import Context
     from .registry import ModelRegistry
 
 __all__ = ["Node", "NodePolicy"]
@@ -87,7 +86,7 @@ class Node:
         return self, nodes
 
     async def invoke(
-        self, message: Any, ctx: Context, *, registry: ModelRegistry | Any | None
+        self, message: Any, ctx: Any, *, registry: ModelRegistry | Any | None
     ) -> Any:
         """Validate `message`, call the function and validate its result per the policy."""
         mode = self.policy.validate

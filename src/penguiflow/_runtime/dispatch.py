@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..bus import BusEnvelope, MessageBus
 from ..types import WM, Message
@@ -21,10 +21,32 @@ from .traces import TraceBook, current_trace
 
 if TYPE_CHECKING:
     from ..node import Node
-    from .context import Context
-    from .events import EventSink
+    from .events import EdgeGauge, EventSink
+    from .inbox import Inbox
 
-__all__ = ["Dispatcher"]
+
+class Edges(Protocol):
+    """What the dispatcher reads of a context (a `Context` is one)."""
+
+    @property
+    def owner(self) -> Node | Endpoint: ...
+
+    @property
+    def incoming(self) -> Mapping[Node | Endpoint, Floe]: ...
+
+    @property
+    def outgoing(self) -> Mapping[Node | Endpoint, Floe]: ...
+
+    @property
+    def inbox(self) -> Inbox: ...
+
+    def queue_depth_in(self) -> int: ...
+
+    def queue_depth_out(self) -> int: ...
+
+    def outgoing_count(self) -> int: ...
+
+__all__ = ["Dispatcher", "Edges"]
 
 logger = logging.getLogger("penguiflow.core")
 
@@ -41,7 +63,7 @@ class Dispatcher:
         sink: EventSink,
         hooks: FlowHooks,
         bus: MessageBus | None,
-        rookery: Context,
+        rookery: Edges,
     ) -> None:
         self._traces = traces
         self._sink = sink
@@ -119,7 +141,7 @@ class Dispatcher:
             self.in_background(self.publish(floe.source, floe.target, msg))
         queue.put_nowait(msg)
 
-    async def deliver(self, message: Any, source: Context) -> None:
+    async def deliver(self, message: Any, source: Edges) -> None:
         """Deliver `message` to Rookery on behalf of `source`.
 
         Through the source's own egress edge, else another egress edge, else
@@ -176,7 +198,7 @@ class Dispatcher:
             "trace_cancel_finish", ROOKERY, rookery, trace_id, 0, None, logging.INFO
         )
 
-    async def announce_cancel_start(self, trace_id: str, opensea: Context) -> None:
+    async def announce_cancel_start(self, trace_id: str, opensea: EdgeGauge) -> None:
         """Emit `trace_cancel_start` from OpenSea with the trace's pending count."""
         await self._sink.emit(
             "trace_cancel_start",

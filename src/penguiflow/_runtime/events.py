@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..metrics import FlowEvent
 from ..state import StateStore, StoredEvent
@@ -15,10 +15,9 @@ from .traces import TraceBook
 if TYPE_CHECKING:
     from ..middlewares import Middleware
     from ..node import Node
-    from .context import Context
     from .graph import Endpoint
 
-__all__ = ["EventSink", "logger"]
+__all__ = ["EdgeGauge", "EventSink", "logger"]
 
 logger = logging.getLogger("penguiflow.core")
 
@@ -32,6 +31,16 @@ def _log_extra(payload: dict[str, Any]) -> dict[str, Any]:
     if _RESERVED_LOG_KEYS.isdisjoint(payload):
         return payload
     return {(f"extra_{k}" if k in _RESERVED_LOG_KEYS else k): v for k, v in payload.items()}
+
+
+class EdgeGauge(Protocol):
+    """What an event reads of the context it is about (a `Context` is one)."""
+
+    def queue_depth_in(self) -> int: ...
+
+    def queue_depth_out(self) -> int: ...
+
+    def outgoing_count(self) -> int: ...
 
 
 class EventSink:
@@ -84,7 +93,7 @@ class EventSink:
         self,
         event_type: str,
         entity: Node | Endpoint,
-        ctx: Context,
+        ctx: EdgeGauge,
         trace_id: str | None,
         attempt: int,
         latency_ms: float | None,

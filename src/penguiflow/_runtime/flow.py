@@ -211,7 +211,19 @@ class PenguiFlow:
                     node_names=names,
                 )
         loop = asyncio.get_running_loop()
-        workers = [NodeWorker(node, self._contexts[node], self, registry) for node in self._nodes]
+        workers = [
+            NodeWorker(
+                node,
+                self._contexts[node],
+                registry,
+                traces=self._traces,
+                dispatcher=self._dispatcher,
+                sink=self._sink,
+                hooks=self._hooks,
+                emit_errors=self._emit_errors_to_rookery,
+            )
+            for node in self._nodes
+        ]
         for worker in workers:
             worker.task = loop.create_task(worker.run(), name=f"penguiflow:{worker.node.name}")
         self._registry = registry

@@ -21,7 +21,10 @@ from .traces import TraceCancelled, current_trace
 
 if TYPE_CHECKING:
     from .context import Context
-    from .flow import PenguiFlow
+    from .dispatch import Dispatcher
+    from .events import EventSink
+    from .hooks import FlowHooks
+    from .traces import TraceBook
 
 __all__ = ["NodeWorker"]
 
@@ -59,14 +62,25 @@ class NodeWorker:
         "warn_output",
     )
 
-    def __init__(self, node: Node, ctx: Context, flow: PenguiFlow, registry: Any) -> None:
+    def __init__(
+        self,
+        node: Node,
+        ctx: Context,
+        registry: Any,
+        *,
+        traces: TraceBook,
+        dispatcher: Dispatcher,
+        sink: EventSink,
+        hooks: FlowHooks,
+        emit_errors: bool,
+    ) -> None:
         self.node = node
         self.ctx = ctx
-        self.traces = flow.traces
-        self.dispatcher = flow.dispatcher
-        self.sink = flow.event_sink
-        self.hooks = flow.hooks
-        self.emit_errors = flow.emit_errors_to_rookery
+        self.traces = traces
+        self.dispatcher = dispatcher
+        self.sink = sink
+        self.hooks = hooks
+        self.emit_errors = emit_errors
         self.registry = registry
         self.task: asyncio.Task[None] | None = None
         self.trace_id: str | None = None
