@@ -33,3 +33,28 @@ def test_quickstart_runs_and_prints_the_documented_result() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "You asked: what is penguiflow? 3"
     assert "This prints `You asked: what is penguiflow? 3`" in README
+
+
+def test_observing_a_flow_prints_what_the_readme_says() -> None:
+    section = README.split("## Observing a flow", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    done = subprocess.run(
+        [sys.executable, "-c", code.group(1)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "result of t-he",
+        "done: t-he",
+        "HELLO True",
+        "failed: Node 'shout' raised ValueError: no shouting at bombs",
+        "done: t-bo",
+    ]
+    assert (
+        "This prints `result of t-he`, `done: t-he`, `HELLO True`, then\n"
+        "`failed: Node 'shout' raised ValueError: no shouting at bombs` and `done: t-bo`."
+    ) in README

@@ -10,7 +10,7 @@ catches (`except KeyError`, `except RuntimeError`, ...), so both styles work::
     ├── NodeSignatureError (ValueError)    a node function is not `(message, ctx)`
     ├── UnknownTargetError (KeyError)      emit/fetch named a peer that is not connected
     ├── RegistryCoverageError (RuntimeError)   run(registry=) lacks validating nodes
-    ├── FlowLifecycleError (RuntimeError)  the flow is not in the state the call needs
+    ├── FlowLifecycleError (RuntimeError)  the flow cannot serve the call as it is
     │   └── FlowStoppedError               emit() after stop(), before the next run()
     ├── ContextError (RuntimeError)        a Context used without a flow or floes
     ├── StateStoreError (RuntimeError)     penguiflow.state
@@ -168,7 +168,8 @@ class RegistryCoverageError(PenguiflowError, RuntimeError):
 
 
 class FlowLifecycleError(PenguiflowError, RuntimeError):
-    """A flow call made in the wrong lifecycle state (already running, not running)."""
+    """A flow call the flow cannot serve as it is: already running, not running, or
+    without the state store the call needs."""
 
 
 class FlowStoppedError(FlowLifecycleError):
