@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from penguiflow.errors import PenguiflowError
+from penguiflow.errors import InvalidArgumentError, MissingExtraError, PenguiflowError
 from penguiflow.planner import PlannerFinish, ReactPlanner
 from penguiflow.planner import clients as llm_clients
 from penguiflow.planner.dspy_client import DSPyLLMClient
@@ -14,7 +14,6 @@ from penguiflow.planner.errors import (
     ActionRepairError,
     NoActiveRunError,
     PauseDisabledError,
-    PlannerConfigError,
     PlannerError,
     ResumeError,
 )
@@ -29,11 +28,11 @@ def test_every_error_class_has_the_root_and_its_builtin_base() -> None:
         ActionRepairError: RuntimeError,
         NoActiveRunError: RuntimeError,
         PauseDisabledError: RuntimeError,
-        PlannerConfigError: ValueError,
+        InvalidArgumentError: ValueError,
+        MissingExtraError: RuntimeError,
         ResumeError: KeyError,
         ScriptExhaustedError: RuntimeError,
         llm_clients.LLMError: RuntimeError,
-        llm_clients.LLMNotInstalledError: RuntimeError,
     }
     for name in llm_clients.__all__:
         if name.endswith("Error"):
@@ -49,10 +48,10 @@ def test_every_error_class_has_the_root_and_its_builtin_base() -> None:
 
 
 async def test_the_specified_messages(catalog: list[Any]) -> None:
-    with pytest.raises(PlannerConfigError) as no_catalog:
+    with pytest.raises(InvalidArgumentError) as no_catalog:
         ReactPlanner(llm_client=ScriptedLLMClient())
     assert str(no_catalog.value) == "Either catalog or (nodes and registry) must be provided"
-    with pytest.raises(PlannerConfigError) as no_llm:
+    with pytest.raises(InvalidArgumentError) as no_llm:
         ReactPlanner(catalog=catalog)
     assert str(no_llm.value) == "llm or llm_client must be provided"
 
@@ -122,7 +121,7 @@ async def test_missing_provider_libraries_are_typed_llm_errors() -> None:
     try:
         import dspy  # noqa: F401
     except ImportError:
-        with pytest.raises(llm_clients.LLMNotInstalledError, match="DSPy is not installed"):
+        with pytest.raises(MissingExtraError, match="DSPy is not installed"):
             await DSPyLLMClient("openai/x").complete(messages=[])
     else:
         pytest.skip("dspy is installed here; the missing-dependency path cannot be exercised")

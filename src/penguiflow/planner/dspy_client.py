@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .clients.retry import LLMEmptyResponseError, LLMError, LLMNotInstalledError, LLMRequestError
+from ..errors import MissingExtraError
+from .clients.retry import LLMEmptyResponseError, LLMError, LLMRequestError
 from .models import PlannerAction
 
 __all__ = ["DSPyLLMClient"]
@@ -49,8 +50,10 @@ class DSPyLLMClient:
         try:
             import dspy
         except ImportError as exc:
-            raise LLMNotInstalledError(
-                "DSPy is not installed. Install penguiflow[planner] or provide a custom llm_client."
+            raise MissingExtraError(
+                "DSPy is not installed. Install penguiflow[planner] or provide a custom "
+                "llm_client.",
+                extra="planner",
             ) from exc
         if self._lm is None:
             model = self._llm if isinstance(self._llm, str) else self._llm["model"]

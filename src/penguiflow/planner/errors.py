@@ -8,11 +8,12 @@ specified message::
     │   ├── ActionRepairError                   no valid action after the repair attempts
     │   ├── PauseDisabledError                  `planner.pause()` with `pause_enabled=False`
     │   └── NoActiveRunError                    `planner.pause()` outside a run
-    ├── PlannerConfigError (ValueError)         `ReactPlanner(...)` lacks a catalog or an LLM
     └── ResumeError (KeyError)                  `resume(token)`: unknown, used or unloadable
 
-The LLM clients' errors (`LLMError` and its family) live in `penguiflow.planner.clients`
-and join the same root.
+`ReactPlanner(...)` without a catalog or an LLM raises penguiflow's
+`InvalidArgumentError` (a `ValueError`); a missing LiteLLM or DSPy, its
+`MissingExtraError`. The LLM clients' errors (`LLMError` and its family) live in
+`penguiflow.planner.clients` and join the same root.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ __all__ = [
     "NoActiveRunError",
     "PAUSE_DISABLED_MESSAGE",
     "PauseDisabledError",
-    "PlannerConfigError",
     "PlannerError",
     "ResumeError",
 ]
@@ -66,10 +66,6 @@ class NoActiveRunError(PlannerError):
 
     def __init__(self) -> None:
         super().__init__("pause() requires an active planner run")
-
-
-class PlannerConfigError(PenguiflowError, ValueError):
-    """`ReactPlanner(...)` was built without what it needs (a catalog, an LLM)."""
 
 
 class ResumeError(PenguiflowError, KeyError):

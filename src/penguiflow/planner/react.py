@@ -16,12 +16,13 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import BaseModel, ValidationError
 
 from ..catalog import NodeSpec, build_catalog
+from ..errors import InvalidArgumentError
 from ..node import Node
 from ..registry import ModelRegistry
 from . import prompts
 from .clients.protocol import JSONLLMClient as JSONLLMClient
 from .constraints import ConstraintTracker
-from .errors import ActionRepairError, NoActiveRunError, PlannerConfigError
+from .errors import ActionRepairError, NoActiveRunError
 from .events import EventSink
 from .hints import PlanningHints
 from .llm import LLMChannel
@@ -100,7 +101,7 @@ class ReactPlanner:
     human (`ctx.pause`), and `resume(token)` continues it. Not safe for concurrent
     `run()` calls on one instance: build one planner per concurrent run.
 
-    Raises `PlannerConfigError` (a `ValueError`) without a catalog (or nodes and a
+    Raises `InvalidArgumentError` (a `ValueError`) without a catalog (or nodes and a
     registry) or without an LLM (`llm` or `llm_client`).
     """
 
@@ -134,7 +135,9 @@ class ReactPlanner:
     ) -> None:
         if catalog is None:
             if nodes is None or registry is None:
-                raise PlannerConfigError("Either catalog or (nodes and registry) must be provided")
+                raise InvalidArgumentError(
+                    "Either catalog or (nodes and registry) must be provided"
+                )
             catalog = build_catalog(nodes, registry)
         hints = PlanningHints.from_mapping(planning_hints)
         rules = ActionRules(
@@ -159,7 +162,7 @@ class ReactPlanner:
         if llm_client is not None:
             client: JSONLLMClient = llm_client
         elif llm is None:
-            raise PlannerConfigError("llm or llm_client must be provided")
+            raise InvalidArgumentError("llm or llm_client must be provided")
         else:
             client = _litellm_client(
                 llm, temperature, json_schema_mode, llm_max_retries, llm_timeout_s

@@ -11,12 +11,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ...errors import MissingExtraError
 from .protocol import LLMReply
 from .retry import (
     LLMConnectionError,
     LLMEmptyResponseError,
     LLMError,
-    LLMNotInstalledError,
     LLMRateLimitError,
     LLMRequestError,
     LLMServerError,
@@ -76,9 +76,10 @@ class _LiteLLMJSONClient:
         try:
             import litellm
         except ImportError as exc:
-            raise LLMNotInstalledError(
+            raise MissingExtraError(
                 "LiteLLM is not installed. Install penguiflow[planner] or provide a custom "
-                "llm_client."
+                "llm_client.",
+                extra="planner",
             ) from exc
         params: dict[str, Any] = (
             {"model": self._llm} if isinstance(self._llm, str) else dict(self._llm)

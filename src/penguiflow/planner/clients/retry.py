@@ -17,7 +17,6 @@ __all__ = [
     "LLMConnectionError",
     "LLMEmptyResponseError",
     "LLMError",
-    "LLMNotInstalledError",
     "LLMRateLimitError",
     "LLMRequestError",
     "LLMServerError",
@@ -83,10 +82,6 @@ class LLMEmptyResponseError(LLMError):
 
 class LLMRequestError(LLMError):
     """A 4xx other than 429, or a malformed response: never retried."""
-
-
-class LLMNotInstalledError(LLMError):
-    """The client's provider library is not installed: install the extra it names."""
 
 
 @dataclass(frozen=True, slots=True)
