@@ -19,8 +19,9 @@ def test_readme_opens_with_make_demo_and_make_test() -> None:
     assert README.index("```") < README.index("## ")  # before any section
 
 
-def test_quickstart_runs_and_prints_the_documented_result() -> None:
-    section = README.split("## Quickstart", 1)[1]
+def run_first_python_block(heading: str) -> subprocess.CompletedProcess[str]:
+    """Run the first python block under `## heading` in a fresh interpreter."""
+    section = README.split(f"## {heading}", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
     done = subprocess.run(
@@ -31,22 +32,17 @@ def test_quickstart_runs_and_prints_the_documented_result() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_quickstart_runs_and_prints_the_documented_result() -> None:
+    done = run_first_python_block("Quickstart")
     assert done.stdout.strip() == "You asked: what is penguiflow? 3"
     assert "This prints `You asked: what is penguiflow? 3`" in README
 
 
 def test_observing_a_flow_prints_what_the_readme_says() -> None:
-    section = README.split("## Observing a flow", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
-    assert code is not None
-    done = subprocess.run(
-        [sys.executable, "-c", code.group(1)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_first_python_block("Observing a flow")
     assert done.stdout.splitlines() == [
         "result of t-he",
         "done: t-he",

@@ -46,6 +46,7 @@ class Edges(Protocol):
 
     def outgoing_count(self) -> int: ...
 
+
 __all__ = ["Dispatcher", "Edges"]
 
 logger = logging.getLogger("penguiflow.core")
@@ -100,13 +101,21 @@ class Dispatcher:
             return False
         return floe.queue.offer(msg)
 
-    async def send(self, floe: Floe, msg: Any) -> None:
-        """Count, publish, then enqueue `msg` on `floe`, waiting while the queue is full."""
-        if floe.target is ROOKERY:
+    def _count_in(self, msg: Any, *, to_rookery: bool) -> tuple[Any, Any]:
+        """Run the Rookery hooks on an item bound there, then count it into its trace.
+
+        Returns the item to enqueue and its trace id.
+        """
+        if to_rookery:
             msg = self.observe_rookery(msg)
         trace_id = getattr(msg, "trace_id", None)
         if trace_id is not None:
             self._traces.track(trace_id)
+        return msg, trace_id
+
+    async def send(self, floe: Floe, msg: Any) -> None:
+        """Count, publish, then enqueue `msg` on `floe`, waiting while the queue is full."""
+        msg, trace_id = self._count_in(msg, to_rookery=floe.target is ROOKERY)
         if self._bus is not None:
             await self.publish(floe.source, floe.target, msg)
         queue = floe.queue
@@ -132,11 +141,7 @@ class Dispatcher:
         queue = floe.queue
         if queue.full():
             raise asyncio.QueueFull
-        if floe.target is ROOKERY:
-            msg = self.observe_rookery(msg)
-        trace_id = getattr(msg, "trace_id", None)
-        if trace_id is not None:
-            self._traces.track(trace_id)
+        msg, _ = self._count_in(msg, to_rookery=floe.target is ROOKERY)
         if self._bus is not None:
             self.in_background(self.publish(floe.source, floe.target, msg))
         queue.put_nowait(msg)
@@ -153,10 +158,7 @@ class Dispatcher:
         if floe is not None:
             await self.send(floe, message)
         else:
-            message = self.observe_rookery(message)
-            trace_id = getattr(message, "trace_id", None)
-            if trace_id is not None:
-                self._traces.track(trace_id)
+            message, _ = self._count_in(message, to_rookery=True)
             await self.publish(source.owner, ROOKERY, message)
             self._rookery.inbox.push(message)
         if isinstance(message, Message) and isinstance(message.payload, WM):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ContextError
+from .waiting import wait_listed, wake_all
 
 __all__ = ["Inbox", "InboxQueue"]
 
@@ -35,11 +36,7 @@ class Inbox:
 
     def wake(self) -> None:
         """Wake everyone waiting for an item (they re-check the queues)."""
-        waiters = self.waiting[:]
-        self.waiting.clear()
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        wake_all(self.waiting)
 
     def push(self, item: Any) -> None:
         """Put an item straight into the buffer (it is taken before queued items)."""
@@ -64,20 +61,13 @@ class Inbox:
 
     async def take_any(self, queues: Sequence[asyncio.Queue[Any]]) -> Any:
         """The buffer's oldest item, else the first item to reach any of `queues`."""
-        loop = asyncio.get_running_loop()
         while True:
             if self.buffer:
                 return self.buffer.popleft()
             found, item = self.take_nowait(queues)
             if found:
                 return item
-            waiter: asyncio.Future[None] = loop.create_future()
-            self.waiting.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self.waiting:
-                    self.waiting.remove(waiter)
+            await wait_listed(self.waiting)
 
     async def take(self) -> Any:
         """The next item from any incoming queue (the node worker's read)."""

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..errors import PenguiflowError
 from .hooks import FlowHooks, call_hooks
+from .waiting import wait_listed, wake_all
 
 __all__ = [
     "Invocation",
@@ -114,7 +115,7 @@ class TraceState:
     def __init__(self) -> None:
         self.pending = 0
         self.event: TraceEvent | None = None
-        self.waiters: list[asyncio.Future[Any]] = []
+        self.waiters: list[asyncio.Future[None]] = []
 
     @property
     def cancelled(self) -> bool:
@@ -122,10 +123,7 @@ class TraceState:
         return event is not None and event.is_set()
 
     def wake_waiters(self) -> None:
-        waiters, self.waiters = self.waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        wake_all(self.waiters)
 
 
 class Invocation(Protocol):
@@ -293,18 +291,11 @@ class TraceBook:
         limit = self._limit
         if limit <= 0:
             return
-        loop = asyncio.get_running_loop()
         while True:
             state = self._states.get(trace_id)
             if state is None or max(state.pending - 1, 0) < limit:
                 return
-            waiter: asyncio.Future[None] = loop.create_future()
-            state.waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in state.waiters:
-                    state.waiters.remove(waiter)
+            await wait_listed(state.waiters)
 
     # -- controller snapshots --------------------------------------------------------
 
