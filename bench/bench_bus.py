@@ -136,6 +136,56 @@ def flow_c() -> PenguiFlow:
     return create(node.to())
 
 
+# -- the bus alone: a relay process (`bench_bus.py --relay ...`), no flow ------------
+
+
+async def relay(argv: list[str]) -> None:
+    """Consume `--ingress`, publish every envelope to `--egress` as it is, until SIGTERM.
+
+    The throughput floor of the bus itself: the same processes, edges, batching and
+    ids as the workers, without a flow in between.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="bench_bus.py --relay")
+    for option in ("--redis", "--nats", "--prefix", "--stream", "--ingress", "--egress"):
+        parser.add_argument(option)
+    parser.add_argument("--consumer", required=True)
+    args = parser.parse_args(argv)
+    bus: ConsumerBus = (
+        RedisStreamsBus(args.redis, prefix=args.prefix)
+        if args.redis
+        else NatsJetStreamBus(args.nats, stream=args.stream, prefix=args.prefix)
+    )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+    async def forward(delivery: Delivery) -> None:
+        env = delivery.envelope
+        out = BusEnvelope(
+            args.egress, args.ingress, args.egress, env.trace_id, env.payload, env.headers, env.meta
+        )
+        await bus.publish(out, msg_id=f"{delivery.msg_id[:16]}{args.egress}")
+
+    print(f"relay {args.consumer}: consuming", file=sys.stderr, flush=True)
+    try:
+        await bus.consume(
+            args.ingress,
+            "workers",
+            forward,
+            consumer=args.consumer,
+            batch=FLOW_BATCH,
+            concurrency=FLOW_BATCH,
+            claim_idle_ms=CLAIM_IDLE_MS,
+            stop=stop,
+        )
+    finally:
+        await bus.close()
+        print(
+            f"relay {args.consumer}: stopped; round_trips={bus.stats.round_trips}", file=sys.stderr
+        )
+
+
 # -- harness ------------------------------------------------------------------------
 
 
@@ -150,7 +200,7 @@ class Backend:
 
     def spawn(
         self,
-        flow: str,
+        flow: str | None,
         ingress: str,
         egress: str,
         *,
@@ -158,8 +208,12 @@ class Backend:
         concurrency: int = 1,
         env: dict[str, str] | None = None,
     ) -> tuple[str, subprocess.Popen[bytes]]:
-        """Start one worker process; (its consumer name, the process)."""
+        """Start one worker process (a relay when `flow` is None); (its name, the process)."""
         name = f"{self.name}-{ingress}-{next(self.serial)}"
+        if flow is None:
+            relay_command = [sys.executable, str(HERE / "bench_bus.py"), "--relay", *self.cli]
+            relay_command += ["--ingress", ingress, "--egress", egress, "--consumer", name]
+            return name, self._start(name, relay_command, env)
         command = [
             sys.executable,
             "-m",
@@ -180,12 +234,17 @@ class Backend:
             "--concurrency",
             str(concurrency),
         ]
+        return name, self._start(name, command, env)
+
+    def _start(
+        self, name: str, command: list[str], env: dict[str, str] | None
+    ) -> subprocess.Popen[bytes]:
         path = f"{HERE}{os.pathsep}{ROOT / 'src'}"
         full_env = {**os.environ, "PYTHONPATH": path, **(env or {})}
         with (self.logs / f"{name}.log").open("wb") as log:
             proc = subprocess.Popen(command, env=full_env, stdout=log, stderr=log)
         self.procs.append(proc)
-        return name, proc
+        return proc
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the running worker processes used so far."""
@@ -445,7 +504,7 @@ class Rate:
 
 
 async def bus_rate(
-    backend: Backend, stages: list[tuple[str, str, str]], count: int, warmup: int = 200
+    backend: Backend, stages: list[tuple[str | None, str, str]], count: int, warmup: int = 200
 ) -> Rate:
     """msgs/s through worker processes, one per (flow, ingress, egress) stage.
 
@@ -523,6 +582,7 @@ async def _bus_results(name: str, quick: bool, logs: Path) -> list[Result]:
 
         local = statistics.median([await in_process_rate(flow_count) for _ in range(3)])
         split = await bus_rate(backend, SPLIT, flow_count)
+        bare = await bus_rate(backend, [(None, i, o) for _, i, o in SPLIT], flow_count)
         replicated = await bus_rate(backend, [("flow_abc", "repl_in", "repl_out")] * 3, flow_count)
         met = split.msgs_per_s >= TARGET_RATE
         print(
@@ -531,6 +591,12 @@ async def _bus_results(name: str, quick: bool, logs: Path) -> list[Result]:
             f"round_trips_per_msg={split.round_trips_per_msg:.3f} "
             f"cpu_per_msg={split.cpu_us_per_msg:.0f}us "
             f"target>={TARGET_RATE:,.0f} msgs/s {'met' if met else 'NOT met'}",
+            flush=True,
+        )
+        print(
+            f"bus.{name}.relay: bus_3_procs={bare.msgs_per_s:,.0f} msgs/s (the bus alone, "
+            f"no flow) round_trips_per_msg={bare.round_trips_per_msg:.3f} "
+            f"cpu_per_msg={bare.cpu_us_per_msg:.0f}us",
             flush=True,
         )
         print(
@@ -552,12 +618,16 @@ async def _bus_results(name: str, quick: bool, logs: Path) -> list[Result]:
                 note=(
                     f"one node per process (4 bus edges), batch and concurrency {FLOW_BATCH}; "
                     f"{flow_count} msgs; {split.round_trips_per_msg:.3f} broker round trips "
-                    f"per message, all processes; floor: the same flow in one process; "
+                    f"and {split.cpu_us_per_msg:.0f} us CPU per message, all processes; "
+                    f"floor: the same flow in one process; the bus alone (3 relays, no "
+                    f"flow): {bare.msgs_per_s:,.0f} msgs/s; "
                     f"whole flow in each of 3 procs: {replicated.msgs_per_s:,.0f} msgs/s, "
                     f"{replicated.round_trips_per_msg:.3f} round trips per message"
                 ),
                 extra={
                     "round_trips_per_msg": split.round_trips_per_msg,
+                    "cpu_us_per_msg": split.cpu_us_per_msg,
+                    "relay_msgs_per_s": bare.msgs_per_s,
                     "replicated_msgs_per_s": replicated.msgs_per_s,
                     "replicated_round_trips_per_msg": replicated.round_trips_per_msg,
                 },
@@ -585,4 +655,7 @@ def main(quick: bool = False) -> list[Result]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--relay"]:
+        asyncio.run(relay(sys.argv[2:]))
+        sys.exit(0)
     sys.exit(run_cli(__doc__ or "", main, "Message buses (Redis Streams, NATS JetStream)"))
