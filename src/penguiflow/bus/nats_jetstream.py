@@ -42,6 +42,19 @@ def _token(edge: str) -> str:
     return quote(edge, safe="").replace(".", "%2E")
 
 
+def _ack_subject_counts(reply: str) -> tuple[int, int]:
+    """(delivery count, stream sequence) from a JetStream ack subject.
+
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`,
+    or with `<domain>.<account hash>` after `ACK` (and a token at the end) on newer
+    servers. Read here rather than through `Msg.metadata`, which builds a dozen
+    objects per message.
+    """
+    tokens = reply.split(".")
+    first = 4 if len(tokens) == 9 else 6
+    return int(tokens[first]), int(tokens[first + 1])
+
+
 def durable_name(group: str, edge: str) -> str:
     """The durable consumer of `group` on `edge` (one per edge: a durable has one
     filter subject). Unsafe characters become `_`, plus a short hash of the edge."""
@@ -372,6 +385,8 @@ class _NatsInbox:
     async def close(self) -> None:
         if self._subscription is not None:
             await self._subscription.unsubscribe()
+        while self._buffer:  # arrived after the last read: hand them back at once
+            await self._buffer.popleft().nak()
 
     async def _on_message(self, msg: Any) -> None:
         status = msg.headers.get(_STATUS) if msg.headers else None
@@ -419,11 +434,11 @@ class _NatsInbox:
         return [self._received(message) for message in taken]
 
     def _received(self, message: Any) -> Received[Any]:
-        metadata = message.metadata
+        delivered, stream_seq = _ack_subject_counts(message.reply)
         msg_id = (message.headers or {}).get(_MSG_ID)
         if not msg_id:  # published without an id: its stream sequence is stable
-            msg_id = f"{self._stream}-{metadata.sequence.stream}"
-        return Received(message, msg_id, message.data, int(metadata.num_delivered))
+            msg_id = f"{self._stream}-{stream_seq}"
+        return Received(message, msg_id, message.data, delivered)
 
     async def ack(self, handles: list[Any]) -> None:
         # Acks are written without waiting for a reply (no round trip): a lost ack
