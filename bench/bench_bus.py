@@ -13,9 +13,14 @@ For each bus (a missing server is reported as skipped), in the same run:
   ack-pending messages of the whole durable consumer) and duplicate effects in the
   ledger (target 0).
 * flow: three trivial async nodes a -> b -> c split over 3 worker processes (one node
-  each; the edges in, a->b, b->c, out on the bus; `--batch 16`) against the same flow
-  in one process without a bus: msgs/s of both and the ratio. A second line runs the
-  whole a -> b -> c flow in each of 3 worker processes sharing one ingress (scale-out).
+  each; the edges in, a->b, b->c, out on the bus; `--batch 256 --concurrency 256`)
+  against the same flow in one process without a bus (the floor): msgs/s of both, the
+  ratio, and the target (>= 10,000 msgs/s) met or not. With it: broker round trips
+  per message (every process's `bus.stats.round_trips`: the workers print theirs when
+  they stop) and CPU per message (the workers' and this process's, from /proc). Two
+  more lines, same messages: the bus alone (3 relay processes, `bench_bus.py --relay`,
+  no flow: the ceiling this machine and broker allow) and the whole a -> b -> c flow
+  in each of 3 worker processes sharing one ingress (scale-out).
 
 Each figure is printed as measured (`bus.redis.kill: lost=0 ...`), then the table.
 Never fails on a number: wall-clock figures are reported, not asserted.

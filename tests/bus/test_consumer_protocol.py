@@ -22,7 +22,7 @@ from penguiflow.bus.errors import (
 )
 from penguiflow.bus.nats_jetstream import NatsJetStreamBus
 from penguiflow.bus.redis_streams import RedisStreamsBus
-from penguiflow.errors import PenguiflowError
+from penguiflow.errors import InvalidArgumentError, PenguiflowError
 
 
 def envelope(n: int, edge: str = "jobs") -> BusEnvelope:
@@ -180,5 +180,6 @@ def test_every_bus_error_joins_the_package_root() -> None:
     assert {cls.__name__ for cls in classes} == set(bus_errors.__all__)
     assert all(issubclass(cls, BusError) and issubclass(cls, PenguiflowError) for cls in classes)
     assert issubclass(BusError, RuntimeError)
+    assert issubclass(InvalidBusOptionError, InvalidArgumentError)
     assert issubclass(InvalidBusOptionError, ValueError)
     assert issubclass(BrokerUnavailableError, ConnectionError)

@@ -3,8 +3,13 @@
     BusError (RuntimeError)                 root of the bus errors; itself: a broker failed a call
     ├── BrokerUnavailableError (ConnectionError)   the broker cannot be reached
     ├── PublishError                        an envelope was not stored (edge, msg_id)
-    ├── InvalidBusOptionError (ValueError)  a bus, consumer or worker option is out of range
-    └── FlowFactoryError (ValueError)       a worker's `--flow` is not `module:callable`
+    ├── InvalidBusOptionError (InvalidArgumentError, ValueError)   a bus, consumer or
+    │                                       worker option or name out of range
+    └── FlowFactoryError (InvalidArgumentError, ValueError)   a worker's `--flow` is not
+                                            `module:callable`
+
+A bus whose driver is not installed raises the package's `MissingExtraError`
+(`extra="redis"` or `"nats"`).
 
 Broker errors (`redis.exceptions.*`, `nats.errors.*`) are translated in one place per
 backend and raised `from` the original, which stays reachable as `__cause__`.
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import PenguiflowError
+from ..errors import InvalidArgumentError, PenguiflowError
 
 __all__ = [
     "BrokerUnavailableError",
@@ -68,7 +73,7 @@ class PublishError(BusError):
         self.msg_id = msg_id
 
 
-class InvalidBusOptionError(BusError, ValueError):
+class InvalidBusOptionError(BusError, InvalidArgumentError):
     """A bus, consumer or worker option is out of range: `option` got `value`."""
 
     def __init__(self, message: str, *, option: str, value: Any) -> None:
@@ -77,7 +82,7 @@ class InvalidBusOptionError(BusError, ValueError):
         self.value = value
 
 
-class FlowFactoryError(BusError, ValueError):
+class FlowFactoryError(BusError, InvalidArgumentError):
     """A worker's flow spec is not in the form `package.module:callable`."""
 
     def __init__(self, message: str, *, spec: str) -> None:

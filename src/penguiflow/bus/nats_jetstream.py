@@ -26,6 +26,7 @@ from contextlib import AbstractContextManager, asynccontextmanager, contextmanag
 from typing import Any
 from urllib.parse import quote
 
+from ..errors import MissingExtraError
 from ._broker import BrokerBus, BrokerCall, Outgoing
 from ._consumer import Received
 from .errors import BrokerUnavailableError, BusError, InvalidBusOptionError
@@ -130,7 +131,13 @@ class NatsJetStreamBus(BrokerBus):
         """The `JetStreamContext`, connected and with the stream in place (first use)."""
         if self._js is not None:
             return self._js
-        import nats
+        try:
+            import nats
+        except ImportError as exc:
+            raise MissingExtraError(
+                "nats-py is not installed. Install penguiflow[nats] to use NatsJetStreamBus.",
+                extra="nats",
+            ) from exc
         from nats.js.api import StreamConfig
         from nats.js.errors import BadRequestError
 

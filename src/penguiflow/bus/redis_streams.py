@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
+from ..errors import MissingExtraError
 from ._broker import BrokerBus, BrokerCall, Outgoing
 from ._consumer import Received
 from .errors import BrokerUnavailableError, BusError, InvalidBusOptionError
@@ -133,7 +134,13 @@ class RedisStreamsBus(BrokerBus):
     async def redis(self) -> Any:
         """The `redis.asyncio.Redis` client of this bus (created on first use)."""
         if self._client is None:
-            import redis.asyncio as aioredis
+            try:
+                import redis.asyncio as aioredis
+            except ImportError as exc:
+                raise MissingExtraError(
+                    "redis is not installed. Install penguiflow[redis] to use RedisStreamsBus.",
+                    extra="redis",
+                ) from exc
 
             self._client = aioredis.Redis.from_url(self._url, decode_responses=True)
             self._scripts = {
