@@ -351,3 +351,28 @@ def test_safe_error_json_never_raises(value: Any) -> None:
         Question.model_validate({"text": value} if not isinstance(value, str) else {})
 
     assert isinstance(json.loads(prompts.safe_error_json(info.value)), list)
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_json_values)
+def test_compact_json_is_the_specified_json_dumps(value: Any) -> None:
+    assert prompts.compact_json(value) == json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def test_compact_json_fails_as_json_dumps_does() -> None:
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        prompts.compact_json(cyclic)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        prompts.compact_json({"s": {1}})

@@ -292,3 +292,40 @@ async def test_a_resumed_call_can_also_be_awaited_directly() -> None:
     call = two_steps()
     suspended_on = call.send(None)
     assert await parallel_module._Resumed(call, suspended_on) == "done"  # type: ignore[arg-type]
+
+
+async def test_models_that_override_model_validate_or_model_dump_are_honoured() -> None:
+    class Loose(BaseModel):
+        n: int
+
+        @classmethod
+        def model_validate(cls, obj: Any, **options: Any) -> Loose:
+            return super().model_validate({"n": int(obj.get("n", 0)) * 2}, **options)
+
+    class Redacted(BaseModel):
+        n: int
+        secret: str = "s3cret"
+
+        def model_dump(self, **options: Any) -> dict[str, Any]:
+            return {k: v for k, v in super().model_dump(**options).items() if k != "secret"}
+
+    async def doubles(args: Loose, ctx: Any) -> Redacted:
+        return Redacted(n=args.n)
+
+    registry = ModelRegistry()
+    registry.register("doubles", Loose, Redacted)
+    catalog = build_catalog([Node(doubles, name="doubles")], registry)
+    llm = ScriptedLLMClient(
+        [
+            act(next_node="doubles", args={"n": "2"}),
+            act(plan=[{"node": "doubles", "args": {"n": "3"}}]),
+            act(next_node=None),
+        ]
+    )
+    result = await ReactPlanner(llm_client=llm, catalog=catalog).run("q")
+    assert isinstance(result, PlannerFinish)
+    steps = result.metadata["steps"]
+    assert steps[0]["observation"] == {"n": 4}
+    assert steps[1]["observation"]["branches"][0]["observation"] == {"n": 6}
+    assert steps[1]["observation"]["branches"][0]["args"] == {"n": 6}
+    assert llm.calls[1]["messages"][-1]["content"] == '{"observation": {"n": 4}}'

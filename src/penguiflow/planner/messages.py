@@ -12,7 +12,7 @@ from . import prompts
 from .llm import LLMChannel
 from .models import Trajectory, TrajectorySummary, summary_schema
 
-__all__ = ["Conversation", "estimate_size", "system_prompt_for", "tool_records"]
+__all__ = ["Conversation", "catalog_prompt", "estimate_size"]
 
 logger = logging.getLogger("penguiflow.planner")
 
@@ -43,8 +43,9 @@ class Conversation:
         # and not to be mutated by clients.
         self._system_message = {"role": "system", "content": prompt}
 
-    async def messages(self, trajectory: Trajectory) -> list[dict[str, str]]:
-        """System prompt, query, every step (cached per step), resume input."""
+    def history(self, trajectory: Trajectory) -> list[dict[str, str]]:
+        """The full conversation: system prompt, query, every step (cached per step) and
+        the resume input. `fit` condenses it when it exceeds the token budget."""
         messages = [self._system_message, trajectory.user_message()]
         for step in trajectory.steps:
             messages.extend(step.prompt_messages())
@@ -53,6 +54,13 @@ class Conversation:
             messages.append(
                 {"role": "user", "content": prompts.render_resume_user_input(resume_input)}
             )
+        return messages
+
+    async def fit(
+        self, trajectory: Trajectory, messages: list[dict[str, str]]
+    ) -> list[dict[str, str]]:
+        """`messages` (the `history`) when within the token budget; else condensed to the
+        system prompt, the query, a summary, the last step and the resume input."""
         budget = self.token_budget
         if budget is None or estimate_size(messages) <= budget:
             return messages
@@ -64,7 +72,7 @@ class Conversation:
         ]
         if trajectory.steps:
             condensed.extend(trajectory.steps[-1].prompt_messages())
-        if resume_input:
+        if trajectory.resume_user_input:
             condensed.append(messages[-1])
         return condensed
 
@@ -111,40 +119,25 @@ def estimate_size(messages: Sequence[Mapping[str, str]]) -> int:
     return estimated
 
 
-# System prompts and tool records by catalog identity: a planner per request reuses
+# Tool records and system prompts by catalog identity: a planner per request reuses
 # those of the catalog it shares with other planners instead of rebuilding them. Each
 # value keeps its specs alive, so their ids cannot be reused while the entry exists.
-_SYSTEM_PROMPTS: dict[tuple[Any, ...], tuple[tuple[NodeSpec, ...], str]] = {}
-_RECORDS: dict[tuple[int, ...], tuple[tuple[NodeSpec, ...], list[dict[str, Any]]]] = {}
+_PROMPTS: dict[tuple[Any, ...], tuple[tuple[NodeSpec, ...], list[dict[str, Any]], str]] = {}
 
 
-def tool_records(specs: Sequence[NodeSpec]) -> list[dict[str, Any]]:
-    """The tool records of a catalog (`NodeSpec.to_tool_record()`), shared: do not mutate."""
-    key = tuple(map(id, specs))
-    cached = _RECORDS.get(key)
-    if cached is not None:
-        return cached[1]
-    records = [spec.to_tool_record() for spec in specs]
-    if len(_RECORDS) >= 256:
-        _RECORDS.clear()
-    _RECORDS[key] = (tuple(specs), records)
-    return records
-
-
-def system_prompt_for(
-    specs: Sequence[NodeSpec],
-    records: Sequence[Mapping[str, Any]],
-    extra: str | None,
-    hints: Mapping[str, Any] | None,
-) -> str:
-    """The system prompt for this exact catalog, guidance and hints (built once)."""
+def catalog_prompt(
+    specs: Sequence[NodeSpec], extra: str | None, hints: Mapping[str, Any] | None
+) -> tuple[list[dict[str, Any]], str]:
+    """The catalog's tool records and the system prompt built from them, extra
+    guidance and hints (a hints prompt payload), built once: do not mutate them."""
     hints_key = json.dumps(hints, sort_keys=True, default=str) if hints else None
     key = (tuple(map(id, specs)), extra, hints_key)
-    cached = _SYSTEM_PROMPTS.get(key)
+    cached = _PROMPTS.get(key)
     if cached is not None:
-        return cached[1]
+        return cached[1], cached[2]
+    records = [spec.to_tool_record() for spec in specs]
     prompt = prompts.build_system_prompt(records, extra=extra, planning_hints=hints)
-    if len(_SYSTEM_PROMPTS) >= 256:
-        _SYSTEM_PROMPTS.clear()
-    _SYSTEM_PROMPTS[key] = (tuple(specs), prompt)
-    return prompt
+    if len(_PROMPTS) >= 256:
+        _PROMPTS.clear()
+    _PROMPTS[key] = (tuple(specs), records, prompt)
+    return records, prompt

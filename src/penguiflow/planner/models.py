@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .prompts import build_user_prompt, compact_json, render_observation
+from .validation import dump_json
 
 __all__ = [
     "ParallelCall",
@@ -149,7 +150,7 @@ class TrajectorySummary(BaseModel):
 
 def _serialise(observation: Any) -> Any:
     if isinstance(observation, BaseModel):
-        return observation.model_dump(mode="json")
+        return dump_json(observation)
     return observation
 
 
@@ -191,7 +192,7 @@ class TrajectoryStep:
         copied.
         """
         return {
-            "action": self.action.model_dump(mode="json"),
+            "action": dump_json(self.action),
             "observation": self.serialised_observation(),
             "error": self.error,
             "failure": dict(self.failure) if self.failure else None,
@@ -217,7 +218,7 @@ class TrajectoryStep:
         cached = (
             {
                 "role": "assistant",
-                "content": compact_json(self.action.model_dump(mode="json")),
+                "content": compact_json(dump_json(self.action)),
             },
             {
                 "role": "user",

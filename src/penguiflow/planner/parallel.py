@@ -17,6 +17,7 @@ from . import prompts
 from .constraints import ConstraintTracker
 from .models import ParallelJoin, PlannerAction, PlannerPause, Trajectory, TrajectoryStep
 from .tools import PlannerContext, ToolOutcome, ToolRunner
+from .validation import dump_json
 
 __all__ = ["run_parallel_plan"]
 
@@ -66,9 +67,9 @@ async def run_parallel_plan(
     pause: PlannerPause | None = None
     for (spec, args), outcome in zip(calls, outcomes, strict=True):
         tools.settle(spec, outcome, trajectory, tracker)
-        entry: dict[str, Any] = {"node": spec.name, "args": args.model_dump(mode="json")}
+        entry: dict[str, Any] = {"node": spec.name, "args": dump_json(args)}
         if outcome.observation is not None:
-            dumped = outcome.observation.model_dump(mode="json")
+            dumped = dump_json(outcome.observation)
             entry["observation"] = dumped
             successes.append(dumped)
         elif outcome.pause is not None and pause is None:
@@ -127,7 +128,7 @@ async def _run_join(
             "failures": failures,
         }, None
     template = dict(join.args or {})
-    fields = spec.args_model.model_fields
+    fields = spec.args_model.__pydantic_fields__
     for key in _JOIN_FIELDS:
         if key in fields and key not in template:
             template[key] = _join_value(key, branches, successes)
@@ -153,7 +154,7 @@ async def _run_join(
         if outcome.failure:
             payload["failure"] = outcome.failure
         return payload, None
-    return {"node": spec.name, "observation": outcome.observation.model_dump(mode="json")}, None
+    return {"node": spec.name, "observation": dump_json(outcome.observation)}, None
 
 
 def _join_value(field: str, branches: list[dict[str, Any]], successes: list[Any]) -> Any:

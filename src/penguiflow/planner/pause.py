@@ -86,7 +86,7 @@ class PlannerStateMethods:
     def of(cls, store: object | None) -> PlannerStateMethods:
         """What `store` offers: all of `PlannerStateStore`, some of it, or nothing."""
         if store is None:
-            return cls()
+            return _NO_STORE
         if isinstance(store, PlannerStateStore):
             return cls(
                 store.save_planner_state, store.load_planner_state, store.discard_planner_state
@@ -98,6 +98,9 @@ class PlannerStateMethods:
             getattr(store, "load_planner_state", None),
             getattr(store, "discard_planner_state", None),
         )
+
+
+_NO_STORE = PlannerStateMethods()
 
 
 class PauseBook:

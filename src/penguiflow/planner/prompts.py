@@ -36,13 +36,24 @@ __all__ = [
 ]
 
 
-# One encoder for every call: `json.dumps` with these options builds a new one each time.
-_COMPACT = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+# Encoders built once (`json.dumps` with these options builds one per call). The first
+# skips the circular-reference bookkeeping, a quarter of the cost on small nested data;
+# a cycle then exhausts the recursion limit instead, and the checking encoder re-runs to
+# raise the `ValueError` `json.dumps` raises (a deep acyclic value fails in both alike).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False)
+_COMPACT_CHECKED = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
 def compact_json(data: Any) -> str:
-    """Compact JSON: the text of `json.dumps(data, ensure_ascii=False, sort_keys=True)`."""
-    return _COMPACT.encode(data)
+    """Compact JSON: the text of `json.dumps(data, ensure_ascii=False, sort_keys=True)`.
+
+    Raises what `json.dumps` raises: `TypeError` for a value JSON cannot hold,
+    `ValueError` for a circular reference.
+    """
+    try:
+        return _COMPACT.encode(data)
+    except RecursionError:
+        return _COMPACT_CHECKED.encode(data)
 
 
 # The reference implementation's name for `compact_json`.

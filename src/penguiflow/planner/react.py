@@ -26,7 +26,7 @@ from .errors import ActionRepairError, NoActiveRunError
 from .events import EventSink
 from .hints import PlanningHints
 from .llm import LLMChannel
-from .messages import Conversation, estimate_size, system_prompt_for, tool_records
+from .messages import Conversation, catalog_prompt, estimate_size
 from .models import (
     ParallelCall,
     ParallelJoin,
@@ -47,6 +47,7 @@ from .pause import PauseBook, PauseRecord, PauseSignal
 from .repair import extract_json_object
 from .rules import ActionRules
 from .tools import PlannerContext, ToolOutcome, ToolRunner, failure_payload
+from .validation import dump_json, validate_json
 
 __all__ = [
     "ParallelCall",
@@ -144,10 +145,8 @@ class ReactPlanner:
             hints, hop_budget=hop_budget, absolute_max_parallel=absolute_max_parallel
         )
         self._tools = ToolRunner(catalog, rules)
-        self._catalog_records = tool_records(self._tools.specs)
-        system_prompt = system_prompt_for(
+        self._catalog_records, system_prompt = catalog_prompt(
             self._tools.specs,
-            self._catalog_records,
             system_prompt_extra,
             None if hints.is_empty() else hints.to_prompt_payload(),
         )
@@ -246,7 +245,10 @@ class ReactPlanner:
         Raises `ActionRepairError` (a `RuntimeError`) when no reply within
         `repair_attempts` calls is a valid action; client errors propagate.
         """
-        base = await self._conversation.messages(trajectory)
+        conversation = self._conversation
+        base = conversation.history(trajectory)
+        if conversation.token_budget is not None:
+            base = await conversation.fit(trajectory, base)
         llm = self._llm
         last_error: str | None = None
         for attempt in range(1, self._repair_attempts + 1):
@@ -257,7 +259,7 @@ class ReactPlanner:
             client = llm.client
             raw = await llm.complete(client, messages, llm.format_for(client), trajectory, attempt)
             try:
-                return PlannerAction.model_validate_json(raw)
+                return validate_json(PlannerAction, raw)
             except ValidationError as exc:
                 action = _repaired_action(raw)
                 if action is not None:
@@ -271,48 +273,53 @@ class ReactPlanner:
         self, trajectory: Trajectory, *, tracker: ConstraintTracker | None
     ) -> PlannerFinish | PlannerPause:
         events = self._events
+        time_source = events.time_source
         if tracker is None:
             tracker = ConstraintTracker(
                 deadline_s=self._deadline_s,
                 hop_budget=self._rules.hop_budget,
-                time_source=events.time_source,
+                time_source=time_source,
             )
         self._active_trajectory = trajectory
         self._active_tracker = tracker
         tools = self._tools
+        by_name = tools.by_name
+        check = self._rules.check
+        steps = trajectory.steps
+        max_iters = self._max_iters
+        # The last successful observation: a tool's output model is dumped only if a
+        # finish falls back on it.
         last_observation: Any = None
         try:
-            while len(trajectory.steps) < self._max_iters:
+            while len(steps) < max_iters:
                 deadline_message = tracker.check_deadline()
                 if deadline_message is not None:
-                    logger.warning("deadline_exhausted", extra={"step": len(trajectory.steps)})
+                    logger.warning("deadline_exhausted", extra={"step": len(steps)})
                     return self._finish(
                         trajectory,
                         reason="budget_exhausted",
-                        payload=last_observation,
+                        payload=_dumped(last_observation),
                         thought=deadline_message,
                         constraints=tracker,
                     )
-                step_start_ts = events.time_source()
+                step_start_ts = time_source()
                 listening = events.listening()
                 if listening:
                     events.emit(
-                        PlannerEvent(
-                            "step_start", ts=step_start_ts, trajectory_step=len(trajectory.steps)
-                        )
+                        PlannerEvent("step_start", ts=step_start_ts, trajectory_step=len(steps))
                     )
                 action = await self.step(trajectory)
                 if logger.isEnabledFor(logging.INFO):
                     logger.info(
                         "planner_action",
                         extra={
-                            "step": len(trajectory.steps),
+                            "step": len(steps),
                             "thought": action.thought,
                             "next_node": action.next_node,
                             "has_plan": action.plan is not None,
                         },
                     )
-                error = self._rules.check(action, trajectory, tracker)
+                error = check(action, trajectory, tracker)
                 if error is not None:
                     trajectory.append(TrajectoryStep(action, error=error))
                     continue
@@ -326,18 +333,18 @@ class ReactPlanner:
                     last_observation = observation
                     trajectory.resume_user_input = None
                     continue
-                if action.next_node is None:
+                name = action.next_node
+                if name is None:
                     return self._finish(
                         trajectory,
                         reason="answer_complete",
-                        payload=action.args or last_observation,
+                        payload=action.args or _dumped(last_observation),
                         thought=action.thought,
                         constraints=tracker,
                     )
-                spec = tools.by_name.get(action.next_node)
+                spec = by_name.get(name)
                 if spec is None:
-                    error = tools.unknown_tool(action.next_node)
-                    trajectory.append(TrajectoryStep(action, error=error))
+                    trajectory.append(TrajectoryStep(action, error=tools.unknown_tool(name)))
                     continue
                 args = tools.validate_args(spec, action.args or {})
                 if isinstance(args, str):
@@ -345,35 +352,34 @@ class ReactPlanner:
                     continue
                 outcome = await tools.invoke(spec, args, PlannerContext(self, trajectory))
                 tools.settle(spec, outcome, trajectory, tracker)
-                if outcome.pause is not None:
-                    pause = outcome.pause
-                    observation = {"pause": pause.reason, "payload": pause.payload}
-                    trajectory.append(TrajectoryStep(action, observation=observation))
-                    await self._pauses.record(pause, trajectory, tracker)
-                    return pause
                 result = outcome.observation
                 if result is None:
+                    pause = outcome.pause
+                    if pause is not None:
+                        observation = {"pause": pause.reason, "payload": pause.payload}
+                        trajectory.append(TrajectoryStep(action, observation=observation))
+                        await self._pauses.record(pause, trajectory, tracker)
+                        return pause
                     trajectory.append(
                         TrajectoryStep(action, error=outcome.error, failure=outcome.failure)
                     )
                     last_observation = None
                     continue
                 trajectory.append(TrajectoryStep(action, observation=result))
-                last_observation = result.model_dump(mode="json")
+                last_observation = result
                 trajectory.resume_user_input = None
-                if not listening:
-                    continue
-                latency_ms = (events.time_source() - step_start_ts) * 1000
-                events.emit(
-                    PlannerEvent(
-                        "step_complete",
-                        ts=events.time_source(),
-                        trajectory_step=len(trajectory.steps) - 1,
-                        thought=action.thought,
-                        node_name=spec.name,
-                        latency_ms=latency_ms,
+                if listening:
+                    latency_ms = (time_source() - step_start_ts) * 1000
+                    events.emit(
+                        PlannerEvent(
+                            "step_complete",
+                            ts=time_source(),
+                            trajectory_step=len(steps) - 1,
+                            thought=action.thought,
+                            node_name=spec.name,
+                            latency_ms=latency_ms,
+                        )
                     )
-                )
             if tracker.deadline_triggered or tracker.hop_exhausted:
                 thought = (
                     prompts.render_deadline_exhausted()
@@ -383,14 +389,14 @@ class ReactPlanner:
                 return self._finish(
                     trajectory,
                     reason="budget_exhausted",
-                    payload=last_observation,
+                    payload=_dumped(last_observation),
                     thought=thought,
                     constraints=tracker,
                 )
             return self._finish(
                 trajectory,
                 reason="no_path",
-                payload=last_observation,
+                payload=_dumped(last_observation),
                 thought="iteration limit reached",
                 constraints=tracker,
             )
@@ -482,7 +488,8 @@ class ReactPlanner:
         return await self._tools.invoke(spec, args, ctx)
 
     async def _build_messages(self, trajectory: Trajectory) -> list[dict[str, str]]:
-        return await self._conversation.messages(trajectory)
+        conversation = self._conversation
+        return await conversation.fit(trajectory, conversation.history(trajectory))
 
     def _estimate_size(self, messages: Sequence[Mapping[str, str]]) -> int:
         return estimate_size(messages)
@@ -545,6 +552,13 @@ def _litellm_client(
         max_retries=max_retries,
         timeout_s=timeout_s,
     )
+
+
+def _dumped(observation: Any) -> Any:
+    """A finish payload from the last observation: a tool's output model as JSON data."""
+    if isinstance(observation, BaseModel):
+        return dump_json(observation)
+    return observation
 
 
 def _repaired_action(raw: Any) -> PlannerAction | None:

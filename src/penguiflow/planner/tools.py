@@ -21,6 +21,7 @@ from .errors import PAUSE_DISABLED_MESSAGE
 from .models import PlannerPause, PlannerPauseReason, Trajectory
 from .pause import PauseSignal, new_pause
 from .rules import ActionRules
+from .validation import dump_json, validate
 
 if TYPE_CHECKING:
     from .react import ReactPlanner
@@ -77,7 +78,7 @@ def failure_payload(spec: NodeSpec, args: BaseModel, exc: Exception) -> dict[str
     """
     payload: dict[str, Any] = {
         "node": spec.name,
-        "args": args.model_dump(mode="json"),
+        "args": dump_json(args),
         "error_code": type(exc).__name__,
         "message": str(exc),
     }
@@ -110,7 +111,7 @@ class ToolRunner:
     def validate_args(spec: NodeSpec, args: Mapping[str, Any]) -> BaseModel | str:
         """The tool's validated arguments, or the error message the LLM gets back."""
         try:
-            return spec.args_model.model_validate(args)
+            return validate(spec.args_model, args)
         except ValidationError as exc:
             return prompts.render_validation_error(spec.name, prompts.safe_error_json(exc))
 
@@ -130,7 +131,7 @@ class ToolRunner:
                 failure=failure_payload(spec, args, exc),
             )
         try:
-            return ToolOutcome(observation=spec.out_model.model_validate(raw))
+            return ToolOutcome(observation=validate(spec.out_model, raw))
         except ValidationError as exc:
             return ToolOutcome(
                 error=prompts.render_output_validation_error(
