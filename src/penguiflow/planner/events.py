@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .models import PlannerEvent, PlannerEventCallback
@@ -35,6 +35,33 @@ class EventSink:
     def listening(self) -> bool:
         """Whether anyone sees events (a callback, or INFO logging on the planner logger)."""
         return self.callback is not None or logger.isEnabledFor(logging.INFO)
+
+    def emit_now(
+        self,
+        event_type: str,
+        trajectory_step: int,
+        *,
+        thought: str | None = None,
+        error: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> float:
+        """Read the clock once and, when anyone listens, emit the event stamped with it.
+
+        Returns the reading: the clock is read whether or not the event is built.
+        """
+        ts = self.time_source()
+        if self.listening():
+            self.emit(
+                PlannerEvent(
+                    event_type,
+                    ts=ts,
+                    trajectory_step=trajectory_step,
+                    thought=thought,
+                    error=error,
+                    extra=extra or {},
+                )
+            )
+        return ts
 
     def emit(self, event: PlannerEvent) -> None:
         """Log the event, then call the callback; a failing callback is logged, not raised."""

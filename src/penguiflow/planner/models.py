@@ -167,15 +167,17 @@ class TrajectoryStep:
     error: str | None = None
     failure: Mapping[str, Any] | None = None
     # The step's prompt messages, built once (steps are append-only) so a turn costs
-    # O(new steps) rather than O(history). The key holds the four field values they
-    # were built from, compared by identity: re-assigning a field invalidates the
-    # cache (mutating an observation in place does not).
+    # O(new steps) rather than O(history), with the four field values they were built
+    # from, compared by identity: re-assigning a field invalidates the cache (mutating
+    # an observation in place does not). Separate slots rather than a key tuple: one
+    # object fewer per step for the garbage collector to track.
     _messages: tuple[dict[str, str], dict[str, str]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
-    _messages_key: tuple[Any, Any, Any, Any] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
+    _built_action: Any = field(default=None, init=False, repr=False, compare=False)
+    _built_observation: Any = field(default=None, init=False, repr=False, compare=False)
+    _built_error: Any = field(default=None, init=False, repr=False, compare=False)
+    _built_failure: Any = field(default=None, init=False, repr=False, compare=False)
 
     def serialised_observation(self) -> Any:
         """The observation as JSON-mode data (a model is dumped; other values as is)."""
@@ -205,21 +207,16 @@ class TrajectoryStep:
         and must not be mutated.
         """
         cached = self._messages
-        key = self._messages_key
         if (
             cached is not None
-            and key is not None
-            and key[0] is self.action
-            and key[1] is self.observation
-            and key[2] is self.error
-            and key[3] is self.failure
+            and self._built_action is self.action
+            and self._built_observation is self.observation
+            and self._built_error is self.error
+            and self._built_failure is self.failure
         ):
             return cached
         cached = (
-            {
-                "role": "assistant",
-                "content": compact_json(dump_json(self.action)),
-            },
+            {"role": "assistant", "content": compact_json(dump_json(self.action))},
             {
                 "role": "user",
                 "content": render_observation(
@@ -230,7 +227,10 @@ class TrajectoryStep:
             },
         )
         self._messages = cached
-        self._messages_key = (self.action, self.observation, self.error, self.failure)
+        self._built_action = self.action
+        self._built_observation = self.observation
+        self._built_error = self.error
+        self._built_failure = self.failure
         return cached
 
 
@@ -248,22 +248,30 @@ class Trajectory:
     summary: TrajectorySummary | None = None
     hint_state: dict[str, Any] = field(default_factory=dict)
     resume_user_input: str | None = None
-    # The first user message, built once for the (query, context_meta) it holds,
-    # compared by identity: re-assigning either rebuilds it.
-    _user_message: tuple[str, Any, dict[str, str]] | None = field(
+    # The first user message, built once for the query and context it holds (compared
+    # by identity: re-assigning either rebuilds it).
+    _user_message: dict[str, str] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _user_query: Any = field(default=None, init=False, repr=False, compare=False)
+    _user_context: Any = field(default=None, init=False, repr=False, compare=False)
 
     def user_message(self) -> dict[str, str]:
         """The first user message of the conversation: the query and, when set, the context.
 
         Built on first use and cached; the returned dict is shared and must not be mutated.
         """
-        cached = self._user_message
-        if cached is not None and cached[0] is self.query and cached[1] is self.context_meta:
-            return cached[2]
+        message = self._user_message
+        if (
+            message is not None
+            and self._user_query is self.query
+            and self._user_context is self.context_meta
+        ):
+            return message
         message = {"role": "user", "content": build_user_prompt(self.query, self.context_meta)}
-        self._user_message = (self.query, self.context_meta, message)
+        self._user_message = message
+        self._user_query = self.query
+        self._user_context = self.context_meta
         return message
 
     def append(self, step: TrajectoryStep) -> None:

@@ -13,7 +13,7 @@ from ..state.protocol import PlannerStateStore
 from .constraints import ConstraintTracker
 from .errors import PauseDisabledError, ResumeError
 from .events import EventSink
-from .models import PlannerEvent, PlannerPause, PlannerPauseReason, Trajectory
+from .models import PlannerPause, PlannerPauseReason, Trajectory
 
 __all__ = ["PauseBook", "PauseRecord", "PauseSignal", "PlannerStateMethods", "new_pause"]
 
@@ -149,15 +149,11 @@ class PauseBook:
         if store_error is not None:
             # Visible to the caller: whether the pause reached the durable store.
             extra["persisted"] = store_error == ""
-        events = self.events
-        events.emit(
-            PlannerEvent(
-                "pause",
-                ts=events.time_source(),
-                trajectory_step=len(trajectory.steps),
-                error=f"state store save failed: {store_error}" if store_error else None,
-                extra=extra,
-            )
+        self.events.emit_now(
+            "pause",
+            len(trajectory.steps),
+            error=f"state store save failed: {store_error}" if store_error else None,
+            extra=extra,
         )
 
     async def store(self, token: str, record: PauseRecord) -> str | None:

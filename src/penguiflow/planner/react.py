@@ -211,17 +211,11 @@ class ReactPlanner:
             tracker = ConstraintTracker.from_snapshot(
                 record.constraints, time_source=self._events.time_source
             )
-        events = self._events
-        ts = events.time_source()
-        if events.listening():
-            events.emit(
-                PlannerEvent(
-                    "resume",
-                    ts=ts,
-                    trajectory_step=len(trajectory.steps),
-                    extra={"user_input": user_input} if user_input else {},
-                )
-            )
+        self._events.emit_now(
+            "resume",
+            len(trajectory.steps),
+            extra={"user_input": user_input} if user_input else None,
+        )
         return await self._run_loop(trajectory, tracker=tracker)
 
     async def pause(
@@ -284,7 +278,6 @@ class ReactPlanner:
         self._active_tracker = tracker
         tools = self._tools
         by_name = tools.by_name
-        check = self._rules.check
         steps = trajectory.steps
         max_iters = self._max_iters
         # The last successful observation: a tool's output model is dumped only if a
@@ -302,12 +295,8 @@ class ReactPlanner:
                         thought=deadline_message,
                         constraints=tracker,
                     )
-                step_start_ts = time_source()
+                step_start_ts = events.emit_now("step_start", len(steps))
                 listening = events.listening()
-                if listening:
-                    events.emit(
-                        PlannerEvent("step_start", ts=step_start_ts, trajectory_step=len(steps))
-                    )
                 action = await self.step(trajectory)
                 if logger.isEnabledFor(logging.INFO):
                     logger.info(
@@ -319,7 +308,7 @@ class ReactPlanner:
                             "has_plan": action.plan is not None,
                         },
                     )
-                error = check(action, trajectory, tracker)
+                error = self._rules.check(action, trajectory, tracker)
                 if error is not None:
                     trajectory.append(TrajectoryStep(action, error=error))
                     continue
@@ -439,18 +428,7 @@ class ReactPlanner:
         if error is not None:
             metadata["error"] = error
             extra["error"] = error
-        events = self._events
-        ts = events.time_source()
-        if events.listening():
-            events.emit(
-                PlannerEvent(
-                    "finish",
-                    ts=ts,
-                    trajectory_step=len(trajectory.steps),
-                    thought=thought,
-                    extra=extra,
-                )
-            )
+        self._events.emit_now("finish", len(trajectory.steps), thought=thought, extra=extra)
         if logger.isEnabledFor(logging.INFO):
             logger.info(
                 "planner_finish",
