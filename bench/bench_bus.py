@@ -13,7 +13,7 @@ For each bus (a missing server is reported as skipped), in the same run:
   ack-pending messages of the whole durable consumer) and duplicate effects in the
   ledger (target 0).
 * flow: three trivial async nodes a -> b -> c split over 3 worker processes (one node
-  each; the edges in, a->b, b->c, out on the bus; `--batch 256 --concurrency 256`)
+  each; the edges in, a->b, b->c, out on the bus; `--batch 128 --concurrency 256`)
   against the same flow in one process without a bus (the floor): msgs/s of both, the
   ratio, and the target (>= 10,000 msgs/s) met or not. With it: broker round trips
   per message (every process's `bus.stats.round_trips`: the workers print theirs when
@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +60,8 @@ KEYS_ENV = "PENGUIFLOW_BENCH_BUS_KEYS"  # where the worker processes keep the ef
 WORK_S = 0.004
 CLAIM_IDLE_MS = 500
 KILL_BATCH = 4
-FLOW_BATCH = 256  # --batch and --concurrency of the throughput workers
+FLOW_BATCH = 128  # --batch of the throughput workers: two batches in the flow at once
+FLOW_CONCURRENCY = 256  # --concurrency of the throughput workers
 COLLECT_BATCH = 256
 PUBLISH_CHUNK = 512
 TARGET_RATE = 10_000.0
@@ -165,22 +166,28 @@ async def relay(argv: list[str]) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
 
-    async def forward(delivery: Delivery) -> None:
-        env = delivery.envelope
-        out = BusEnvelope(
-            args.egress, args.ingress, args.egress, env.trace_id, env.payload, env.headers, env.meta
-        )
-        await bus.publish(out, msg_id=f"{delivery.msg_id[:16]}{args.egress}")
+    async def forward(deliveries: Sequence[Delivery]) -> list[BaseException | None]:
+        out = []
+        for delivery in deliveries:
+            env = delivery.envelope
+            edge = args.egress
+            out.append(
+                BusEnvelope(
+                    edge, args.ingress, edge, env.trace_id, env.payload, env.headers, env.meta
+                )
+            )
+        ids: list[str | None] = [f"{d.msg_id[:16]}{args.egress}" for d in deliveries]
+        return await bus.publish_many(out, msg_ids=ids)
 
     print(f"relay {args.consumer}: consuming", file=sys.stderr, flush=True)
     try:
-        await bus.consume(
+        await bus.consume_batches(  # batched the way the workers are
             args.ingress,
             "workers",
             forward,
             consumer=args.consumer,
             batch=FLOW_BATCH,
-            concurrency=FLOW_BATCH,
+            concurrency=FLOW_CONCURRENCY // FLOW_BATCH,
             claim_idle_ms=CLAIM_IDLE_MS,
             stop=stop,
         )
@@ -523,7 +530,9 @@ async def bus_rate(
     out.start()
     try:
         for flow, source, target in stages:
-            name, _ = backend.spawn(flow, source, target, batch=FLOW_BATCH, concurrency=FLOW_BATCH)
+            name, _ = backend.spawn(
+                flow, source, target, batch=FLOW_BATCH, concurrency=FLOW_CONCURRENCY
+            )
             names.append(name)
         await publish_all(backend.bus, ingress, make_messages(warmup))
         if not await wait_until(lambda: len(out.by_trace) >= warmup):
@@ -621,7 +630,8 @@ async def _bus_results(name: str, quick: bool, logs: Path) -> list[Result]:
                 target=f">={TARGET_RATE:,.0f} msgs/s",
                 met=met,
                 note=(
-                    f"one node per process (4 bus edges), batch and concurrency {FLOW_BATCH}; "
+                    f"one node per process (4 bus edges), batch {FLOW_BATCH}, concurrency "
+                    f"{FLOW_CONCURRENCY}; "
                     f"{flow_count} msgs; {split.round_trips_per_msg:.3f} broker round trips "
                     f"and {split.cpu_us_per_msg:.0f} us CPU per message, all processes; "
                     f"floor: the same flow in one process; the bus alone (3 relays, no "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -183,3 +183,57 @@ def test_every_bus_error_joins_the_package_root() -> None:
     assert issubclass(InvalidBusOptionError, InvalidArgumentError)
     assert issubclass(InvalidBusOptionError, ValueError)
     assert issubclass(BrokerUnavailableError, ConnectionError)
+
+
+async def test_a_batch_handler_settles_each_delivery_by_its_own_outcome(
+    consumer_bus: ConsumerBus,
+) -> None:
+    await consumer_bus.publish_many([envelope(n) for n in range(6)])
+    batches: list[list[tuple[int, int]]] = []
+    done: set[int] = set()
+
+    async def odd_ones_fail_once(deliveries: Sequence[Delivery]) -> list[BaseException | None]:
+        seen = [(d.envelope.payload.payload["n"], d.deliveries) for d in deliveries]
+        batches.append(seen)
+        outcomes: list[BaseException | None] = []
+        for n, attempt in seen:
+            if n % 2 and attempt == 1:
+                outcomes.append(ValueError(f"{n} is odd"))
+            else:
+                done.add(n)
+                outcomes.append(None)
+        return outcomes
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        consumer_bus.consume_batches(
+            "jobs", "workers", odd_ones_fail_once, batch=4, claim_idle_ms=50, stop=stop
+        )
+    )
+    for _ in range(1000):
+        if len(done) == 6:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert done == set(range(6))
+    assert all(len(seen) <= 4 for seen in batches)  # never more than one read's worth
+    attempts = sorted(pair for seen in batches for pair in seen)
+    assert attempts == [(0, 1), (1, 1), (1, 2), (2, 1), (3, 1), (3, 2), (4, 1), (5, 1), (5, 2)]
+    assert consumer_bus.stats.acked == 6
+    assert (await consumer_bus.group_status("jobs", "workers")).outstanding == 0
+
+
+async def test_publish_many_reports_one_outcome_per_envelope(consumer_bus: ConsumerBus) -> None:
+    unencodable = BusEnvelope("jobs", None, None, None, object(), None, None)
+    before = consumer_bus.stats.round_trips
+    outcomes = await consumer_bus.publish_many(
+        [envelope(0), unencodable, envelope(1)], msg_ids=["a-0", None, "a-1"]
+    )
+    assert [outcome is None for outcome in outcomes] == [True, False, True]
+    assert isinstance(outcomes[1], ValueError | TypeError)  # not JSON: only this one fails
+    assert consumer_bus.stats.published == 2
+    assert consumer_bus.stats.round_trips - before <= 2  # the batch, plus connecting
+    with pytest.raises(InvalidBusOptionError) as caught:
+        await consumer_bus.publish_many([envelope(2)], msg_ids=[])
+    assert caught.value.option == "msg_ids"

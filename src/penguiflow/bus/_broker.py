@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from ._batching import Batcher
 from ._codec import check_msg_id, encode_body, new_msg_id
 from ._consumer import Inbox, check_consume_options, default_consumer, run_consumer
-from .errors import PublishError
-from .protocol import BusEnvelope, BusStats, GroupStatus, Handler
+from .errors import InvalidBusOptionError, PublishError
+from .protocol import BatchHandler, BusEnvelope, BusStats, GroupStatus, Handler
 
 __all__ = ["BrokerBus", "BrokerCall", "Outgoing"]
 
@@ -59,12 +59,32 @@ class BrokerBus(ABC):
 
     async def publish(self, envelope: BusEnvelope, *, msg_id: str | None = None) -> None:
         """Publish the envelope under `msg_id` (see `ConsumerBus.publish`)."""
-        item = Outgoing(
-            envelope.edge,
-            new_msg_id() if msg_id is None else check_msg_id(msg_id),
-            encode_body(envelope),
-        )
-        await self._publisher.submit(item)
+        await self._publisher.submit(_outgoing(envelope, msg_id))
+
+    async def publish_many(
+        self, envelopes: Sequence[BusEnvelope], *, msg_ids: Sequence[str | None] | None = None
+    ) -> list[BaseException | None]:
+        """Publish several envelopes together (see `ConsumerBus.publish_many`)."""
+        ids = [None] * len(envelopes) if msg_ids is None else msg_ids
+        if len(ids) != len(envelopes):
+            raise InvalidBusOptionError(
+                f"msg_ids must hold one id per envelope: {len(ids)} for {len(envelopes)}",
+                option="msg_ids",
+                value=len(ids),
+            )
+        outcomes: list[BaseException | None] = [None] * len(envelopes)
+        futures: list[tuple[int, asyncio.Future[None]]] = []
+        for index, (envelope, msg_id) in enumerate(zip(envelopes, ids)):
+            try:
+                item = _outgoing(envelope, msg_id)
+            except (ValueError, TypeError) as exc:  # not JSON, or a malformed id
+                outcomes[index] = exc
+                continue
+            futures.append((index, self._publisher.submit(item)))
+        done = await asyncio.gather(*(future for _, future in futures), return_exceptions=True)
+        for (index, _), outcome in zip(futures, done):
+            outcomes[index] = outcome if isinstance(outcome, BaseException) else None
+        return outcomes
 
     async def consume(
         self,
@@ -85,6 +105,64 @@ class BrokerBus(ABC):
         Raises `InvalidBusOptionError` for an option below 1, and `BusError` (or
         `BrokerUnavailableError`) when the broker fails; handler errors never escape.
         """
+        await self._consume(
+            edge,
+            group,
+            handler,
+            None,
+            consumer=consumer,
+            batch=batch,
+            concurrency=concurrency,
+            claim_idle_ms=claim_idle_ms,
+            max_deliveries=max_deliveries,
+            poll_ms=poll_ms,
+            stop=stop,
+        )
+
+    async def consume_batches(
+        self,
+        edge: str,
+        group: str,
+        handler: BatchHandler,
+        *,
+        consumer: str | None = None,
+        batch: int = 16,
+        concurrency: int = 1,
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+        poll_ms: int = 200,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """Run `handler` on each read's deliveries (see `ConsumerBus.consume_batches`)."""
+        await self._consume(
+            edge,
+            group,
+            None,
+            handler,
+            consumer=consumer,
+            batch=batch,
+            concurrency=concurrency,
+            claim_idle_ms=claim_idle_ms,
+            max_deliveries=max_deliveries,
+            poll_ms=poll_ms,
+            stop=stop,
+        )
+
+    async def _consume(
+        self,
+        edge: str,
+        group: str,
+        handler: Handler | None,
+        batch_handler: BatchHandler | None,
+        *,
+        consumer: str | None,
+        batch: int,
+        concurrency: int,
+        claim_idle_ms: int,
+        max_deliveries: int,
+        poll_ms: int,
+        stop: asyncio.Event | None,
+    ) -> None:
         check_consume_options(
             batch=batch,
             concurrency=concurrency,
@@ -104,6 +182,7 @@ class BrokerBus(ABC):
             await run_consumer(
                 opened,
                 handler,
+                batch_handler=batch_handler,
                 edge=edge,
                 batch=batch,
                 concurrency=concurrency,
@@ -166,3 +245,11 @@ class BrokerBus(ABC):
         )
         error.__cause__ = exc
         return error
+
+
+def _outgoing(envelope: BusEnvelope, msg_id: str | None) -> Outgoing:
+    return Outgoing(
+        envelope.edge,
+        new_msg_id() if msg_id is None else check_msg_id(msg_id),
+        encode_body(envelope),
+    )

@@ -20,7 +20,7 @@ from typing import Generic, Protocol, TypeVar
 from ._batching import Batcher
 from ._codec import decode_body
 from .errors import InvalidBusOptionError
-from .protocol import BusStats, Delivery, Handler
+from .protocol import BatchHandler, BusStats, Delivery, Handler
 
 __all__ = ["Inbox", "Received", "check_consume_options", "default_consumer", "run_consumer"]
 
@@ -105,10 +105,27 @@ class _Window:
         return self.size - self.held
 
 
+def _one_at_a_time(handler: Handler | None) -> BatchHandler:
+    """A per-delivery handler as a batch handler (each batch holds one delivery)."""
+    if handler is None:
+        raise TypeError("run_consumer needs a handler or a batch_handler")
+    single = handler
+
+    async def run(deliveries: Sequence[Delivery]) -> list[BaseException | None]:
+        try:
+            await single(deliveries[0])
+        except Exception as exc:
+            return [exc]
+        return [None]
+
+    return run
+
+
 async def run_consumer(
     inbox: Inbox[R],
-    handler: Handler,
+    handler: Handler | None = None,
     *,
+    batch_handler: BatchHandler | None = None,
     edge: str,
     batch: int,
     concurrency: int,
@@ -116,10 +133,16 @@ async def run_consumer(
     stop: asyncio.Event | None,
     stats: BusStats,
 ) -> None:
-    """Consume until `stop` is set; see `ConsumerBus.consume` for the guarantees."""
+    """Consume until `stop` is set; see `ConsumerBus.consume` for the guarantees.
+
+    With `handler`, `concurrency` handler runs take one delivery each; with
+    `batch_handler` (`ConsumerBus.consume_batches`), each takes what one read brought.
+    """
     stop = stop or asyncio.Event()
-    window = _Window(max(batch, concurrency))
-    queue: asyncio.Queue[Received[R]] = asyncio.Queue()
+    batched = batch_handler is not None
+    window = _Window(batch * concurrency if batched else max(batch, concurrency))
+    run_batch = batch_handler or _one_at_a_time(handler)
+    queue: asyncio.Queue[list[Received[R]]] = asyncio.Queue()
     fatal: list[BaseException] = []
     loop = asyncio.get_running_loop()
 
@@ -137,31 +160,52 @@ async def run_consumer(
 
     acks: Batcher[R] = Batcher(inbox.ack, sent=acked)
 
-    async def finish(received: Received[R]) -> None:
+    async def admit(received: Received[R]) -> Delivery | None:
+        """The delivery to hand over, or `None` once it went to the dead letters."""
         if received.deliveries > max_deliveries:  # its consumers kept dying mid-handler
             await dead_letter(received, "max_deliveries")
-            return
+            return None
         try:
             envelope = decode_body(received.body)
         except ValueError as exc:
             logger.error("bus_undecodable_entry", extra={"edge": edge, "error": repr(exc)})
             await dead_letter(received, "undecodable")
-            return
+            return None
         stats.delivered += 1
-        try:
-            await handler(Delivery(received.msg_id, envelope, received.deliveries))
-        except Exception as exc:
-            logger.warning(
-                "bus_handler_failed",
-                extra={"edge": edge, "msg_id": received.msg_id, "error": repr(exc)},
-            )
-            if received.deliveries >= max_deliveries:
-                await dead_letter(received, "handler_failed")
-            else:
-                await inbox.retry(received)
-                window.release()
+        return Delivery(received.msg_id, envelope, received.deliveries)
+
+    async def settle(received: Received[R], error: BaseException | None) -> None:
+        """Acknowledge a handled delivery, or retry / dead-letter a failed one."""
+        if error is None:
+            acks.put(received.handle)
             return
-        acks.put(received.handle)
+        logger.warning(
+            "bus_handler_failed",
+            extra={"edge": edge, "msg_id": received.msg_id, "error": repr(error)},
+        )
+        if received.deliveries >= max_deliveries:
+            await dead_letter(received, "handler_failed")
+        else:
+            await inbox.retry(received)
+            window.release()
+
+    async def finish(items: list[Received[R]]) -> None:
+        admitted = [(item, delivery) for item in items if (delivery := await admit(item))]
+        if not admitted:
+            return
+        outcomes: Sequence[BaseException | None]
+        try:
+            outcomes = await run_batch([delivery for _, delivery in admitted])
+        except Exception as exc:
+            outcomes = [exc] * len(admitted)
+        if len(outcomes) != len(admitted):
+            wrong = TypeError(
+                f"a batch handler must return one outcome per delivery: "
+                f"got {len(outcomes)} for {len(admitted)}"
+            )
+            outcomes = [wrong] * len(admitted)
+        for (item, _), outcome in zip(admitted, outcomes):
+            await settle(item, outcome)
 
     async def dead_letter(received: Received[R], reason: str) -> None:
         await inbox.dead_letter(received, reason)
@@ -179,9 +223,9 @@ async def run_consumer(
 
     async def work() -> None:
         while True:
-            received = await queue.get()
+            items = await queue.get()
             try:
-                await finish(received)
+                await finish(items)
             except Exception as exc:  # a broker call failed: the consumer stops
                 fail(exc)
                 raise
@@ -199,10 +243,14 @@ async def run_consumer(
                 break
             if free < 1:  # woken with no room
                 continue
-            received = await inbox.read(min(batch, free))
+            received = list(await inbox.read(min(batch, free)))
             window.take(len(received))
-            for item in received:
-                queue.put_nowait(item)
+            if batched:
+                if received:
+                    queue.put_nowait(received)
+            else:
+                for item in received:
+                    queue.put_nowait([item])
         if not fatal:  # stopping: handle what was read, then its acks
             drained = loop.create_task(queue.join())
             await asyncio.wait([drained, *workers], return_when=asyncio.FIRST_COMPLETED)

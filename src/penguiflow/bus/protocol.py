@@ -12,12 +12,13 @@ at-least-once delivery, report a group's backlog, count its broker round trips.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
     "BusEnvelope",
+    "BatchHandler",
     "BusStats",
     "ConsumerBus",
     "Delivery",
@@ -63,6 +64,10 @@ class Delivery:
 
 Handler = Callable[[Delivery], Awaitable[None]]
 """A consumer's handler: returning acknowledges the delivery, raising retries it."""
+
+BatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[BaseException | None]]]
+"""A batch consumer's handler: one outcome per delivery, in order; `None`
+acknowledges that delivery, an exception retries it (raising retries them all)."""
 
 
 @dataclass(slots=True)
@@ -148,6 +153,38 @@ class ConsumerBus(MessageBus, Protocol):
         `<hostname>-<pid>`); `poll_ms` is how long one read waits for messages, and
         so how soon `stop` is noticed. On `stop`, the messages already read are
         handled and acknowledged before it returns.
+        """
+        ...
+
+    async def consume_batches(
+        self,
+        edge: str,
+        group: str,
+        handler: BatchHandler,
+        *,
+        consumer: str | None = None,
+        batch: int = 16,
+        concurrency: int = 1,
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+        poll_ms: int = 200,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """Like `consume`, but `handler` takes what one read brought (up to `batch`).
+
+        Each delivery is acknowledged or retried by its own outcome. `concurrency`
+        batches are handled at once, so a consumer holds at most `batch * concurrency`
+        messages unacknowledged.
+        """
+        ...
+
+    async def publish_many(
+        self, envelopes: Sequence[BusEnvelope], *, msg_ids: Sequence[str | None] | None = None
+    ) -> list[BaseException | None]:
+        """Publish several envelopes together; one outcome per envelope, in order.
+
+        `None` means the broker confirmed it stored that envelope, a `PublishError`
+        that it did not. Nothing is raised for a failed envelope.
         """
         ...
 

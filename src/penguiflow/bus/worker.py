@@ -124,14 +124,14 @@ class _Results:
     Lets a worker run several messages through its flow at once: one task emits
     them in arrival order (so only it waits on the flow's backpressure), results are
     matched by trace id (payloads without one share the key `None`), one delivery
-    per trace is in the flow at a time, and a node that fails for good (the flow's
-    `hooks.node_failed`) fails its own delivery, which then stays unacknowledged.
+    per trace is in the flow at a time (later ones wait their turn), and a node that
+    fails for good (the flow's `hooks.node_failed`) fails its own delivery.
     """
 
     def __init__(self, flow: PenguiFlow) -> None:
         self._flow = flow
-        self._waiting: dict[str | None, asyncio.Future[Any]] = {}
-        self._tail: dict[str | None, asyncio.Future[None]] = {}  # last delivery per trace
+        self._waiting: dict[str | None, asyncio.Future[Any]] = {}  # in the flow, per trace
+        self._later: dict[str | None, deque[tuple[Any, asyncio.Future[Any]]]] = {}
         self._feed: deque[tuple[Any, asyncio.Future[Any]]] = deque()
         self._fed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -158,10 +158,43 @@ class _Results:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def submit(self, key: str | None, payload: Any) -> asyncio.Future[Any]:
+        """Emit `payload` (of trace `key`); the future gets that trace's first result."""
+        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if key in self._waiting:  # the same trace delivered twice at once: in turn
+            self._later.setdefault(key, deque()).append((payload, result))
+        else:
+            self._begin(key, payload, result)
+        return result
+
+    def give_up(self, key: str | None, result: asyncio.Future[Any]) -> None:
+        """Its delivery stops waiting (timed out): the next one of the trace may go."""
+        if not result.done():
+            result.cancel()
+        if self._waiting.get(key) is result:
+            self._end(key)
+
+    def _begin(self, key: str | None, payload: Any, result: asyncio.Future[Any]) -> None:
+        self._waiting[key] = result
+        self._feed.append((payload, result))
+        self._fed.set()
+
+    def _end(self, key: str | None) -> None:
+        del self._waiting[key]
+        later = self._later.get(key)
+        while later:
+            payload, result = later.popleft()
+            if not result.done():
+                self._begin(key, payload, result)
+                break
+        if later is not None and not later:
+            del self._later[key]
+
     def _failed(self, error: FlowError) -> None:
         future = self._waiting.get(error.trace_id)
         if future is not None and not future.done():
             future.set_exception(error)
+            self._end(error.trace_id)
 
     async def _emit(self) -> None:
         while True:
@@ -174,8 +207,9 @@ class _Results:
             try:
                 await self._flow.emit(payload)
             except Exception as exc:  # the flow refused it: that delivery fails
-                if not result.done():
-                    result.set_exception(exc)
+                result.set_exception(exc)
+                if self._waiting.get(_key(payload)) is result:
+                    self._end(_key(payload))
 
     async def _route(self) -> None:
         while True:
@@ -186,30 +220,12 @@ class _Results:
                 logger.warning("bus_worker_unclaimed_result", extra={"trace_id": trace_id})
                 continue
             future.set_result(item)
+            self._end(trace_id)
 
-    async def run(self, key: str | None, payload: Any, timeout_s: float | None) -> Any:
-        """Emit `payload` (of trace `key`) and wait for the first result of that trace."""
-        loop = asyncio.get_running_loop()
-        previous = self._tail.get(key)
-        turn: asyncio.Future[None] = loop.create_future()
-        self._tail[key] = turn
-        try:
-            if previous is not None:  # the same trace delivered twice at once: in turn
-                await asyncio.wait([previous])
-            result: asyncio.Future[Any] = loop.create_future()
-            self._waiting[key] = result
-            self._feed.append((payload, result))
-            self._fed.set()
-            try:
-                if timeout_s is None:
-                    return await result
-                return await asyncio.wait_for(result, timeout_s)
-            finally:
-                del self._waiting[key]
-        finally:
-            turn.set_result(None)
-            if self._tail.get(key) is turn:
-                del self._tail[key]
+
+def _key(payload: Any) -> str | None:
+    """The trace a payload belongs to (`None` for payloads without one)."""
+    return payload.trace_id if isinstance(payload, Message) else None
 
 
 async def run_worker(
@@ -229,48 +245,59 @@ async def run_worker(
 ) -> None:
     """Feed the flow from `ingress`, publish each result to `egress`, until `stop`.
 
-    `concurrency` messages run through the local flow at once (results are matched
-    to messages by trace id). Each result is published under an id derived from its
-    ingress message id, and the ingress message is acknowledged only after that
-    publish was confirmed. A message whose flow fails, or gives no result within
-    `result_timeout_s`, is left unacknowledged: retried, then dead-lettered.
+    Up to `concurrency` messages run through the local flow at once, taken in
+    batches of up to `batch` (results are matched to messages by trace id). Each
+    result is published under an id derived from its ingress message id, and the
+    ingress message is acknowledged only after that publish was confirmed. A
+    message whose flow fails, or gives no result within `result_timeout_s`, is left
+    unacknowledged: retried, then dead-lettered.
     """
-    check_consume_options(concurrency=concurrency)
+    check_consume_options(batch=batch, concurrency=concurrency)
     name = consumer or default_consumer()
     results = _Results(flow)
 
-    async def handle(delivery: Delivery) -> None:
-        payload = delivery.envelope.payload
-        key = None
-        if isinstance(payload, Message):
-            payload = _with_ingress(payload, delivery, None)
-            key = payload.trace_id
-        result = await results.run(key, payload, result_timeout_s)
-        headers = meta = None
-        if isinstance(result, Message):
-            result = _with_ingress(result, delivery, name)
-            headers, meta = result.headers.model_dump(), dict(result.meta)
-        envelope = BusEnvelope(
-            edge=egress,
-            source=ingress,
-            target=egress,
-            trace_id=getattr(result, "trace_id", None),
-            payload=result,
-            headers=headers,
-            meta=meta,
-        )
-        await bus.publish(envelope, msg_id=derived_msg_id(egress, delivery.msg_id))
+    async def handle(deliveries: Sequence[Delivery]) -> list[BaseException | None]:
+        pending: list[tuple[str | None, asyncio.Future[Any]]] = []
+        for delivery in deliveries:
+            payload = delivery.envelope.payload
+            if isinstance(payload, Message):
+                payload = _with_ingress(payload, delivery, None)
+            key = _key(payload)
+            pending.append((key, results.submit(key, payload)))
+        await asyncio.wait([future for _, future in pending], timeout=result_timeout_s)
+        outcomes: list[BaseException | None] = [None] * len(deliveries)
+        envelopes: list[BusEnvelope] = []
+        ids: list[str | None] = []
+        published: list[int] = []
+        for index, (delivery, (key, future)) in enumerate(zip(deliveries, pending)):
+            if not future.done():
+                results.give_up(key, future)
+                outcomes[index] = TimeoutError(f"no result within {result_timeout_s} s")
+                continue
+            error = future.exception()
+            if error is not None:
+                outcomes[index] = error
+                continue
+            envelopes.append(_result_envelope(future.result(), delivery, name, ingress, egress))
+            ids.append(derived_msg_id(egress, delivery.msg_id))
+            published.append(index)
+        if envelopes:
+            stored = await bus.publish_many(envelopes, msg_ids=ids)
+            for index, outcome in zip(published, stored):
+                outcomes[index] = outcome
+        return outcomes
 
     flow.run()
     results.start()
+    per_batch = min(batch, concurrency)
     try:
-        await bus.consume(
+        await bus.consume_batches(
             ingress,
             group,
             handle,
             consumer=name,
-            batch=batch,
-            concurrency=concurrency,
+            batch=per_batch,
+            concurrency=max(1, concurrency // per_batch),
             claim_idle_ms=claim_idle_ms,
             max_deliveries=max_deliveries,
             stop=stop,
@@ -278,6 +305,24 @@ async def run_worker(
     finally:
         await results.close()
         await flow.stop()
+
+
+def _result_envelope(
+    result: Any, delivery: Delivery, worker: str, ingress: str, egress: str
+) -> BusEnvelope:
+    headers = meta = None
+    if isinstance(result, Message):
+        result = _with_ingress(result, delivery, worker)
+        headers, meta = result.headers.model_dump(), dict(result.meta)
+    return BusEnvelope(
+        edge=egress,
+        source=ingress,
+        target=egress,
+        trace_id=getattr(result, "trace_id", None),
+        payload=result,
+        headers=headers,
+        meta=meta,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
