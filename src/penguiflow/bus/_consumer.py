@@ -160,25 +160,20 @@ async def run_consumer(
 
     acks: Batcher[R] = Batcher(inbox.ack, sent=acked)
 
-    async def admit(received: Received[R]) -> Delivery | None:
-        """The delivery to hand over, or `None` once it went to the dead letters."""
+    def admit(received: Received[R]) -> Delivery | str:
+        """The delivery to hand over, or why it goes to the dead letters instead."""
         if received.deliveries > max_deliveries:  # its consumers kept dying mid-handler
-            await dead_letter(received, "max_deliveries")
-            return None
+            return "max_deliveries"
         try:
             envelope = decode_body(received.body)
         except ValueError as exc:
             logger.error("bus_undecodable_entry", extra={"edge": edge, "error": repr(exc)})
-            await dead_letter(received, "undecodable")
-            return None
+            return "undecodable"
         stats.delivered += 1
         return Delivery(received.msg_id, envelope, received.deliveries)
 
-    async def settle(received: Received[R], error: BaseException | None) -> None:
-        """Acknowledge a handled delivery, or retry / dead-letter a failed one."""
-        if error is None:
-            acks.put(received.handle)
-            return
+    async def failed(received: Received[R], error: BaseException) -> None:
+        """Its handler failed: retry it, or dead-letter it after its last attempt."""
         logger.warning(
             "bus_handler_failed",
             extra={"edge": edge, "msg_id": received.msg_id, "error": repr(error)},
@@ -190,7 +185,13 @@ async def run_consumer(
             window.release()
 
     async def finish(items: list[Received[R]]) -> None:
-        admitted = [(item, delivery) for item in items if (delivery := await admit(item))]
+        admitted: list[tuple[Received[R], Delivery]] = []
+        for item in items:
+            delivery = admit(item)
+            if isinstance(delivery, str):
+                await dead_letter(item, delivery)
+            else:
+                admitted.append((item, delivery))
         if not admitted:
             return
         outcomes: Sequence[BaseException | None]
@@ -205,7 +206,10 @@ async def run_consumer(
             )
             outcomes = [wrong] * len(admitted)
         for (item, _), outcome in zip(admitted, outcomes):
-            await settle(item, outcome)
+            if outcome is None:
+                acks.put(item.handle)
+            else:
+                await failed(item, outcome)
 
     async def dead_letter(received: Received[R], reason: str) -> None:
         await inbox.dead_letter(received, reason)

@@ -350,7 +350,11 @@ def _parser() -> argparse.ArgumentParser:
         help="redeliver a message left unacknowledged this long (NATS: ack wait)",
     )
     parser.add_argument(
-        "--batch", type=int, default=1, help="messages taken per read (keep small for slow flows)"
+        "--batch",
+        type=int,
+        default=1,
+        help="messages taken per read and run together, up to --concurrency (keep small "
+        "for slow flows)",
     )
     parser.add_argument("--max-deliveries", type=int, default=5, help="then dead-letter")
     parser.add_argument(
