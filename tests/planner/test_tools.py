@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from penguiflow import ModelRegistry, Node, build_catalog
 from penguiflow.planner import PlannerFinish, PlannerPause, ReactPlanner
-from penguiflow.planner import parallel as parallel_module
+from penguiflow.planner import branches as branch_runner
 from penguiflow.planner.tools import PlannerContext
 from penguiflow.testkit import ScriptedLLMClient
 
@@ -167,8 +167,8 @@ async def test_branches_that_cannot_suspend_keep_task_semantics() -> None:
         marker.set(f"branch {args.n}")
         return args
 
-    assert parallel_module._never_suspends(sets)
-    assert not parallel_module._never_suspends(waits)
+    assert branch_runner.never_suspends(sets)
+    assert not branch_runner.never_suspends(waits)
     catalog = catalog_of(sets, waits)
     plan = [
         {"node": "sets", "args": {"n": 0}},
@@ -204,7 +204,7 @@ def test_only_plain_coroutine_functions_without_suspension_points_run_inline() -
         async def __call__(self, args: Item, ctx: Any) -> Item:
             return args
 
-    never = parallel_module._never_suspends
+    never = branch_runner.never_suspends
     assert never(plain)
     assert not never(awaits)
     assert not never(enters)
@@ -221,7 +221,7 @@ async def test_a_branch_that_suspends_against_expectations_is_carried_on_by_a_ta
         await asyncio.sleep(0)
         return Item(n=args.n * 10)
 
-    monkeypatch.setattr(parallel_module, "_never_suspends", lambda func: True)
+    monkeypatch.setattr(branch_runner, "never_suspends", lambda func: True)
     catalog = catalog_of(waits)
     plan = [{"node": "waits", "args": {"n": n}} for n in range(3)]
     result = await run(catalog, act(plan=plan))
@@ -244,7 +244,7 @@ async def test_cancelling_a_run_reaches_a_carried_on_branch(
             raise
         return args
 
-    monkeypatch.setattr(parallel_module, "_never_suspends", lambda func: True)
+    monkeypatch.setattr(branch_runner, "never_suspends", lambda func: True)
     catalog = catalog_of(hangs)
     llm = ScriptedLLMClient([act(plan=[{"node": "hangs", "args": {"n": 1}}])])
     before = set(asyncio.all_tasks())
@@ -291,7 +291,7 @@ async def test_a_resumed_call_can_also_be_awaited_directly() -> None:
 
     call = two_steps()
     suspended_on = call.send(None)
-    assert await parallel_module._Resumed(call, suspended_on) == "done"  # type: ignore[arg-type]
+    assert await branch_runner._Resumed(call, suspended_on) == "done"  # type: ignore[arg-type]
 
 
 async def test_models_that_override_model_validate_or_model_dump_are_honoured() -> None:

@@ -167,7 +167,7 @@ _HINT_LINES = (
 
 
 def render_planning_hints(hints: Mapping[str, Any]) -> str:
-    """A hints prompt payload (`_PlanningHints.to_prompt_payload()`) as prompt lines.
+    """A hints prompt payload (`PlanningHints.to_prompt_payload()`) as prompt lines.
 
     One line per truthy key, values rendered with `str()` (Python repr style for
     lists and dicts); `""` when no key is set.
