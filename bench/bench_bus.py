@@ -352,15 +352,17 @@ class Collector:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def _handle(self, delivery: Delivery) -> None:
-        message = delivery.envelope.payload
-        self.received += 1
-        self.by_trace.setdefault(message.trace_id, message)
-        self.workers.add(message.meta.get("worker", ""))
+    async def _handle(self, deliveries: Sequence[Delivery]) -> list[BaseException | None]:
+        for delivery in deliveries:
+            message = delivery.envelope.payload
+            self.received += 1
+            self.by_trace.setdefault(message.trace_id, message)
+            self.workers.add(message.meta.get("worker", ""))
+        return [None] * len(deliveries)
 
     def start(self) -> None:
         self._task = asyncio.create_task(
-            self.bus.consume(
+            self.bus.consume_batches(
                 self.edge, "collector", self._handle, batch=COLLECT_BATCH, stop=self._stop
             )
         )
@@ -386,13 +388,13 @@ def make_messages(count: int, start: int = 0) -> list[Message]:
 
 
 async def publish_all(bus: ConsumerBus, edge: str, messages: list[Message]) -> None:
-    """Publish every message (concurrent publishes go to the broker in batches)."""
-
-    async def one(message: Message) -> None:
-        await bus.publish(BusEnvelope(edge, "bench", edge, message.trace_id, message, None, None))
-
+    """Publish every message, `PUBLISH_CHUNK` per broker round trip."""
     for i in range(0, len(messages), PUBLISH_CHUNK):
-        await asyncio.gather(*(one(m) for m in messages[i : i + PUBLISH_CHUNK]))
+        chunk = messages[i : i + PUBLISH_CHUNK]
+        envelopes = [BusEnvelope(edge, "bench", edge, m.trace_id, m, None, None) for m in chunk]
+        failed = [outcome for outcome in await bus.publish_many(envelopes) if outcome]
+        if failed:
+            raise failed[0]
 
 
 async def drain(backend: Backend, edge: str, timeout: float = 30) -> None:
