@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from .clients.protocol import JSONLLMClient
@@ -70,24 +70,27 @@ class LLMChannel:
         """
         if not self.events.listening():
             return client.complete(messages=messages, response_format=response_format)
-        return self._reported(client, messages, response_format, trajectory, attempt, purpose)
+        return self._reported(
+            lambda: client.complete(messages=messages, response_format=response_format),
+            trajectory,
+            attempt,
+            purpose,
+        )
 
     async def _reported(
         self,
-        client: JSONLLMClient,
-        messages: Sequence[Mapping[str, str]],
-        response_format: Mapping[str, Any] | None,
+        call: Callable[[], Awaitable[str]],
         trajectory: Trajectory,
         attempt: int,
         purpose: str,
     ) -> str:
         events = self.events
         started = time.perf_counter()
-        raw: Any = None
+        raw: str | None = None
         error: str | None = None
         try:
-            raw = await client.complete(messages=messages, response_format=response_format)
-            return raw  # type: ignore[no-any-return]
+            raw = await call()
+            return raw
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise
