@@ -25,10 +25,12 @@ class Conversation:
     rule-based one is still too long.
     """
 
+    # One system message dict for every turn, like the steps' cached messages: shared,
+    # and not to be mutated by clients.
     __slots__ = ("_system_message", "llm", "token_budget")
 
     def __init__(self, system_prompt: str, token_budget: int | None, llm: LLMChannel) -> None:
-        self.system_prompt = system_prompt
+        self._system_message = {"role": "system", "content": system_prompt}
         self.token_budget = token_budget
         self.llm = llm
 
@@ -39,8 +41,6 @@ class Conversation:
 
     @system_prompt.setter
     def system_prompt(self, prompt: str) -> None:
-        # One message dict for every turn, like the steps' cached messages: shared,
-        # and not to be mutated by clients.
         self._system_message = {"role": "system", "content": prompt}
 
     def history(self, trajectory: Trajectory) -> list[dict[str, str]]:

@@ -116,7 +116,8 @@ class PauseBook:
         self.records: dict[str, PauseRecord] = {}
         self.enabled = enabled
         self.events = events
-        self.state_store = state_store
+        self._state_store = state_store
+        self.methods = _NO_STORE if state_store is None else PlannerStateMethods.of(state_store)
 
     @property
     def state_store(self) -> object | None:

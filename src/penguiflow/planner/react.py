@@ -145,10 +145,11 @@ class ReactPlanner:
             hints, hop_budget=hop_budget, absolute_max_parallel=absolute_max_parallel
         )
         self._tools = ToolRunner(catalog, rules)
+        hints_payload = None
+        if planning_hints and not hints.is_empty():
+            hints_payload = hints.to_prompt_payload()
         self._catalog_records, system_prompt = catalog_prompt(
-            self._tools.specs,
-            system_prompt_extra,
-            None if hints.is_empty() else hints.to_prompt_payload(),
+            self._tools.specs, system_prompt_extra, hints_payload
         )
         self._rules = rules
         self._max_iters = max_iters
