@@ -2,10 +2,11 @@
 
 `BusEnvelope` and `MessageBus` are the spec'd names: what the runtime publishes.
 `ConsumerBus` is what a broker-backed bus adds for workers (publish under an id,
-`consume` with at-least-once delivery, `group_status`, `stats`); a handler receives
-a `Delivery`. `RedisStreamsBus` (`penguiflow.bus.redis_streams`, extra `redis`) and
-`NatsJetStreamBus` (`penguiflow.bus.nats_jetstream`, extra `nats`) implement it and
-load on first access. The errors (`BusError` and below) are in `penguiflow.bus.errors`.
+`consume` / `consume_batches` with at-least-once delivery, `publish_many`,
+`group_status`, `stats`); a handler receives a `Delivery`. `RedisStreamsBus`
+(`penguiflow.bus.redis_streams`, extra `redis`) and `NatsJetStreamBus`
+(`penguiflow.bus.nats_jetstream`, extra `nats`) implement it and load on first access.
+The errors (`BusError` and below) are in `penguiflow.bus.errors`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,23 @@ from .errors import BrokerUnavailableError as BrokerUnavailableError
 from .errors import BusError as BusError
 from .errors import InvalidBusOptionError as InvalidBusOptionError
 from .errors import PublishError as PublishError
-from .protocol import BusEnvelope, BusStats, ConsumerBus, Delivery, GroupStatus, Handler, MessageBus
+from .protocol import (
+    BatchHandler,
+    BusEnvelope,
+    BusStats,
+    ConsumerBus,
+    Delivery,
+    GroupStatus,
+    Handler,
+    MessageBus,
+)
 
 if TYPE_CHECKING:
     from .nats_jetstream import NatsJetStreamBus as NatsJetStreamBus
     from .redis_streams import RedisStreamsBus as RedisStreamsBus
 
 __all__ = [
+    "BatchHandler",
     "BusEnvelope",
     "BusStats",
     "ConsumerBus",
