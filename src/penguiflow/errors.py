@@ -13,21 +13,38 @@ catches (`except KeyError`, `except RuntimeError`, ...), so both styles work::
     ├── FlowLifecycleError (RuntimeError)  the flow cannot serve the call as it is
     │   └── FlowStoppedError               emit() after stop(), before the next run()
     ├── ContextError (RuntimeError)        a Context used without a flow or floes
+    ├── InvalidArgumentError (ValueError)  an argument outside what the call accepts
+    │   ├── UnsafeURLError                 penguiflow.transports: a refused agent URL
+    │   ├── InvalidBusOptionError          penguiflow.bus (also a BusError): a bad option
+    │   └── FlowFactoryError               penguiflow.bus (also a BusError): a bad --flow
+    ├── NotFoundError (KeyError)           an unregistered node, a missing variable
+    ├── MissingExtraError (RuntimeError)   an optional dependency is not installed
+    ├── FlowAssertionError (AssertionError)    penguiflow.testkit: an assertion failed
     ├── StateStoreError (RuntimeError)     penguiflow.state
-    │   ├── InvalidDataError (ValueError)
-    │   └── CorruptRecordError
+    │   ├── InvalidDataError (ValueError)  data refused on write
+    │   └── CorruptRecordError             a stored row does not decode
     ├── ResumeTokenError (KeyError)        penguiflow.state: unknown or used resume token
+    ├── StateFileNotFoundError (FileNotFoundError)  penguiflow-admin: no SQLite file
     ├── LLMError (RuntimeError)            penguiflow.planner.clients: a failed LLM call
     │   └── LLMRateLimitError, LLMServerError, LLMTimeoutError, LLMConnectionError,
     │       LLMEmptyResponseError, LLMRequestError
     ├── PlannerError (RuntimeError)        penguiflow.planner: a run cannot go on
-    ├── BusError (RuntimeError)            penguiflow.bus: a broker refused or failed
+    │   ├── ActionRepairError              no valid PlannerAction after repair_attempts
+    │   ├── PauseDisabledError             planner.pause() with pause_enabled=False
+    │   └── NoActiveRunError               planner.pause() outside a run
+    ├── ResumeError (KeyError)             penguiflow.planner: resume(token) found nothing
+    ├── BusError (RuntimeError)            penguiflow.bus.errors: a broker failed a call
+    │   ├── BrokerUnavailableError (ConnectionError)   the broker cannot be reached
+    │   └── PublishError                   an envelope was not confirmed stored
     ├── RemoteCallError (RuntimeError)     penguiflow.transports: a remote agent failed
-    ├── UnsafeURLError (ValueError)        penguiflow.transports: a refused agent URL
     ├── ScriptExhaustedError (RuntimeError)    penguiflow.testkit: a script ran out
     └── A2ARequestError                    penguiflow_a2a: a refused request (HTTP status)
 
 Errors of optional extras live in the module that needs the extra, and join this root.
+Two kinds of exception stay outside on purpose: the planner's pause signal (control
+flow that a tool's `except PenguiflowError` must not swallow), and builtin errors the
+library raises inside a node or tool, whose class the specified `FlowError` and
+observation texts name (`Node 'join' raised ValueError: ...`).
 """
 
 from __future__ import annotations
