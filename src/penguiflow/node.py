@@ -85,9 +85,7 @@ class Node:
         """Declare this node's successors; `node.to()` makes it an egress node."""
         return self, nodes
 
-    async def invoke(
-        self, message: Any, ctx: Any, *, registry: ModelRegistry | Any | None
-    ) -> Any:
+    async def invoke(self, message: Any, ctx: Any, *, registry: ModelRegistry | Any | None) -> Any:
         """Validate `message`, call the function and validate its result per the policy."""
         mode = self.policy.validate
         if registry is None or mode == "none":
