@@ -13,13 +13,13 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..bus import BusEnvelope, MessageBus
 from ..types import WM, Message
 from .graph import OPEN_SEA, ROOKERY, Endpoint, Floe, label_of
 from .hooks import FlowHooks, RookeryDelivery, call_hooks
 from .traces import TraceBook, current_trace
 
 if TYPE_CHECKING:
+    from ..bus import MessageBus
     from ..node import Node
     from .events import EdgeGauge, EventSink
     from .inbox import Inbox
@@ -222,6 +222,8 @@ class Dispatcher:
         bus = self._bus
         if bus is None:
             return
+        from ..bus import BusEnvelope  # loaded only by flows that have a bus
+
         src, tgt = label_of(source), label_of(target)
         is_message = isinstance(msg, Message)
         envelope = BusEnvelope(

@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..metrics import FlowEvent
-from ..state import StateStore, StoredEvent
 from .hooks import EventHook, FlowHooks, call_hooks
 from .traces import TraceBook
 
 if TYPE_CHECKING:
     from ..middlewares import Middleware
     from ..node import Node
+    from ..state import StateStore
     from .graph import Endpoint
 
 __all__ = ["EdgeGauge", "EventSink", "logger"]
@@ -129,6 +129,8 @@ class EventSink:
         if log_enabled:
             logger.log(level, event_type, extra=_log_extra(event.to_payload()), exc_info=exc_info)
         if store is not None:
+            from ..state import StoredEvent  # loaded only by flows that have a store
+
             try:
                 await store.save_event(StoredEvent.from_flow_event(event))
             except Exception as exc:

@@ -6,13 +6,10 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..bus import MessageBus
 from ..errors import FlowLifecycleError, FlowStoppedError, RegistryCoverageError
-from ..middlewares import Middleware
 from ..node import Node
-from ..state import RemoteBinding, StateStore, StoredEvent
 from ..types import WM, Message, StreamChunk
 from .context import Context
 from .dispatch import Dispatcher
@@ -30,6 +27,12 @@ from .hooks import FlowHooks
 from .lifecycle import FlowState
 from .traces import TraceBook, TraceEvent, TraceStatus
 from .worker import NodeWorker
+
+if TYPE_CHECKING:
+    # Only for annotations: a flow without a bus or store never loads those modules.
+    from ..bus import MessageBus
+    from ..middlewares import Middleware
+    from ..state import RemoteBinding, StateStore, StoredEvent
 
 __all__ = ["DEFAULT_QUEUE_MAXSIZE", "PenguiFlow", "create", "logger"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -22,7 +21,6 @@ __all__ = ["FlowHooks", "RookeryDelivery"]
 logger = logging.getLogger("penguiflow.core")
 
 
-@dataclass(slots=True)
 class RookeryDelivery:
     """An item on its way to Rookery, and the trace that produced it.
 
@@ -32,8 +30,16 @@ class RookeryDelivery:
     its trace); the last replacement is what `fetch()` returns.
     """
 
-    item: Any
-    trace_id: str | None
+    # A plain slotted class, not a dataclass: it is built on every import of the
+    # runtime, and a dataclass costs about a millisecond to define.
+    __slots__ = ("item", "trace_id")
+
+    def __init__(self, item: Any, trace_id: str | None) -> None:
+        self.item = item
+        self.trace_id = trace_id
+
+    def __repr__(self) -> str:
+        return f"RookeryDelivery(item={self.item!r}, trace_id={self.trace_id!r})"
 
 
 RookeryHook = Callable[[RookeryDelivery], None]

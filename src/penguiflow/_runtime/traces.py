@@ -12,8 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..errors import PenguiflowError
 from .hooks import FlowHooks, call_hooks
@@ -45,8 +44,7 @@ class TraceCancelled(PenguiflowError):
         self.trace_id = trace_id
 
 
-@dataclass(frozen=True, slots=True)
-class TraceStatus:
+class TraceStatus(NamedTuple):
     """A snapshot of one trace (`flow.trace_status(trace_id)`).
 
     `pending` counts its messages enqueued or being handled plus its Rookery items
