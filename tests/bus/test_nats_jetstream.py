@@ -104,3 +104,35 @@ async def test_a_message_that_keeps_failing_is_dead_lettered(bus: NatsJetStreamB
     js = await bus.jetstream()
     message = await js.get_last_msg(bus.stream_name, bus.dead_letter_subject("a->poison"))
     assert b'"bad": true' in message.data
+
+
+async def test_a_stopped_consumer_strands_nothing_for_the_ack_wait(bus: NatsJetStreamBus) -> None:
+    """A consumer that stops while its pull request is open (nothing to read yet) must
+    not leave that request to swallow the next messages until their ack wait ends."""
+    edge = "stranding"
+    stop = asyncio.Event()
+
+    async def never(delivery: Delivery) -> None:
+        raise AssertionError("the stopped consumer must not handle anything")
+
+    first = asyncio.create_task(
+        bus.consume(edge, "workers", never, batch=64, claim_idle_ms=30_000, stop=stop)
+    )
+    await asyncio.sleep(0.3)  # its pull request is open on the server
+    stop.set()
+    await asyncio.wait_for(first, 5)
+    sent = [Message(payload=i, headers=Headers(tenant="acme")) for i in range(8)]
+    for message in sent:
+        await bus.publish(BusEnvelope(edge, "t", edge, message.trace_id, message, None, None))
+    got: list[Any] = []
+    done = asyncio.Event()
+
+    async def handle(delivery: Delivery) -> None:
+        got.append(delivery.envelope.payload.payload)
+        if len(got) == len(sent):
+            done.set()
+
+    started = asyncio.get_running_loop().time()
+    await consume_until(bus, edge, handle, done, claim_idle_ms=30_000)
+    assert sorted(got) == list(range(8))
+    assert asyncio.get_running_loop().time() - started < 5  # not the 30 s ack wait

@@ -109,13 +109,24 @@ async def consume_edge(
     )
 
 
-def _with_ingress(message: Message, delivery: Delivery, consumer: str | None) -> Message:
-    meta = dict(message.meta)
+def _stamp(message: Message, delivery: Delivery, consumer: str | None) -> Message:
+    """Write the ingress id, delivery count (and worker) into `message.meta`, in place.
+
+    Only for a message this worker owns: one it decoded from the bus.
+    """
+    meta = message.meta
     meta["ingress_msg_id"] = delivery.msg_id
     meta["ingress_deliveries"] = delivery.deliveries
     if consumer is not None:
         meta["worker"] = consumer
-    return message.model_copy(update={"meta": meta})
+    return message
+
+
+def _with_ingress(message: Message, delivery: Delivery, consumer: str | None) -> Message:
+    """`_stamp` on a copy: for a result, which a node may share with other code."""
+    if message is delivery.envelope.payload:  # the node passed on the decoded input
+        return _stamp(message, delivery, consumer)
+    return _stamp(message.model_copy(update={"meta": dict(message.meta)}), delivery, consumer)
 
 
 class _Results:
@@ -261,7 +272,7 @@ async def run_worker(
         for delivery in deliveries:
             payload = delivery.envelope.payload
             if isinstance(payload, Message):
-                payload = _with_ingress(payload, delivery, None)
+                payload = _stamp(payload, delivery, None)  # decoded here: ours to change
             key = _key(payload)
             pending.append((key, results.submit(key, payload)))
         await asyncio.wait([future for _, future in pending], timeout=result_timeout_s)
