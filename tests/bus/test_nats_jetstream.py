@@ -136,3 +136,28 @@ async def test_a_stopped_consumer_strands_nothing_for_the_ack_wait(bus: NatsJetS
     await consume_until(bus, edge, handle, done, claim_idle_ms=30_000)
     assert sorted(got) == list(range(8))
     assert asyncio.get_running_loop().time() - started < 5  # not the 30 s ack wait
+
+
+async def test_a_backlog_is_read_in_whole_batches(bus: NatsJetStreamBus) -> None:
+    """Messages already on the edge come in full batches, not a few at a time."""
+    edge = "backlog"
+    sent = [Message(payload=i, headers=Headers(tenant="acme")) for i in range(300)]
+    envelopes = [BusEnvelope(edge, "t", edge, m.trace_id, m, None, None) for m in sent]
+    assert await bus.publish_many(envelopes) == [None] * len(sent)
+    sizes: list[int] = []
+    done = asyncio.Event()
+
+    async def handle(deliveries: Any) -> list[None]:
+        sizes.append(len(deliveries))
+        if sum(sizes) == len(sent):
+            done.set()
+        return [None] * len(deliveries)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(bus.consume_batches(edge, "workers", handle, batch=128, stop=stop))
+    try:
+        await asyncio.wait_for(done.wait(), 15)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert sizes == [128, 128, 44]

@@ -381,6 +381,11 @@ class _NatsInbox:
         self._expires_ns = poll_ms * 1_000_000
         self._buffer: deque[Any] = deque()
         self._remaining = 0  # messages the open pull request may still bring
+        # A quick pull (`no_wait`) brings what is there and then ends; the reader waits
+        # for its end, so it gets whole batches. Only when one found nothing does the
+        # next pull wait (`expires`) for new messages, waking the reader at the first.
+        self._quick = False
+        self._idle = False  # the last quick pull found nothing
         self._pause = False  # the server refused a pull for now: wait a poll first
         self._arrived = asyncio.Event()
         self._failure: BusError | None = None
@@ -400,6 +405,8 @@ class _NatsInbox:
         if status is None:
             self._buffer.append(msg)
             self._remaining = max(0, self._remaining - 1)
+            if self._quick and self._remaining:
+                return  # the rest of the quick pull follows at once: wake at its end
         elif status == "100":  # idle heartbeat
             return
         elif status in ("404", "408"):  # no messages / the request expired
@@ -426,17 +433,27 @@ class _NatsInbox:
         wanted = count - len(self._buffer) - self._remaining
         if wanted > 0 and self._remaining == 0:
             self._remaining = wanted
-            request = json.dumps({"batch": wanted, "expires": self._expires_ns}).encode()
+            self._quick = not self._idle
+            pull: dict[str, Any] = {"batch": wanted}
+            if self._quick:
+                pull["no_wait"] = True
+            else:
+                pull["expires"] = self._expires_ns
             reply = self._subscription.subject
             await self._broker_call(
-                "read", self._edge, self._nc.publish(self._next, request, reply=reply)
+                "read",
+                self._edge,
+                self._nc.publish(self._next, json.dumps(pull).encode(), reply=reply),
             )
-        if not self._buffer:  # wait for a message, or for the request to end
+        if not self._buffer or (self._quick and self._remaining):
+            # Wait for a message (a waiting pull), or for the pull to end.
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), self._expires_ns / 1e9 * 2 + 1)
             except TimeoutError:  # the request's end was lost (a reconnect): ask again
                 self._remaining = 0
+        if self._remaining == 0:
+            self._idle = self._quick and not self._buffer
         taken = [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
         return [self._received(message) for message in taken]
 
