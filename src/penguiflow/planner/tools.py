@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,10 +23,14 @@ from .pause import PauseSignal, new_pause
 from .rules import ActionRules
 from .validation import dump_json, validate
 
-if TYPE_CHECKING:
-    from .react import ReactPlanner
+__all__ = ["PauseGate", "PlannerContext", "ToolOutcome", "ToolRunner", "failure_payload"]
 
-__all__ = ["PlannerContext", "ToolOutcome", "ToolRunner", "failure_payload"]
+
+class PauseGate(Protocol):
+    """What a tool's context needs of its planner (a `ReactPlanner` is one)."""
+
+    @property
+    def pause_enabled(self) -> bool: ...
 
 
 class PlannerContext:
@@ -38,7 +42,7 @@ class PlannerContext:
 
     __slots__ = ("_planner", "_trajectory", "meta")
 
-    def __init__(self, planner: ReactPlanner, trajectory: Trajectory) -> None:
+    def __init__(self, planner: PauseGate, trajectory: Trajectory) -> None:
         self.meta: dict[str, Any] = dict(trajectory.context_meta or {})
         self._planner = planner
         self._trajectory = trajectory
