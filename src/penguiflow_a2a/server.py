@@ -156,21 +156,23 @@ class A2AServerAdapter:
 
     # -- attribution -----------------------------------------------------------------
 
+    def _subscriptions(self, hooks: FlowHooks) -> list[tuple[list[Any], Any]]:
+        return [
+            (hooks.rookery, self._on_rookery),
+            (hooks.node_failed, self._on_failure),
+            (hooks.trace_cancelled, self._on_cancelled),
+            (hooks.trace_done, self._on_trace_done),
+        ]
+
     def _attach(self) -> None:
-        hooks = self._hooks
-        if hooks is not None:
-            hooks.rookery.append(self._on_rookery)
-            hooks.node_failed.append(self._on_failure)
-            hooks.trace_cancelled.append(self._on_cancelled)
-            hooks.trace_done.append(self._on_trace_done)
+        if self._hooks is not None:
+            for hooks, hook in self._subscriptions(self._hooks):
+                hooks.append(hook)
 
     def _detach(self) -> None:
-        hooks = self._hooks
-        if hooks is not None:
-            hooks.rookery.remove(self._on_rookery)
-            hooks.node_failed.remove(self._on_failure)
-            hooks.trace_cancelled.remove(self._on_cancelled)
-            hooks.trace_done.remove(self._on_trace_done)
+        if self._hooks is not None:
+            for hooks, hook in self._subscriptions(self._hooks):
+                hooks.remove(hook)
 
     def _on_rookery(self, delivery: RookeryDelivery) -> None:
         trace_id = delivery.trace_id

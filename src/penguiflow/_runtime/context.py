@@ -11,7 +11,7 @@ from ..errors import ContextError, UnknownTargetError
 from ..node import Node
 from ..types import Message, StreamChunk
 from .graph import Endpoint, Floe
-from .inbox import EMPTY, Inbox, InboxQueue
+from .inbox import Inbox, InboxQueue
 
 if TYPE_CHECKING:
     from .flow import PenguiFlow
@@ -36,7 +36,6 @@ class Context:
     """
 
     __slots__ = (
-        "_in_queues",
         "_inbox",
         "_incoming",
         "_out_all",
@@ -53,7 +52,6 @@ class Context:
         self._outgoing: dict[Peer, Floe] = {}
         self._inbox = Inbox()
         self._stream_seq: dict[str, int] = {}
-        self._in_queues: tuple[asyncio.Queue[Any], ...] = ()
         self._out_all: tuple[Floe, ...] = ()
 
     # -- structure -------------------------------------------------------------------
@@ -93,8 +91,7 @@ class Context:
         if floe.source is None:
             return
         self._incoming[floe.source] = floe
-        self._in_queues = tuple(f.queue for f in self._incoming.values())
-        self._inbox.queues = self._in_queues
+        self._inbox.queues = tuple(f.queue for f in self._incoming.values())
         if isinstance(floe.queue, InboxQueue):
             floe.queue.consumer = self._inbox
 
@@ -111,7 +108,7 @@ class Context:
 
     def queue_depth_in(self) -> int:
         """Messages waiting on incoming edges."""
-        return sum(q.qsize() for q in self._in_queues)
+        return sum(q.qsize() for q in self._inbox.queues)
 
     def queue_depth_out(self) -> int:
         """Messages waiting on outgoing edges."""
@@ -206,7 +203,7 @@ class Context:
 
     def _incoming_queues(self, from_: Targets) -> Sequence[asyncio.Queue[Any]]:
         if from_ is None:
-            return self._in_queues
+            return self._inbox.queues
         return [f.queue for f in self._resolve(self._incoming, from_)]
 
     def fetch_nowait(self, from_: Targets = None) -> Any:
@@ -232,19 +229,7 @@ class Context:
 
         The message counts as handled for its trace from this point on.
         """
-        inbox = self._inbox
-        if inbox.buffer:
-            item = inbox.buffer.popleft()
-        else:
-            queues = self._in_queues if from_ is None else self._incoming_queues(from_)
-            queue = queues[0] if len(queues) == 1 else None
-            if isinstance(queue, InboxQueue):
-                item = queue.take_ready()
-                if item is EMPTY:
-                    item = await queue.get()
-            else:
-                item = await inbox.take_from(queues, any_=False)
-        return await self._settle(item)
+        return await self._settle(await self._take(from_, any_=False))
 
     async def fetch_any(self, from_: Targets = None) -> Any:
         """Wait for the first message to arrive on any of the given predecessors."""

@@ -80,9 +80,7 @@ class Dispatcher:
 
         The node worker's fast path: no coroutine, no bus, room in the queue.
         """
-        if self._bus is not None or (floe.target is ROOKERY and self._hooks.rookery):
-            return False
-        if not floe.queue.offer(msg):
+        if not self.carry(floe, msg):
             return False
         trace_id = getattr(msg, "trace_id", None)
         if trace_id is not None:
@@ -95,7 +93,8 @@ class Dispatcher:
         A node worker passing a result of the same trace to its one successor moves
         the count along with it instead of counting the result in and the handled
         message out (the trace's pending count is the same either way; nobody can look
-        in between). False (nothing done) when `offer` would be.
+        in between). False (nothing done) when the bus, a Rookery hook or a full queue
+        needs `send`.
         """
         if self._bus is not None or (floe.target is ROOKERY and self._hooks.rookery):
             return False

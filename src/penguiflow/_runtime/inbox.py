@@ -71,26 +71,25 @@ class Inbox:
 
     async def take(self) -> Any:
         """The next item from any incoming queue (the node worker's read)."""
-        if self.buffer:
-            return self.buffer.popleft()
-        queues = self.queues
-        if len(queues) == 1:
-            queue = queues[0]
-            if queue.qsize():
-                return queue.get_nowait()
-            return await queue.get()
-        if not queues:
-            raise ContextError(NO_FLOES)
-        return await self.take_any(queues)
+        return await self.take_from(self.queues, any_=False)
 
     async def take_from(self, queues: Sequence[asyncio.Queue[Any]], *, any_: bool) -> Any:
-        """The buffer's oldest item, else the next item of `queues` (the fetch read)."""
+        """The buffer's oldest item, else the next item of `queues`.
+
+        With one queue and `any_=False`, an item already queued is taken without
+        waiting; otherwise the first to arrive on any of them (`take_any`).
+        """
         if self.buffer:
             return self.buffer.popleft()
         if not queues:
             raise ContextError(NO_FLOES)
         if len(queues) == 1 and not any_:
-            return await queues[0].get()
+            queue = queues[0]
+            if isinstance(queue, InboxQueue):
+                item = queue.take_ready()
+                if item is not EMPTY:
+                    return item
+            return await queue.get()
         return await self.take_any(queues)
 
 

@@ -71,38 +71,19 @@ class TraceEvent(asyncio.Event):
     `flow.cancel(t)`, without a watcher task per invocation.
     """
 
-    def __init__(
-        self, on_set: Callable[[], None], on_clear: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, on_set: Callable[[], None], on_clear: Callable[[], None]) -> None:
         super().__init__()
         self._on_set = on_set
         self._on_clear = on_clear
-        self._listeners: list[Callable[[], None]] = []
-
-    def add_listener(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` when the event is set (now, if it already is)."""
-        if self.is_set():
-            callback()
-        else:
-            self._listeners.append(callback)
-
-    def remove_listener(self, callback: Callable[[], None]) -> None:
-        """Forget a callback added with `add_listener` (no error if absent)."""
-        if callback in self._listeners:
-            self._listeners.remove(callback)
 
     def set(self) -> None:
         if not self.is_set():
             super().set()
             self._on_set()
-            listeners, self._listeners = self._listeners, []
-            for callback in listeners:
-                callback()
 
     def clear(self) -> None:
         super().clear()
-        if self._on_clear is not None:
-            self._on_clear()
+        self._on_clear()
 
 
 class TraceState:
@@ -208,9 +189,6 @@ class TraceBook:
         """The ids of every trace the book holds, oldest first."""
         return tuple(self._states)
 
-    def __len__(self) -> int:
-        return len(self._states)
-
     def status(self, trace_id: str) -> TraceStatus:
         """A snapshot of the trace (see `TraceStatus`)."""
         state = self._states.get(trace_id)
@@ -263,21 +241,6 @@ class TraceBook:
         self.interrupt(trace_id)
         if self._hooks.trace_cancelled:
             call_hooks("trace_cancelled", self._hooks.trace_cancelled, trace_id)
-
-    def discard_if_idle(self, trace_id: str) -> None:
-        """Forget a trace that has nothing pending, nothing running and nobody waiting.
-
-        For bookkeeping created ahead of any message (`event()` on a fresh trace id).
-        """
-        state = self._states.get(trace_id)
-        if (
-            state is not None
-            and state.pending <= 0
-            and all(waiter.done() for waiter in state.waiters)
-            and not self.inflight(trace_id)
-        ):
-            del self._states[trace_id]
-            self._cancelled_ids.discard(trace_id)
 
     # -- capacity --------------------------------------------------------------------
 
