@@ -32,6 +32,7 @@ BENCHMARKS = (
     "bench_stores.py",
     "bench_bus.py",
     "bench_a2a.py",
+    "bench_viewer.py",
 )
 
 

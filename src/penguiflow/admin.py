@@ -20,9 +20,9 @@ from typing import Any
 
 from .errors import InvalidArgumentError
 from .state import StateStore, StoredEvent
-from .state.errors import StateFileNotFoundError
+from .state.url import open_store
 
-__all__ = ["load_state_store", "main", "render_events"]
+__all__ = ["load_state_store", "main", "print_history", "render_events"]
 
 _FACTORY_FORM = "state store spec must be in the form 'package.module:callable'"
 _REQUIRED = ("save_event", "load_history", "save_remote_binding")
@@ -50,42 +50,25 @@ async def load_state_store(spec: str) -> StateStore:
 
 
 def _open_url(spec: str, *, schema: str, prefix: str) -> Any:
-    """A store for a URL or a SQLite file path, or None if `spec` is neither."""
+    """A store for a URL or a SQLite file path, or None if `spec` is neither.
+
+    `penguiflow-admin` keeps its own `sqlite://` reading, older than
+    `penguiflow.state.open_store`'s: everything after `sqlite://` is the path
+    (`sqlite:///abs/file.db`, `sqlite://relative.db`). Existing files only.
+    """
     lowered = spec.lower()
     if lowered.startswith("sqlite://"):
-        path = spec[len("sqlite://") :]  # sqlite:///abs/file.db or sqlite://relative.db
+        path = spec[len("sqlite://") :]
         if not path:
             raise InvalidArgumentError(
                 "sqlite:// URL needs a file path, e.g. sqlite:///var/state.db"
             )
-        return _sqlite(path)
+        return open_store(path, create=False)
     if lowered.endswith((".db", ".sqlite", ".sqlite3")) and "://" not in spec:
-        return _sqlite(spec)
-    if lowered.startswith(("postgres://", "postgresql://")):
-        from .state.postgres import PostgresStateStore
-
-        return PostgresStateStore(spec, schema=schema, min_size=1, max_size=2)
-    if lowered.startswith(("redis://", "rediss://", "unix://")):
-        from .state.redis import RedisStateStore
-
-        return RedisStateStore(spec, prefix=prefix)
+        return open_store(spec, create=False)
     if "://" in spec:
-        scheme = spec.split("://", 1)[0]
-        raise InvalidArgumentError(
-            f"unsupported state store URL scheme {scheme!r}: use sqlite://, postgresql://, "
-            "redis://, a .db file, or a module:callable factory"
-        )
+        return open_store(spec, create=False, schema=schema, prefix=prefix)
     return None
-
-
-def _sqlite(path: str) -> Any:
-    import os
-
-    from .state.sqlite import SQLiteStateStore
-
-    if not os.path.exists(path):
-        raise StateFileNotFoundError(f"no SQLite state file at {path}")
-    return SQLiteStateStore(path)
 
 
 def _jsonable(value: Any) -> Any:
@@ -165,30 +148,54 @@ async def _run(args: argparse.Namespace) -> int:
     store = _open_url(args.state_store, schema=args.schema, prefix=args.prefix)
     if store is None:
         store = await load_state_store(args.state_store)
+    return await print_history(
+        store,
+        args.trace_id,
+        replay=args.command == "replay",
+        tail=args.tail,
+        text=args.format == "text",
+        delay=getattr(args, "delay", 0.0),
+    )
+
+
+async def print_history(
+    store: StateStore,
+    trace_id: str,
+    *,
+    replay: bool = False,
+    tail: int | None = None,
+    text: bool = False,
+    delay: float = 0.0,
+) -> int:
+    """Print a trace's stored events (`history`, or `replay` with a header and `delay`),
+    then close the store; returns the exit status (0).
+
+    The shared body of `penguiflow-admin` and `penguiflow history|replay`.
+    """
     try:
-        events = list(await store.load_history(args.trace_id))
+        events = list(await store.load_history(trace_id))
     finally:
         close = getattr(store, "close", None)
         if close is not None:
             result = close()
             if inspect.isawaitable(result):
                 await result
-    render = render_events if args.format == "jsonl" else _render_text
-    lines = render(events, tail=args.tail)
-    if args.command == "history":
+    render = _render_text if text else render_events
+    lines = render(events, tail=tail)
+    if not replay:
         if not events:
-            print(f"# trace {args.trace_id} has no stored events", file=sys.stderr)
+            print(f"# trace {trace_id} has no stored events", file=sys.stderr)
         for line in lines:
             print(line)
         return 0
     if not lines:
-        print(f"# trace {args.trace_id} has no stored events")
+        print(f"# trace {trace_id} has no stored events")
         return 0
-    print(f"# replay trace={args.trace_id} events={len(lines)}")
+    print(f"# replay trace={trace_id} events={len(lines)}")
     for line in lines:
         print(line, flush=True)
-        if args.delay > 0:
-            await asyncio.sleep(args.delay)
+        if delay > 0:
+            await asyncio.sleep(delay)
     return 0
 
 

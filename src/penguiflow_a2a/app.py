@@ -1,5 +1,6 @@
 """The HTTP app: the spec's routes, the standard A2A JSON-RPC endpoint and agent card,
-behind an authentication hook and a request body limit."""
+behind an authentication hook and a request body limit; a request's W3C
+`traceparent` header is handed to the adapter (`incoming_traceparent`)."""
 
 import asyncio
 import logging
@@ -8,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from penguiflow.errors import MissingExtraError
+from penguiflow.tracing.propagation import extract, incoming_traceparent
 
 from .auth import AuthHook, Principal
 from .guard import DEFAULT_MAX_BODY_BYTES, RequestGuard
@@ -129,7 +131,30 @@ def create_a2a_app(
         return Response(reply.body, media_type="application/json")
 
     app.add_middleware(RequestGuard, auth=auth, max_body_bytes=max_body_bytes)
+    app.add_middleware(_TraceContext)
     return app
+
+
+class _TraceContext:
+    """Sets `incoming_traceparent` to the request's `traceparent` header while it is served."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope.get("headers", ())
+            if key.lower() == b"traceparent"
+        }
+        token = incoming_traceparent.set(extract(headers))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            incoming_traceparent.reset(token)
 
 
 async def _until_disconnect(request: Any, work: Coroutine[Any, Any, T]) -> T:

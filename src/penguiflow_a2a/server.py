@@ -14,6 +14,10 @@ Any object with the spec'd flow methods (`run`, `stop`, `emit`, `fetch`, `cancel
 so in a warning: results without a trace id cannot be attributed, and a failed node
 or a trace that ends without a result is only noticed at `result_timeout_s`.
 
+Trace context: a request's W3C `traceparent` (its HTTP header, else its `meta`) is
+put into the message's `meta["traceparent"]` and adopted for its flow trace
+(`penguiflow.tracing.propagation.adopt`), so the flow's spans join the caller's trace.
+
 HTTP apps are built by `create_a2a_app` (FastAPI, imported lazily).
 """
 
@@ -34,6 +38,7 @@ from penguiflow.core import PenguiFlow
 from penguiflow.errors import FlowError, InvalidArgumentError, PenguiflowError
 from penguiflow.observation import FlowHooks, RookeryDelivery
 from penguiflow.state import RemoteBinding
+from penguiflow.tracing.propagation import adopt, extract, incoming_traceparent
 from penguiflow.types import Headers, Message, StreamChunk
 
 from .auth import Principal
@@ -303,6 +308,9 @@ class A2AServerAdapter:
         )
         if request.meta:
             message.meta.update(request.meta)
+        traceparent = incoming_traceparent.get() or extract(request.meta)
+        if traceparent is not None:
+            message.meta["traceparent"] = traceparent
         context_id = request.context_id or trace_id
         task_id = request.task_id or trace_id or uuid.uuid4().hex
         tasks = self._tasks
@@ -418,6 +426,8 @@ class A2AServerAdapter:
         record.started = True
         try:
             await self._bind(record)
+            # The caller's trace context becomes the remote parent of this flow trace.
+            adopt(record.trace_id, extract(record.message.meta))
             try:
                 await self._flow.emit(record.message, to=self._target)
             except Exception as exc:

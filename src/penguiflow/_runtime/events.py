@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._logfmt import LogLine
 from ..metrics import FlowEvent
 from .hooks import EventHook, FlowHooks, call_hooks
 from .traces import TraceBook
@@ -31,6 +32,27 @@ def _log_extra(payload: dict[str, Any]) -> dict[str, Any]:
     if _RESERVED_LOG_KEYS.isdisjoint(payload):
         return payload
     return {(f"extra_{k}" if k in _RESERVED_LOG_KEYS else k): v for k, v in payload.items()}
+
+
+def _line_fields(event: FlowEvent, exc: BaseException | None) -> dict[str, Any]:
+    """What a person reads in the event's log line (the full payload stays in `extra`):
+    node, trace, attempt, latency, the event's own scalar extras, the error last."""
+    fields: dict[str, Any] = {
+        "node": event.node_name,
+        "trace": event.trace_id,
+        "attempt": event.attempt,
+        "latency_ms": event.latency_ms,
+    }
+    error: Any = exc
+    for key, value in event.extra.items():
+        if key == "exception":
+            error = exc if exc is not None else value
+        elif key == "flow_error" and isinstance(value, Mapping):
+            fields["code"] = value.get("code")
+        elif not isinstance(value, Mapping | list | tuple | set):
+            fields[key] = value
+    fields["error"] = error
+    return fields
 
 
 class EdgeGauge(Protocol):
@@ -127,7 +149,15 @@ class EventSink:
             extra=extra if extra is not None else {},
         )
         if log_enabled:
-            logger.log(level, event_type, extra=_log_extra(event.to_payload()), exc_info=exc_info)
+            logger.log(
+                level,
+                LogLine(event_type),
+                _line_fields(event, exc_info),
+                extra=_log_extra(event.to_payload()),
+                # `node_failed` follows the `node_error`/`node_timeout` record of the
+                # same exception, which already carries its traceback.
+                exc_info=None if event_type == "node_failed" else exc_info,
+            )
         if store is not None:
             from ..state import StoredEvent  # loaded only by flows that have a store
 
@@ -135,7 +165,8 @@ class EventSink:
                 await store.save_event(StoredEvent.from_flow_event(event))
             except Exception as exc:
                 logger.exception(
-                    "state_store_save_failed",
+                    LogLine("state_store_save_failed"),
+                    {"trace": trace_id, "kind": event_type, "error": exc},
                     extra={
                         "event": "state_store_save_failed",
                         "trace_id": trace_id,
@@ -150,7 +181,14 @@ class EventSink:
                 await middleware(event)
             except Exception as exc:
                 logger.exception(
-                    "middleware_error",
+                    LogLine("middleware_error"),
+                    {
+                        "node": event.node_name,
+                        "middleware": getattr(
+                            middleware, "__qualname__", type(middleware).__name__
+                        ),
+                        "error": exc,
+                    },
                     extra={
                         "event": "middleware_error",
                         "node_name": event.node_name,

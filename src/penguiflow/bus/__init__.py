@@ -6,7 +6,9 @@
 `group_status`, `stats`); a handler receives a `Delivery`. `RedisStreamsBus`
 (`penguiflow.bus.redis_streams`, extra `redis`) and `NatsJetStreamBus`
 (`penguiflow.bus.nats_jetstream`, extra `nats`) implement it and load on first access.
-The errors (`BusError` and below) are in `penguiflow.bus.errors`.
+The errors (`BusError` and below) are in `penguiflow.bus.errors`. Envelopes carry
+the publisher's trace context (`meta["traceparent"]`; `with_trace_context` for a bus
+of your own).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .protocol import (
     GroupStatus,
     Handler,
     MessageBus,
+    with_trace_context,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +44,7 @@ __all__ = [
     "GroupStatus",
     "Handler",
     "MessageBus",
+    "with_trace_context",
 ]
 
 

@@ -1,7 +1,8 @@
 """`BrokerBus`: what both broker-backed buses share, so each backend writes only its
 broker calls.
 
-Here: the counters, publishing through a `Batcher` (one broker call per batch),
+Here: the counters, publishing through a `Batcher` (one broker call per batch, each
+envelope with the publisher's trace context),
 counting and translating every broker call in one place, and the `consume` entry
 point (options checked, then the shared consume loop on the backend's `Inbox`).
 A backend supplies `_translated` (its error mapping), `_send` (one batch of
@@ -17,6 +18,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from ..tracing.propagation import inject
 from ._batching import Batcher
 from ._codec import check_msg_id, encode_body, new_msg_id
 from ._consumer import Inbox, check_consume_options, default_consumer, run_consumer
@@ -248,8 +250,11 @@ class BrokerBus(ABC):
 
 
 def _outgoing(envelope: BusEnvelope, msg_id: str | None) -> Outgoing:
+    """Encoded in the publisher's task, so its current trace context goes along."""
+    trace_context: dict[str, str] = {}
+    inject(trace_context)
     return Outgoing(
         envelope.edge,
         new_msg_id() if msg_id is None else check_msg_id(msg_id),
-        encode_body(envelope),
+        encode_body(envelope, trace_context),
     )

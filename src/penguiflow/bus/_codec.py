@@ -3,6 +3,10 @@
 A `Message` payload is tagged and rebuilt as a `Message`; any other payload must be
 JSON data (a pydantic model is sent as its JSON dump). Nothing is unpickled and no
 class named in the data is imported.
+
+The publisher's trace context (`traceparent`, `tracestate`) travels beside the
+envelope (`"trace_context"`), so a message's own meta is still sent once; decoding
+puts it into the envelope's `meta`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -47,12 +52,13 @@ def check_msg_id(msg_id: str) -> str:
     return msg_id
 
 
-def encode_body(envelope: BusEnvelope) -> str:
+def encode_body(envelope: BusEnvelope, trace_context: Mapping[str, str] | None = None) -> str:
     """The envelope as one line of JSON (never a raw newline inside).
 
     For a `Message` payload whose envelope carries exactly the message's own trace
     id, headers and meta (as every envelope the runtime builds does), those are
     sent once, inside the message (`"kind": "message", "derived": true`).
+    `trace_context` (W3C `traceparent`/`tracestate`) is sent beside them.
     """
     payload = envelope.payload
     head: dict[str, Any] = {
@@ -60,6 +66,8 @@ def encode_body(envelope: BusEnvelope) -> str:
         "source": envelope.source,
         "target": envelope.target,
     }
+    if trace_context:
+        head["trace_context"] = dict(trace_context)
     if isinstance(payload, Message):
         head["kind"] = "message"
         if (
@@ -91,6 +99,7 @@ class _MessageWire(BaseModel):
     trace_id: str | None = None
     headers: dict[str, Any] | None = None
     meta: dict[str, Any] | None = None
+    trace_context: dict[str, str] | None = None
     payload: Message
 
 
@@ -102,6 +111,7 @@ class _JsonWire(BaseModel):
     trace_id: str | None
     headers: dict[str, Any] | None
     meta: dict[str, Any] | None
+    trace_context: dict[str, str] | None = None
     payload: Any
 
 
@@ -118,4 +128,6 @@ def decode_body(body: str | bytes) -> BusEnvelope:
     if isinstance(wire, _MessageWire) and wire.derived:
         message = wire.payload
         trace_id, headers, meta = message.trace_id, message.headers.model_dump(), dict(message.meta)
+    if wire.trace_context:
+        meta = {**(meta or {}), **wire.trace_context}
     return BusEnvelope(wire.edge, wire.source, wire.target, trace_id, wire.payload, headers, meta)

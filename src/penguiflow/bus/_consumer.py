@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from .._logfmt import LogLine
 from ._batching import Batcher
 from ._codec import decode_body
 from .errors import InvalidBusOptionError
@@ -167,17 +168,16 @@ async def run_consumer(
         try:
             envelope = decode_body(received.body)
         except ValueError as exc:
-            logger.error("bus_undecodable_entry", extra={"edge": edge, "error": repr(exc)})
+            fields = {"edge": edge, "error": repr(exc)}
+            logger.error(LogLine("bus_undecodable_entry"), fields, extra=fields)
             return "undecodable"
         stats.delivered += 1
         return Delivery(received.msg_id, envelope, received.deliveries)
 
     async def failed(received: Received[R], error: BaseException) -> None:
         """Its handler failed: retry it, or dead-letter it after its last attempt."""
-        logger.warning(
-            "bus_handler_failed",
-            extra={"edge": edge, "msg_id": received.msg_id, "error": repr(error)},
-        )
+        fields = {"edge": edge, "msg_id": received.msg_id, "error": repr(error)}
+        logger.warning(LogLine("bus_handler_failed"), fields, extra=fields)
         if received.deliveries >= max_deliveries:
             await dead_letter(received, "handler_failed")
         else:
@@ -215,15 +215,13 @@ async def run_consumer(
         await inbox.dead_letter(received, reason)
         stats.dead_lettered += 1
         window.release()
-        logger.error(
-            "bus_dead_letter",
-            extra={
-                "edge": edge,
-                "msg_id": received.msg_id,
-                "deliveries": received.deliveries,
-                "reason": reason,
-            },
-        )
+        fields = {
+            "edge": edge,
+            "msg_id": received.msg_id,
+            "deliveries": received.deliveries,
+            "reason": reason,
+        }
+        logger.error(LogLine("bus_dead_letter"), fields, extra=fields)
 
     async def work() -> None:
         while True:

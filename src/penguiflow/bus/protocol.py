@@ -7,13 +7,18 @@ envelope per edge delivery to any object with `publish(envelope)`.
 `NatsJetStreamBus` implement it, and `penguiflow.bus.worker` needs nothing else):
 publish under a caller-chosen id, consume an edge as one member of a group with
 at-least-once delivery, report a group's backlog, count its broker round trips.
+
+Trace context: the shipped buses send the publisher's current trace context with
+every envelope, and a consumer finds it in `envelope.meta["traceparent"]`
+(`penguiflow.tracing.propagation.extract` reads it). A `MessageBus` of your own can
+do the same with `with_trace_context(envelope)`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 __all__ = [
@@ -25,6 +30,7 @@ __all__ = [
     "GroupStatus",
     "Handler",
     "MessageBus",
+    "with_trace_context",
 ]
 
 
@@ -39,6 +45,21 @@ class BusEnvelope:
     payload: Any
     headers: Mapping[str, Any] | None
     meta: Mapping[str, Any] | None
+
+
+def with_trace_context(envelope: BusEnvelope) -> BusEnvelope:
+    """`envelope` with the current trace context (`traceparent`, `tracestate`) in its meta.
+
+    A copy; `envelope` itself is returned when there is no current context. The
+    shipped buses do this on `publish`; use it for a `MessageBus` of your own.
+    """
+    from ..tracing.propagation import inject
+
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    if not carrier:
+        return envelope
+    return replace(envelope, meta={**(envelope.meta or {}), **carrier})
 
 
 class MessageBus(Protocol):

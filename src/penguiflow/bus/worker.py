@@ -10,7 +10,10 @@ another worker gets it again after `--claim-idle-ms` (at-least-once).
 Duplicates are therefore possible; both the input message seen by the flow and its
 result carry `meta["ingress_msg_id"]` (the bus message id) and
 `meta["ingress_deliveries"]`, so nodes can make their effects idempotent and consumers
-can drop duplicate results. Each result is published under a message id derived from
+can drop duplicate results. The trace context an ingress envelope came with is kept
+in `meta["traceparent"]` of both, and adopted for the message's flow trace
+(`penguiflow.tracing.propagation.adopt`), so the worker's spans join the publisher's
+trace. Each result is published under a message id derived from
 its ingress id, so a repeated result has the same `msg_id` on every bus, and JetStream
 itself drops it inside its duplicate window.
 
@@ -35,6 +38,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._logfmt import LogLine
+from ..tracing.propagation import adopt, extract
 from ..types import Message
 from ._codec import derived_msg_id
 from ._consumer import check_consume_options, default_consumer
@@ -110,7 +115,8 @@ async def consume_edge(
 
 
 def _stamp(message: Message, delivery: Delivery, consumer: str | None) -> Message:
-    """Write the ingress id, delivery count (and worker) into `message.meta`, in place.
+    """Write the ingress id, delivery count (and worker) into `message.meta`, in place,
+    and the trace context the envelope came with (`traceparent`).
 
     Only for a message this worker owns: one it decoded from the bus.
     """
@@ -119,6 +125,9 @@ def _stamp(message: Message, delivery: Delivery, consumer: str | None) -> Messag
     meta["ingress_deliveries"] = delivery.deliveries
     if consumer is not None:
         meta["worker"] = consumer
+    traceparent = extract(delivery.envelope.meta or {})
+    if traceparent is not None:
+        meta["traceparent"] = traceparent
     return message
 
 
@@ -150,13 +159,11 @@ class _Results:
 
     def start(self) -> None:
         if self._hooks is None:
-            logger.warning(
-                "bus_worker_flow_without_hooks",
-                extra={
-                    "flow": type(self._flow).__name__,
-                    "effect": "a message whose flow fails waits for result_timeout_s",
-                },
-            )
+            fields = {
+                "flow": type(self._flow).__name__,
+                "effect": "a message whose flow fails waits for result_timeout_s",
+            }
+            logger.warning(LogLine("bus_worker_flow_without_hooks"), fields, extra=fields)
         else:
             self._hooks.node_failed.append(self._failed)
         loop = asyncio.get_running_loop()
@@ -215,6 +222,8 @@ class _Results:
             payload, result = self._feed.popleft()
             if result.done():  # its delivery gave up (timed out, cancelled)
                 continue
+            if isinstance(payload, Message):  # its trace's spans join the publisher's trace
+                adopt(payload.trace_id, extract(payload.meta))
             try:
                 await self._flow.emit(payload)
             except Exception as exc:  # the flow refused it: that delivery fails
@@ -228,7 +237,8 @@ class _Results:
             trace_id = getattr(item, "trace_id", None)
             future = self._waiting.get(trace_id)
             if future is None or future.done():
-                logger.warning("bus_worker_unclaimed_result", extra={"trace_id": trace_id})
+                unclaimed = {"trace_id": trace_id}
+                logger.warning(LogLine("bus_worker_unclaimed_result"), unclaimed, extra=unclaimed)
                 continue
             future.set_result(item)
             self._end(trace_id)

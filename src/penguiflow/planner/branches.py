@@ -38,8 +38,8 @@ async def run_branches(
     outcomes: list[ToolOutcome] = []
     tasks: list[asyncio.Task[ToolOutcome]] = []
     try:
-        for spec, args in calls:
-            call = invoke(spec, args, ctx)
+        for index, (spec, args) in enumerate(calls):
+            call = invoke(spec, args, ctx, branch=index)
             if tasks or not never_suspends(spec.node.func):
                 tasks.append(asyncio.get_running_loop().create_task(call))
                 continue

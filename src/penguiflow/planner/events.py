@@ -1,4 +1,5 @@
-"""Where planner events go: the `penguiflow.planner` logger and the `event_callback`."""
+"""Where planner events go: the `penguiflow.planner` logger, the `event_callback`, and
+the `event` hooks."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._logfmt import LogLine
 from .models import PlannerEvent, PlannerEventCallback
 
 __all__ = ["EventSink"]
@@ -24,17 +26,22 @@ class EventSink:
     `listening()`: when nobody would see it, the planner skips the work.
     """
 
-    __slots__ = ("callback", "time_source")
+    __slots__ = ("callback", "hooks", "time_source")
 
     def __init__(
-        self, callback: PlannerEventCallback | None, time_source: Callable[[], float]
+        self,
+        callback: PlannerEventCallback | None,
+        time_source: Callable[[], float],
+        hooks: list[PlannerEventCallback] | None = None,
     ) -> None:
         self.callback = callback
         self.time_source = time_source
+        self.hooks: list[PlannerEventCallback] = hooks if hooks is not None else []
 
     def listening(self) -> bool:
-        """Whether anyone sees events (a callback, or INFO logging on the planner logger)."""
-        return self.callback is not None or logger.isEnabledFor(logging.INFO)
+        """Whether anyone sees events (a callback, a hook, or INFO logging on the planner
+        logger)."""
+        return self.callback is not None or bool(self.hooks) or logger.isEnabledFor(logging.INFO)
 
     def emit_now(
         self,
@@ -66,17 +73,44 @@ class EventSink:
     def emit(self, event: PlannerEvent) -> None:
         """Log the event, then call the callback; a failing callback is logged, not raised."""
         if logger.isEnabledFor(logging.INFO):
-            logger.info(event.event_type, extra=_log_safe(event.to_payload()))
+            payload = event.to_payload()
+            logger.info(LogLine(event.event_type), _line_fields(payload), extra=_log_safe(payload))
         callback = self.callback
-        if callback is None:
-            return
-        try:
-            callback(event)
-        except Exception:
-            logger.exception(
-                "event_callback_error",
-                extra={"event_type": event.event_type, "step": event.trajectory_step},
-            )
+        if callback is not None:
+            try:
+                callback(event)
+            except Exception:
+                logger.exception(
+                    "event_callback_error",
+                    extra={"event_type": event.event_type, "step": event.trajectory_step},
+                )
+        for hook in list(self.hooks):
+            try:
+                hook(event)
+            except Exception:
+                logger.exception(
+                    "planner_hook_error",
+                    extra={"event_type": event.event_type, "step": event.trajectory_step},
+                )
+
+
+# Free text goes last in a line, so the short fields stay aligned at the front.
+_TEXT_LAST = ("thought", "error")
+# Named as in the runtime's lines (`node=...`).
+_LINE_KEYS = {"node_name": "node"}
+
+
+def _line_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a person reads in an event's line: the payload without `event`/`ts` and
+    nested values, with the thought and error last (the payload stays in `extra`)."""
+    fields = {
+        _LINE_KEYS.get(k, k): v
+        for k, v in payload.items()
+        if k not in ("event", "ts") and k not in _TEXT_LAST and not isinstance(v, Mapping | list)
+    }
+    for key in _TEXT_LAST:
+        fields[key] = payload.get(key)
+    return fields
 
 
 def _log_safe(payload: dict[str, Any]) -> dict[str, Any]:

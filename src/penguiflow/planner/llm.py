@@ -1,7 +1,9 @@
-"""The planner's side of an LLM call: which `response_format`, and one `llm_call` event."""
+"""The planner's side of an LLM call: which `response_format`, the run's usage and cost,
+its `llm` span, and one `llm_call` event."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -9,21 +11,25 @@ from typing import Any, Literal
 from .clients.protocol import JSONLLMClient
 from .events import EventSink
 from .models import PlannerEvent, Trajectory, action_schema
+from .observe import RunState
+from .usage import price_of
 
 __all__ = ["LLMChannel"]
 
-_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "model")
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "model")
 
 
 class LLMChannel:
     """The planner's LLM clients and how it calls them.
 
     `client` answers actions; `summarizer` (when set) condenses long histories, else
-    `client` does. Both may be replaced between runs. Each completion is reported
-    as an `llm_call` event when anyone listens.
+    `client` does. Both may be replaced between runs. Each completion is counted in
+    the active run's usage (`active`, set by the planner loop), recorded as an `llm`
+    span when the run is traced, and reported as an `llm_call` event when anyone
+    listens.
     """
 
-    __slots__ = ("action_schema", "client", "events", "json_schema_mode", "summarizer")
+    __slots__ = ("action_schema", "active", "client", "events", "json_schema_mode", "summarizer")
 
     def __init__(
         self,
@@ -38,6 +44,7 @@ class LLMChannel:
         self.json_schema_mode = json_schema_mode
         self.action_schema: dict[str, Any] = action_schema()
         self.events = events
+        self.active: RunState | None = None
 
     @property
     def response_format(self) -> dict[str, Any] | None:
@@ -66,47 +73,109 @@ class LLMChannel:
     ) -> Awaitable[str]:
         """One completion, to await; client errors propagate (after their `llm_call` event).
 
-        When nobody listens this is the client's own call, with nothing around it.
+        Outside a run, with nobody listening, this is the client's own call.
         """
-        if not self.events.listening():
+        run = self.active
+        if run is None and not self.events.listening():
             return client.complete(messages=messages, response_format=response_format)
         return self._reported(
             lambda: client.complete(messages=messages, response_format=response_format),
+            client,
+            messages,
             trajectory,
             attempt,
             purpose,
+            run,
         )
 
     async def _reported(
         self,
         call: Callable[[], Awaitable[str]],
+        client: JSONLLMClient,
+        messages: Sequence[Mapping[str, str]],
         trajectory: Trajectory,
         attempt: int,
         purpose: str,
+        run: RunState | None,
     ) -> str:
         events = self.events
+        trace = run.trace if run is not None else None
+        configured = _model_of(client)
+        span = summary = None
+        if trace is not None:
+            if purpose == "summary":
+                summary = trace.emitter.open("summary", "summary", parent=trace.parent)
+            span = trace.open_llm(purpose, attempt, messages, configured)
+            if summary is not None:
+                span.parent_id = summary.span_id
         started = time.perf_counter()
         raw: str | None = None
-        error: str | None = None
+        failure: BaseException | None = None
         try:
             raw = await call()
             return raw
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:
+            failure = exc
             raise
         finally:
+            latency_ms = (time.perf_counter() - started) * 1000
             extra: dict[str, Any] = {"attempt": attempt, "purpose": purpose}
             for key in _USAGE_KEYS:
                 value = getattr(raw, key, None)
                 if value is not None:
                     extra[key] = value
-            events.emit(
-                PlannerEvent(
-                    "llm_call",
-                    ts=events.time_source(),
-                    trajectory_step=len(trajectory.steps),
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                    error=error,
-                    extra=extra,
+            cost: float | None = None
+            if raw is not None:
+                cost = getattr(raw, "cost_usd", None)
+                if cost is not None:
+                    extra["cost_source"] = "provider"
+                else:
+                    cost = price_of(
+                        extra.get("model") or configured,
+                        extra.get("prompt_tokens"),
+                        extra.get("completion_tokens"),
+                    )
+                    if cost is not None:
+                        extra["cost_source"] = "price_table"
+                if cost is not None:
+                    extra["cost_usd"] = cost
+                if run is not None:
+                    run.ledger.add_llm_call(
+                        extra.get("prompt_tokens"),
+                        extra.get("completion_tokens"),
+                        extra.get("total_tokens"),
+                        cost,
+                    )
+            error = None if failure is None else f"{type(failure).__name__}: {failure}"
+            if span is not None and trace is not None:
+                attrs = span.attributes
+                attrs.update(extra)
+                attrs.pop("attempt", None)
+                attrs["latency_ms"] = latency_ms
+                if raw is not None:
+                    span.content["reply"] = str(raw)
+                status = "ok" if failure is None else _failed_status(failure)
+                trace.emitter.close(span, status, error=failure)
+                if summary is not None:
+                    trace.emitter.close(summary, status, error=failure)
+            if events.listening() and not isinstance(failure, asyncio.CancelledError):
+                events.emit(
+                    PlannerEvent(
+                        "llm_call",
+                        ts=events.time_source(),
+                        trajectory_step=len(trajectory.steps),
+                        latency_ms=latency_ms,
+                        error=error,
+                        extra=extra,
+                    )
                 )
-            )
+
+
+def _model_of(client: object) -> str | None:
+    """The model a client is configured with, when it says (`model` attribute)."""
+    model = getattr(client, "model", None)
+    return model if isinstance(model, str) and model else None
+
+
+def _failed_status(exc: BaseException) -> str:
+    return "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"

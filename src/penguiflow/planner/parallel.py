@@ -55,6 +55,13 @@ async def run_parallel_plan(
             calls.append((spec, args))
     if errors:
         return _reject(action, trajectory, prompts.render_parallel_setup_error(errors))
+    budget = tracker.hop_budget
+    if budget is not None:
+        # Every branch and the join is a hop: a plan that does not fit in what is
+        # left of the budget is refused before anything runs.
+        needed = len(calls) + (1 if action.join is not None else 0)
+        if tracker.hops_used + needed > budget:
+            return _reject(action, trajectory, prompts.render_hop_budget_violation(budget))
 
     outcomes = await run_branches(calls, new_context(trajectory))
     branches: list[dict[str, Any]] = []
@@ -137,7 +144,7 @@ async def _run_join(
     meta["parallel_success_count"] = len(successes)
     meta["parallel_failure_count"] = len(failures)
     meta["parallel_input"] = dict(template)
-    outcome = await tools.invoke(spec, join_args, ctx)
+    outcome = await tools.invoke(spec, join_args, ctx, kind="join")
     tools.settle(spec, outcome, trajectory, tracker)
     if outcome.pause is not None:
         pause = outcome.pause

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._logfmt import LogLine
 from ..state.protocol import PlannerStateStore
 from .constraints import ConstraintTracker
 from .errors import PauseDisabledError, ResumeError
@@ -22,21 +23,27 @@ logger = logging.getLogger("penguiflow.planner")
 
 @dataclass(slots=True)
 class PauseRecord:
-    """A snapshot of a paused run: its trajectory, why it paused, and its budgets."""
+    """A snapshot of a paused run: its trajectory, why it paused, its budgets, and the
+    run it belongs to (`run`: its id, usage so far and root span, so that a resume in
+    any process continues the same run and trace)."""
 
     trajectory: Trajectory
     reason: PlannerPauseReason
     payload: dict[str, Any]
     constraints: dict[str, Any] | None = None
+    run: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The record as saved to a state store (`from_payload` reads it back)."""
-        return {
+        data = {
             "trajectory": self.trajectory.serialise(),
             "reason": self.reason,
             "payload": dict(self.payload),
             "constraints": self.constraints,
         }
+        if self.run is not None:
+            data["run"] = self.run
+        return data
 
     @classmethod
     def from_payload(cls, data: Mapping[str, Any]) -> PauseRecord:
@@ -46,6 +53,7 @@ class PauseRecord:
             reason=data.get("reason", "await_input"),
             payload=dict(data.get("payload", {})),
             constraints=data.get("constraints"),
+            run=data.get("run") if isinstance(data.get("run"), Mapping) else None,
         )
 
 
@@ -136,7 +144,11 @@ class PauseBook:
         return new_pause(reason, payload)
 
     async def record(
-        self, pause: PlannerPause, trajectory: Trajectory, tracker: ConstraintTracker | None
+        self,
+        pause: PlannerPause,
+        trajectory: Trajectory,
+        tracker: ConstraintTracker | None,
+        run: Mapping[str, Any] | None = None,
     ) -> None:
         """Snapshot the run under the pause's token, save it, and emit the `pause` event."""
         record = PauseRecord(
@@ -144,6 +156,7 @@ class PauseBook:
             reason=pause.reason,
             payload=dict(pause.payload),
             constraints=tracker.snapshot() if tracker is not None else None,
+            run=dict(run) if run is not None else None,
         )
         store_error = await self.store(pause.resume_token, record)
         extra: dict[str, Any] = {"reason": pause.reason}
@@ -227,7 +240,5 @@ def _token_hint(token: str) -> str:
 
 
 def _log_store_failure(message: str, token: str, exc: Exception) -> None:
-    logger.error(
-        message,
-        extra={"token": _token_hint(token), "error": str(exc), "error_type": type(exc).__name__},
-    )
+    fields = {"token": _token_hint(token), "error_type": type(exc).__name__, "error": str(exc)}
+    logger.error(LogLine(message), fields, extra=fields)

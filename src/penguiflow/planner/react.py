@@ -15,10 +15,13 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
+from .._logfmt import LogLine
 from ..catalog import NodeSpec, build_catalog
 from ..errors import InvalidArgumentError
 from ..node import Node
 from ..registry import ModelRegistry
+from ..tracing.emitter import SpanEmitter
+from ..tracing.spans import new_id
 from . import prompts
 from .clients.protocol import JSONLLMClient as JSONLLMClient
 from .constraints import ConstraintTracker
@@ -42,11 +45,13 @@ from .models import (
 from .models import (
     PlannerPauseReason as PlannerPauseReason,
 )
+from .observe import PlannerHooks, RunState, RunTrace
 from .parallel import run_parallel_plan
 from .pause import PauseBook, PauseRecord, PauseSignal
 from .repair import extract_json_object
 from .rules import ActionRules
 from .tools import PlannerContext, ToolOutcome, ToolRunner, failure_payload
+from .usage import Ledger, Usage, current_ledger
 from .validation import dump_json, validate_json
 
 __all__ = [
@@ -133,7 +138,14 @@ class ReactPlanner:
         llm_timeout_s: float = 60.0,
         llm_max_retries: int = 3,
         absolute_max_parallel: int = 50,
+        cost_budget_usd: float | None = None,
     ) -> None:
+        if cost_budget_usd is not None and not (
+            isinstance(cost_budget_usd, int | float) and cost_budget_usd >= 0
+        ):
+            raise InvalidArgumentError(
+                f"cost_budget_usd must be a non-negative number of dollars, got {cost_budget_usd!r}"
+            )
         if catalog is None:
             if nodes is None or registry is None:
                 raise InvalidArgumentError(
@@ -157,7 +169,13 @@ class ReactPlanner:
         self._deadline_s = deadline_s
         self._active_trajectory: Trajectory | None = None
         self._active_tracker: ConstraintTracker | None = None
-        self._events = EventSink(event_callback, time_source or time.monotonic)
+        self._active_run: RunState | None = None
+        self._cost_budget_usd = None if cost_budget_usd is None else float(cost_budget_usd)
+        self.hooks = PlannerHooks()
+        self._spans = SpanEmitter(self.hooks.span)
+        self._events = EventSink(
+            event_callback, time_source or time.monotonic, hooks=self.hooks.event
+        )
         self._pauses = PauseBook(state_store, enabled=pause_enabled, events=self._events)
         if llm_client is not None:
             client: JSONLLMClient = llm_client
@@ -189,7 +207,7 @@ class ReactPlanner:
     ) -> PlannerFinish | PlannerPause:
         """Plan and act until the query is answered, a budget runs out, or a tool pauses."""
         if logger.isEnabledFor(logging.INFO):
-            logger.info("planner_run_start", extra={"query": query})
+            logger.info(LogLine("planner_run_start"), {"query": query}, extra={"query": query})
         trajectory = Trajectory(query=query, context_meta=context_meta)
         return await self._run_loop(trajectory, tracker=None)
 
@@ -201,7 +219,8 @@ class ReactPlanner:
         Raises `ResumeError` (a `KeyError`) for an unknown or used token, or when the
         state store fails to load it.
         """
-        logger.info("planner_resume", extra={"token": f"{token[:8]}..."})
+        hint = {"token": f"{token[:8]}..."}
+        logger.info(LogLine("planner_resume"), hint, extra=hint)
         record = await self._pauses.load(token)
         trajectory = record.trajectory
         trajectory.context_meta = trajectory.context_meta or {}
@@ -217,7 +236,9 @@ class ReactPlanner:
             len(trajectory.steps),
             extra={"user_input": user_input} if user_input else None,
         )
-        return await self._run_loop(trajectory, tracker=tracker)
+        return await self._run_loop(
+            trajectory, tracker=tracker, resumed=record.run or {}, user_input=user_input
+        )
 
     async def pause(
         self, reason: PlannerPauseReason, payload: Mapping[str, Any] | None = None
@@ -231,7 +252,9 @@ class ReactPlanner:
         if trajectory is None:
             raise NoActiveRunError
         pause = self._pauses.new(reason, payload)
-        await self._pauses.record(pause, trajectory, self._active_tracker)
+        run = self._active_run
+        info = self._run_info(run) if run is not None else None
+        await self._pauses.record(pause, trajectory, self._active_tracker, info)
         return pause
 
     async def step(self, trajectory: Trajectory) -> PlannerAction:
@@ -265,7 +288,12 @@ class ReactPlanner:
     # -- the loop --------------------------------------------------------------------
 
     async def _run_loop(
-        self, trajectory: Trajectory, *, tracker: ConstraintTracker | None
+        self,
+        trajectory: Trajectory,
+        *,
+        tracker: ConstraintTracker | None,
+        resumed: Mapping[str, Any] | None = None,
+        user_input: str | None = None,
     ) -> PlannerFinish | PlannerPause:
         events = self._events
         time_source = events.time_source
@@ -275,8 +303,13 @@ class ReactPlanner:
                 hop_budget=self._rules.hop_budget,
                 time_source=time_source,
             )
+        run = self._begin_run(trajectory, resumed, user_input)
+        ledger_token = current_ledger.set(run.ledger)
         self._active_trajectory = trajectory
         self._active_tracker = tracker
+        self._active_run = run
+        self._llm.active = run
+        trace = run.trace
         tools = self._tools
         by_name = tools.by_name
         steps = trajectory.steps
@@ -286,9 +319,12 @@ class ReactPlanner:
         last_observation: Any = None
         try:
             while len(steps) < max_iters:
-                deadline_message = tracker.check_deadline()
+                deadline_message = tracker.check_deadline() or run.ledger.exhausted(
+                    tracker.hops_used
+                )
                 if deadline_message is not None:
-                    logger.warning("deadline_exhausted", extra={"step": len(steps)})
+                    exhausted = {"step": len(steps)}
+                    logger.warning(LogLine("deadline_exhausted"), exhausted, extra=exhausted)
                     return self._finish(
                         trajectory,
                         reason="budget_exhausted",
@@ -297,21 +333,25 @@ class ReactPlanner:
                         constraints=tracker,
                     )
                 step_start_ts = events.emit_now("step_start", len(steps))
+                if trace is not None:
+                    trace.begin_step(len(steps))
                 listening = events.listening()
                 action = await self.step(trajectory)
                 if logger.isEnabledFor(logging.INFO):
-                    logger.info(
-                        "planner_action",
-                        extra={
-                            "step": len(steps),
-                            "thought": action.thought,
-                            "next_node": action.next_node,
-                            "has_plan": action.plan is not None,
-                        },
-                    )
+                    chosen = {
+                        "step": len(steps),
+                        "next_node": action.next_node,
+                        "has_plan": action.plan is not None,
+                        "thought": action.thought,
+                    }
+                    logger.info(LogLine("planner_action"), chosen, extra=chosen)
+                if trace is not None:
+                    trace.describe_step(_action_kind(action), action.thought)
                 error = self._rules.check(action, trajectory, tracker)
                 if error is not None:
                     trajectory.append(TrajectoryStep(action, error=error))
+                    if trace is not None:
+                        trace.end_step("error", error_message=error)
                     continue
                 if action.plan:
                     observation, pause = await self._execute_parallel_plan(
@@ -334,13 +374,18 @@ class ReactPlanner:
                     )
                 spec = by_name.get(name)
                 if spec is None:
-                    trajectory.append(TrajectoryStep(action, error=tools.unknown_tool(name)))
+                    error = tools.unknown_tool(name)
+                    trajectory.append(TrajectoryStep(action, error=error))
+                    if trace is not None:
+                        trace.end_step("error", error_message=error)
                     continue
                 args = tools.validate_args(spec, action.args or {})
                 if isinstance(args, str):
                     trajectory.append(TrajectoryStep(action, error=args))
+                    if trace is not None:
+                        trace.end_step("error", error_message=args)
                     continue
-                outcome = await tools.invoke(spec, args, PlannerContext(self, trajectory))
+                outcome = await tools.invoke(spec, args, PlannerContext(self, trajectory, run))
                 tools.settle(spec, outcome, trajectory, tracker)
                 result = outcome.observation
                 if result is None:
@@ -348,11 +393,13 @@ class ReactPlanner:
                     if pause is not None:
                         observation = {"pause": pause.reason, "payload": pause.payload}
                         trajectory.append(TrajectoryStep(action, observation=observation))
-                        await self._pauses.record(pause, trajectory, tracker)
+                        await self._record_run_pause(pause, trajectory, tracker)
                         return pause
                     trajectory.append(
                         TrajectoryStep(action, error=outcome.error, failure=outcome.failure)
                     )
+                    if trace is not None:
+                        trace.end_step("error", error_message=outcome.error)
                     last_observation = None
                     continue
                 trajectory.append(TrajectoryStep(action, observation=result))
@@ -390,9 +437,70 @@ class ReactPlanner:
                 thought="iteration limit reached",
                 constraints=tracker,
             )
+        except BaseException as exc:
+            run.close_segment()
+            if trace is not None and trace.root.end is None:
+                status = "error" if isinstance(exc, Exception) else "cancelled"
+                trace.end(status, ledger=run.ledger, error=exc)
+            raise
         finally:
+            current_ledger.reset(ledger_token)
             self._active_trajectory = None
             self._active_tracker = None
+            self._active_run = None
+            self._llm.active = None
+
+    def _begin_run(
+        self,
+        trajectory: Trajectory,
+        resumed: Mapping[str, Any] | None,
+        user_input: str | None,
+    ) -> RunState:
+        """The run's id, ledger and (when a span sink is attached) its spans."""
+        info = resumed or {}
+        run_id = str(info.get("run_id") or new_id())
+        ledger = Ledger(
+            usage=Usage.from_dict(info.get("usage")),
+            parent=current_ledger.get(),
+            cost_budget_usd=self._cost_budget_usd,
+            hop_budget=self._rules.hop_budget,
+        )
+        trace = None
+        if self._spans:
+            trace = RunTrace.begin(
+                self._spans,
+                run_id=run_id,
+                query=trajectory.query,
+                attributes={
+                    "max_iters": self._max_iters,
+                    "hop_budget": self._rules.hop_budget,
+                    "cost_budget_usd": self._cost_budget_usd,
+                },
+                resumed=info.get("trace") if resumed is not None else None,
+                user_input=user_input,
+            )
+            run_id = trace.root.run_id
+        return RunState(run_id, ledger, trace)
+
+    def _run_info(self, run: RunState) -> dict[str, Any]:
+        """What a pause record keeps of the run (its id, usage and trace)."""
+        info: dict[str, Any] = {"run_id": run.run_id, "usage": run.ledger.usage.to_dict()}
+        if run.trace is not None:
+            info["trace"] = run.trace.resume_info()
+        return info
+
+    async def _record_run_pause(
+        self, pause: PlannerPause, trajectory: Trajectory, tracker: ConstraintTracker
+    ) -> None:
+        """The run stops at a pause: close its spans, then store the record."""
+        run = self._active_run
+        if run is None:
+            await self._pauses.record(pause, trajectory, tracker)
+            return
+        run.close_segment()
+        if run.trace is not None:
+            run.trace.pause(pause.reason, pause.payload, run.ledger)
+        await self._pauses.record(pause, trajectory, tracker, self._run_info(run))
 
     async def _execute_parallel_plan(
         self, action: PlannerAction, trajectory: Trajectory, tracker: ConstraintTracker
@@ -400,12 +508,17 @@ class ReactPlanner:
         observation, pause = await run_parallel_plan(
             self._tools, action, trajectory, tracker, self._new_context
         )
+        trace = self._active_run.trace if self._active_run is not None else None
         if pause is not None:
-            await self._pauses.record(pause, trajectory, tracker)
+            await self._record_run_pause(pause, trajectory, tracker)
+        elif trace is not None:
+            last = trajectory.steps[-1] if trajectory.steps else None
+            error = last.error if last is not None and last.action is action else None
+            trace.end_step("error" if error else "ok", error_message=error)
         return observation, pause
 
     def _new_context(self, trajectory: Trajectory) -> PlannerContext:
-        return PlannerContext(self, trajectory)
+        return PlannerContext(self, trajectory, self._active_run)
 
     def _finish(
         self,
@@ -425,16 +538,32 @@ class ReactPlanner:
         }
         if constraints is not None:
             metadata["constraints"] = constraints.snapshot()
+        run = self._active_run
+        if run is not None:
+            run.close_segment()
+            metadata["usage"] = run.ledger.usage.to_dict()
+            metadata["run_id"] = run.run_id
+            if run.trace is not None:
+                attributes: dict[str, Any] = {
+                    "reason": reason,
+                    "answer": RunTrace.answer_text(payload),
+                }
+                if constraints is not None:
+                    attributes["hops_used"] = constraints.hops_used
+                run.trace.end(
+                    "ok",
+                    ledger=run.ledger,
+                    attributes=attributes,
+                )
         extra: dict[str, Any] = {"reason": reason}
         if error is not None:
             metadata["error"] = error
             extra["error"] = error
         self._events.emit_now("finish", len(trajectory.steps), thought=thought, extra=extra)
-        if logger.isEnabledFor(logging.INFO):
-            logger.info(
-                "planner_finish",
-                extra={"reason": reason, "step_count": len(trajectory.steps), "thought": thought},
-            )
+        # DEBUG: at INFO the `finish` event just logged says the same.
+        if logger.isEnabledFor(logging.DEBUG):
+            done = {"reason": reason, "step_count": len(trajectory.steps), "thought": thought}
+            logger.debug(LogLine("planner_finish"), done, extra=done)
         return PlannerFinish(reason=reason, payload=payload, metadata=metadata)  # type: ignore[arg-type]
 
     # -- compatibility: the reference implementation's private names ------------------
@@ -531,6 +660,12 @@ def _litellm_client(
         max_retries=max_retries,
         timeout_s=timeout_s,
     )
+
+
+def _action_kind(action: PlannerAction) -> str:
+    if action.plan:
+        return "parallel"
+    return "finish" if action.next_node is None else "tool"
 
 
 def _dumped(observation: Any) -> Any:

@@ -8,6 +8,7 @@ the ordering hints); branches are settled in plan order once all have run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -15,10 +16,12 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from ..catalog import NodeSpec
+from ..tracing.emitter import current_span
 from . import prompts
 from .constraints import ConstraintTracker
 from .errors import PAUSE_DISABLED_MESSAGE
 from .models import PlannerPause, PlannerPauseReason, Trajectory
+from .observe import RunState
 from .pause import PauseSignal, new_pause
 from .rules import ActionRules
 from .validation import dump_json, validate
@@ -37,15 +40,19 @@ class PlannerContext:
     """What a tool receives as its second argument: `meta` and `pause()`.
 
     `meta` is a fresh shallow copy of the run's `context_meta`: changes a tool makes
-    are its own (the branches of one parallel plan share one context).
+    are its own (the branches of one parallel plan share one context). `run` is the
+    run the tool is called in (its id, usage and spans), `None` outside a run.
     """
 
-    __slots__ = ("_planner", "_trajectory", "meta")
+    __slots__ = ("_planner", "_trajectory", "meta", "run")
 
-    def __init__(self, planner: PauseGate, trajectory: Trajectory) -> None:
+    def __init__(
+        self, planner: PauseGate, trajectory: Trajectory, run: RunState | None = None
+    ) -> None:
         self.meta: dict[str, Any] = dict(trajectory.context_meta or {})
         self._planner = planner
         self._trajectory = trajectory
+        self.run = run
 
     async def pause(
         self, reason: PlannerPauseReason, payload: Mapping[str, Any] | None = None
@@ -120,11 +127,57 @@ class ToolRunner:
             return prompts.render_validation_error(spec.name, prompts.safe_error_json(exc))
 
     @staticmethod
-    async def invoke(spec: NodeSpec, args: BaseModel, ctx: PlannerContext) -> ToolOutcome:
+    async def invoke(
+        spec: NodeSpec,
+        args: BaseModel,
+        ctx: PlannerContext,
+        *,
+        branch: int | None = None,
+        kind: str = "tool",
+    ) -> ToolOutcome:
         """Call the tool; every outcome (pause, exception, invalid output) is returned.
 
-        Only `BaseException`s that are not `Exception`s (cancellation) propagate.
+        The call is counted in the run's usage and, when the run is traced, recorded
+        as a `tool` span (`kind="join"` for a plan's join; `branch` is the index of a
+        parallel branch) that is the current span while the tool runs. Only
+        `BaseException`s that are not `Exception`s (cancellation) propagate.
         """
+        run = ctx.run
+        if run is None:
+            return await ToolRunner.call(spec, args, ctx)
+        run.ledger.add_tool_call()
+        trace = run.trace
+        if trace is None:
+            return await ToolRunner.call(spec, args, ctx)
+        span = trace.open_tool(kind, spec.name, args, branch=branch)
+        token = current_span.set(span)
+        try:
+            outcome = await ToolRunner.call(spec, args, ctx)
+        except BaseException as exc:
+            status = "error" if isinstance(exc, Exception) else "cancelled"
+            trace.emitter.close(span, status, error=exc)
+            raise
+        finally:
+            current_span.reset(token)
+        span.attributes["latency_ms"] = (time.time() - span.start) * 1000
+        if outcome.observation is not None:
+            span.content["result"] = outcome.observation
+            trace.emitter.close(span, "ok")
+        elif outcome.pause is not None:
+            trace.emitter.close(span, "paused")
+        else:
+            failure = outcome.failure or {}
+            trace.emitter.close(
+                span,
+                "error",
+                error_type=str(failure.get("error_code") or "InvalidOutput"),
+                error_message=outcome.error,
+            )
+        return outcome
+
+    @staticmethod
+    async def call(spec: NodeSpec, args: BaseModel, ctx: PlannerContext) -> ToolOutcome:
+        """The tool call itself, nothing counted or recorded (`invoke` wraps it)."""
         try:
             raw = await spec.node.func(args, ctx)
         except PauseSignal as signal:

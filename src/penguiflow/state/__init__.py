@@ -17,14 +17,16 @@ from .errors import ResumeTokenError as ResumeTokenError
 from .errors import StateStoreError as StateStoreError
 from .protocol import PlannerStateStore as PlannerStateStore
 from .protocol import RemoteBinding, StateStore, StoredEvent
+from .protocol import SpanStore as SpanStore
 
 if TYPE_CHECKING:
     from .memory import InMemoryStateStore as InMemoryStateStore
     from .sqlite import SQLiteStateStore as SQLiteStateStore
+    from .url import open_store as open_store
 
 __all__ = ["StateStore", "StoredEvent", "RemoteBinding"]
 
-_LAZY = {"InMemoryStateStore": "memory", "SQLiteStateStore": "sqlite"}
+_LAZY = {"InMemoryStateStore": "memory", "SQLiteStateStore": "sqlite", "open_store": "url"}
 
 
 def __getattr__(name: str) -> Any:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import InvalidArgumentError
 from .errors import CorruptRecordError, InvalidDataError
 from .protocol import RemoteBinding, StoredEvent
+
+if TYPE_CHECKING:
+    from ..tracing.spans import RunSummary, Span
 
 __all__ = [
     "EventRow",
@@ -24,6 +28,14 @@ __all__ = [
     "token_digest",
     "check_id",
     "check_page",
+    "SpanRecord",
+    "RunRecord",
+    "SpanBatch",
+    "encode_spans",
+    "decode_span",
+    "decode_summary",
+    "check_run_filters",
+    "run_search_text",
 ]
 
 
@@ -155,3 +167,135 @@ def require_mapping(payload: Any) -> Mapping[str, Any]:
     if not isinstance(payload, Mapping):
         raise InvalidDataError(f"planner state must be a mapping, got {type(payload).__name__}")
     return payload
+
+
+# -- spans -----------------------------------------------------------------------------
+
+_SPAN_STATUSES = frozenset({"running", "ok", "error", "paused", "cancelled"})
+
+
+@dataclass(slots=True, frozen=True)
+class SpanRecord:
+    """One span, checked and encoded: what a backend writes to its spans table."""
+
+    run_id: str
+    span_id: str
+    start: float
+    body: str
+
+
+@dataclass(slots=True, frozen=True)
+class RunRecord:
+    """A run's entry in the run list, taken from its root span (content left out)."""
+
+    run_id: str
+    start: float
+    status: str
+    kind: str
+    search: str
+    body: str
+
+
+@dataclass(slots=True, frozen=True)
+class SpanBatch:
+    """A batch of spans ready to write: one record per `(run_id, span_id)`, last wins."""
+
+    spans: list[SpanRecord]
+    runs: list[RunRecord]
+
+
+def _check_span(span: Span) -> None:
+    check_id(span.run_id, "span run_id")
+    check_id(span.span_id, "span_id")
+    check_id(span.kind, "span kind")
+    if span.parent_id is not None:
+        check_id(span.parent_id, "span parent_id")
+    if span.status not in _SPAN_STATUSES:
+        raise InvalidDataError(
+            f"span status must be one of {sorted(_SPAN_STATUSES)}, got {span.status!r}"
+        )
+    if isinstance(span.start, bool) or not isinstance(span.start, int | float):
+        raise InvalidDataError(f"span start must be a number, got {type(span.start).__name__}")
+
+
+def run_search_text(summary: RunSummary) -> str:
+    """The text `list_runs(text=...)` searches: `search_text()` without NUL characters.
+
+    NUL cannot be held by every backend's text columns (and a search cannot name it).
+    """
+    return summary.search_text().replace("\x00", "")
+
+
+def check_run_filters(
+    status: Any, kind: Any, text: Any
+) -> tuple[str | None, str | None, str | None]:
+    """Validate `list_runs` filters; `text` becomes what to look for in the search text."""
+    if status is not None:
+        check_id(status, "status")
+    if kind is not None:
+        check_id(kind, "kind")
+    if text is None:
+        return status, kind, None
+    return status, kind, check_id(text, "text").lower()
+
+
+def encode_spans(spans: Iterable[Span]) -> SpanBatch:
+    """Check and encode a batch before anything is written (a refused batch writes nothing).
+
+    Raises `InvalidDataError` for data that cannot be stored as JSON, ids a backend
+    cannot hold, or an unknown status.
+    """
+    from ..tracing.spans import RunSummary
+
+    records: dict[tuple[str, str], SpanRecord] = {}
+    runs: dict[str, RunRecord] = {}
+    for span in spans:
+        _check_span(span)
+        data = span.to_dict()
+        body = encode(data, what=f"span {span.kind!r} {span.span_id!r} of run {span.run_id!r}")
+        key = (span.run_id, span.span_id)
+        records.pop(key, None)  # a later save of the same span replaces it
+        records[key] = SpanRecord(span.run_id, span.span_id, float(span.start), body)
+        if span.parent_id is None:
+            data["content"] = {}
+            search = run_search_text(RunSummary.from_root(span, 0))
+            runs.pop(span.run_id, None)
+            runs[span.run_id] = RunRecord(
+                span.run_id,
+                float(span.start),
+                span.status,
+                span.kind,
+                search,
+                encode(data, what=f"root span of run {span.run_id!r}"),
+            )
+    return SpanBatch(list(records.values()), list(runs.values()))
+
+
+def _span_from_text(text: Any, *, key: str, what: str) -> Span:
+    from ..tracing.spans import Span
+
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise CorruptRecordError(f"stored {what} {key} is not JSON", key=key) from exc
+    if not isinstance(data, dict):
+        raise CorruptRecordError(f"stored {what} {key} is not an object", key=key)
+    try:
+        return Span.from_dict(data)
+    except (TypeError, ValueError) as exc:  # InvalidDataError is a ValueError
+        raise CorruptRecordError(
+            f"stored {what} {key} is not a valid span: {exc}", key=key
+        ) from exc
+
+
+def decode_span(text: Any, *, key: str) -> Span:
+    """A stored span; `CorruptRecordError` naming `key` when the row is not one."""
+    return _span_from_text(text, key=key, what="span")
+
+
+def decode_summary(text: Any, span_count: int, *, key: str) -> RunSummary:
+    """A stored run-list entry (its root span) as a `RunSummary`."""
+    from ..tracing.spans import RunSummary
+
+    root = _span_from_text(text, key=key, what="run")
+    return RunSummary.from_root(root, int(span_count))

@@ -9,17 +9,22 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._codec import (
+    RunRecord,
     check_id,
     check_page,
+    check_run_filters,
     decode_binding,
     decode_event,
+    decode_span,
     decode_state,
+    decode_summary,
     encode,
     encode_binding,
     encode_event,
+    encode_spans,
     event_key,
     require_mapping,
     token_digest,
@@ -27,11 +32,17 @@ from ._codec import (
 from .errors import ResumeTokenError
 from .protocol import RemoteBinding, StoredEvent
 
+if TYPE_CHECKING:
+    from ..tracing.spans import RunSummary, Span
+
 __all__ = ["InMemoryStateStore"]
 
 
 class InMemoryStateStore:
-    """Trace history, remote bindings and planner pauses in memory (lost on exit)."""
+    """Trace history, remote bindings, planner pauses and recorded runs in memory.
+
+    Everything is lost on exit.
+    """
 
     def __init__(
         self, *, ttl_s: float | None = None, time_source: Callable[[], float] = time.time
@@ -42,6 +53,8 @@ class InMemoryStateStore:
         self._event_keys: dict[str, set[str]] = defaultdict(set)
         self._bindings: dict[str, dict[str, str]] = defaultdict(dict)
         self._states: dict[str, tuple[str, float | None]] = {}
+        self._spans: dict[str, dict[str, tuple[float, str]]] = {}  # run -> span -> (start, body)
+        self._runs: dict[str, RunRecord] = {}
 
     async def save_event(self, event: StoredEvent) -> None:
         """Append an event to its trace's history (an identical re-save is ignored)."""
@@ -102,6 +115,56 @@ class InMemoryStateStore:
     async def discard_planner_state(self, token: str, *, tenant: str | None = None) -> bool:
         """Drop a token's state; True if there was one."""
         return self._states.pop(token_digest(token, tenant), None) is not None
+
+    async def save_spans(self, spans: Sequence[Span]) -> None:
+        """Insert or replace each span; root spans also update the run list.
+
+        The whole batch is checked first: `InvalidDataError` leaves the store unchanged.
+        """
+        batch = encode_spans(spans)
+        for record in batch.spans:
+            self._spans.setdefault(record.run_id, {})[record.span_id] = (record.start, record.body)
+        for run in batch.runs:
+            self._runs[run.run_id] = run
+
+    async def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        text: str | None = None,
+        offset: int = 0,
+        limit: int | None = 50,
+    ) -> Sequence[RunSummary]:
+        """Summaries of the runs whose root was saved, newest first (filtered, paged)."""
+        offset, limit = check_page(offset, limit)
+        status, kind, needle = check_run_filters(status, kind, text)
+        runs = [
+            run
+            for run in self._runs.values()
+            if (status is None or run.status == status)
+            and (kind is None or run.kind == kind)
+            and (needle is None or needle in run.search)
+        ]
+        runs.sort(key=lambda run: (run.start, run.run_id), reverse=True)
+        end = None if limit is None else offset + limit
+        return [
+            decode_summary(run.body, len(self._spans.get(run.run_id, {})), key=run.run_id)
+            for run in runs[offset:end]
+        ]
+
+    async def load_run(self, run_id: str) -> Sequence[Span]:
+        """Every span of the run, by start time (ties by span id); `[]` for an unknown run."""
+        check_id(run_id, "run_id")
+        rows = self._spans.get(run_id, {})
+        ordered = sorted(rows.items(), key=lambda item: (item[1][0], item[0]))
+        return [decode_span(body, key=f"{run_id}/{span_id}") for span_id, (_, body) in ordered]
+
+    async def delete_run(self, run_id: str) -> None:
+        """Forget a run: its spans and its entry in the run list."""
+        check_id(run_id, "run_id")
+        self._spans.pop(run_id, None)
+        self._runs.pop(run_id, None)
 
     async def close(self) -> None:
         """Nothing to release (present for symmetry with the durable stores)."""

@@ -12,24 +12,31 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError
 from ._codec import (
     check_id,
     check_page,
+    check_run_filters,
     decode_binding,
     decode_event,
+    decode_span,
     decode_state,
+    decode_summary,
     encode,
     encode_binding,
     encode_event,
+    encode_spans,
     event_key,
     require_mapping,
     token_digest,
 )
 from .errors import ResumeTokenError, StateStoreError
 from .protocol import RemoteBinding, StoredEvent
+
+if TYPE_CHECKING:
+    from ..tracing.spans import RunSummary, Span
 
 __all__ = ["PostgresStateStore"]
 
@@ -59,11 +66,30 @@ def _migrations(schema: str) -> tuple[tuple[str, ...], ...]:
                 expires_at DOUBLE PRECISION
             )""",
         ),
+        (
+            # Recorded runs: every span by (run, span); one row per run whose root was saved.
+            f"""CREATE TABLE {schema}.spans (
+                run_id TEXT NOT NULL,
+                span_id TEXT NOT NULL,
+                start DOUBLE PRECISION NOT NULL,
+                body TEXT NOT NULL,
+                PRIMARY KEY (run_id, span_id)
+            )""",
+            f"""CREATE TABLE {schema}.runs (
+                run_id TEXT PRIMARY KEY,
+                start DOUBLE PRECISION NOT NULL,
+                status TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                search TEXT NOT NULL,
+                body TEXT NOT NULL
+            )""",
+            f'CREATE INDEX runs_by_start ON {schema}.runs (start DESC, run_id COLLATE "C" DESC)',
+        ),
     )
 
 
 class PostgresStateStore:
-    """Trace history, remote bindings and planner pauses in PostgreSQL."""
+    """Trace history, remote bindings, planner pauses and recorded runs in PostgreSQL."""
 
     def __init__(
         self,
@@ -247,3 +273,76 @@ class PostgresStateStore:
             token_digest(token, tenant),
         )
         return status != "DELETE 0"
+
+    # -- recorded runs (spans) -------------------------------------------------------
+
+    async def save_spans(self, spans: Sequence[Span]) -> None:
+        """Insert or replace each span; root spans also update the run list.
+
+        One transaction per batch: `InvalidDataError` (checked before writing) or a
+        failed write leaves the store unchanged.
+        """
+        batch = encode_spans(spans)
+        if not batch.spans:
+            return
+        pool = await self._get_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                f"INSERT INTO {self._schema}.spans (run_id, span_id, start, body) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, span_id) DO UPDATE "
+                "SET start = EXCLUDED.start, body = EXCLUDED.body",
+                [(r.run_id, r.span_id, r.start, r.body) for r in batch.spans],
+            )
+            if batch.runs:
+                await conn.executemany(
+                    f"INSERT INTO {self._schema}.runs (run_id, start, status, kind, search, body) "
+                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO UPDATE "
+                    "SET start = EXCLUDED.start, status = EXCLUDED.status, "
+                    "kind = EXCLUDED.kind, search = EXCLUDED.search, body = EXCLUDED.body",
+                    [(r.run_id, r.start, r.status, r.kind, r.search, r.body) for r in batch.runs],
+                )
+
+    async def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        text: str | None = None,
+        offset: int = 0,
+        limit: int | None = 50,
+    ) -> Sequence[RunSummary]:
+        """Summaries of the runs whose root was saved, newest first (filtered, paged)."""
+        offset, limit = check_page(offset, limit)
+        status, kind, needle = check_run_filters(status, kind, text)
+        schema = self._schema
+        rows = await self._fetch(
+            f"SELECT r.run_id, r.body, (SELECT COUNT(*) FROM {schema}.spans s "
+            f"WHERE s.run_id = r.run_id) AS span_count FROM {schema}.runs r "
+            "WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR r.kind = $2) "
+            "AND ($3::text IS NULL OR strpos(r.search, $3) > 0) "  # plain substring
+            'ORDER BY r.start DESC, r.run_id COLLATE "C" DESC LIMIT $4 OFFSET $5',
+            status,
+            kind,
+            needle,
+            limit,
+            offset,
+        )
+        return [decode_summary(row["body"], row["span_count"], key=row["run_id"]) for row in rows]
+
+    async def load_run(self, run_id: str) -> Sequence[Span]:
+        """Every span of the run, by start time (ties by span id); `[]` for an unknown run."""
+        check_id(run_id, "run_id")
+        rows = await self._fetch(
+            f"SELECT span_id, body FROM {self._schema}.spans WHERE run_id = $1 "
+            'ORDER BY start, span_id COLLATE "C"',
+            run_id,
+        )
+        return [decode_span(row["body"], key=f"{run_id}/{row['span_id']}") for row in rows]
+
+    async def delete_run(self, run_id: str) -> None:
+        """Forget a run: its spans and its entry in the run list."""
+        check_id(run_id, "run_id")
+        pool = await self._get_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"DELETE FROM {self._schema}.spans WHERE run_id = $1", run_id)
+            await conn.execute(f"DELETE FROM {self._schema}.runs WHERE run_id = $1", run_id)

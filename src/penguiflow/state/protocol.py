@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..metrics import FlowEvent
+    from ..tracing.spans import RunSummary, Span
 
-__all__ = ["StateStore", "StoredEvent", "RemoteBinding", "PlannerStateStore"]
+__all__ = ["StateStore", "StoredEvent", "RemoteBinding", "PlannerStateStore", "SpanStore"]
 
 
 @dataclass(slots=True)
@@ -89,3 +90,41 @@ class PlannerStateStore(Protocol):
 
     def discard_planner_state(self, token: str) -> object:
         """Drop the payload saved under `token`, if any (the result is ignored)."""
+
+
+@runtime_checkable
+class SpanStore(Protocol):
+    """Where recorded runs are kept: their spans, and a list of runs to browse.
+
+    Every store in `penguiflow.state` offers these methods (the recorder writes
+    through them; `penguiflow trace` and the viewer read through them).
+
+    * `save_spans` upserts by `(run_id, span_id)`: a span is saved when it starts
+      and again when it ends, and a run's root again when the run resumes. A root
+      span (`parent_id is None`) also updates the run's entry in the run list.
+    * `list_runs` gives the newest runs first (by root `start`), filtered by exact
+      `status` and `kind`, and by `text`: a case-insensitive substring of the run's
+      id, name, status, error message, query, answer and finish reason. `offset`
+      and `limit` page the list (`InvalidArgumentError` for negative values).
+    * `load_run` gives a run's spans ordered by `start` (an empty list for an
+      unknown run id).
+    """
+
+    async def save_spans(self, spans: Sequence[Span]) -> None:
+        """Insert or replace each span; root spans also update the run list."""
+
+    async def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        text: str | None = None,
+        offset: int = 0,
+        limit: int | None = 50,
+    ) -> Sequence[RunSummary]:
+        """Summaries of the stored runs, newest first."""
+        ...
+
+    async def load_run(self, run_id: str) -> Sequence[Span]:
+        """Every span of the run, by start time; `[]` for an unknown run."""
+        ...

@@ -4,6 +4,10 @@ Every key starts with `prefix:` so several stores (or tests) share one server. E
 appends are de-duplicated atomically by a server-side script; resume tokens are kept
 as SHA-256 digests and consumed with `GETDEL`, so of many concurrent resumes of one
 token exactly one gets the state.
+
+Recorded runs: a hash per run (`prefix:spans:RUN`, span id -> span), a sorted set of
+runs by root start (`prefix:runs`) and a hash of their roots (`prefix:runinfo`). A
+batch of spans is sent as one MULTI/EXEC pipeline, so no reader sees half of it.
 """
 
 from __future__ import annotations
@@ -11,28 +15,38 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError
 from ._codec import (
     check_id,
     check_page,
+    check_run_filters,
     decode_binding,
     decode_event,
+    decode_span,
     decode_state,
+    decode_summary,
     encode,
     encode_binding,
     encode_event,
+    encode_spans,
     event_key,
     require_mapping,
+    run_search_text,
     token_digest,
 )
 from .errors import CorruptRecordError, ResumeTokenError, StateStoreError
 from .protocol import RemoteBinding, StoredEvent
 
+if TYPE_CHECKING:
+    from ..tracing.spans import RunSummary, Span
+
 __all__ = ["RedisStateStore"]
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 1  # the span keys are new key families: version 1 data stays valid
+
+_SCAN_CHUNK = 200  # runs fetched per round trip while filtering the run list
 
 # KEYS: the trace's digest set, its event list. ARGV: digest, body.
 _APPEND_ONCE = """
@@ -44,7 +58,7 @@ return 0
 
 
 class RedisStateStore:
-    """Trace history, remote bindings and planner pauses in Redis."""
+    """Trace history, remote bindings, planner pauses and recorded runs in Redis."""
 
     def __init__(
         self,
@@ -184,3 +198,103 @@ class RedisStateStore:
         """Drop a token's state; True if there was one."""
         client = await self._redis()
         return bool(await client.delete(self._key("pstate", token_digest(token, tenant))))
+
+    # -- recorded runs (spans) -------------------------------------------------------
+
+    async def save_spans(self, spans: Sequence[Span]) -> None:
+        """Insert or replace each span; root spans also update the run list.
+
+        The batch is checked first (`InvalidDataError` sends nothing), then sent as
+        one MULTI/EXEC transaction. Redis does not roll back: should one command fail
+        on the server (a key of another type written outside the store), the others
+        of the batch still apply.
+        """
+        batch = encode_spans(spans)
+        if not batch.spans:
+            return
+        by_run: dict[str, dict[str, str]] = {}
+        for record in batch.spans:
+            by_run.setdefault(record.run_id, {})[record.span_id] = record.body
+        client = await self._redis()
+        async with client.pipeline(transaction=True) as pipe:
+            for run_id, mapping in by_run.items():
+                pipe.hset(self._key("spans", run_id), mapping=mapping)
+            if batch.runs:
+                pipe.hset(self._key("runinfo"), mapping={r.run_id: r.body for r in batch.runs})
+                pipe.zadd(self._key("runs"), {r.run_id: r.start for r in batch.runs})
+            await pipe.execute()
+
+    async def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        text: str | None = None,
+        offset: int = 0,
+        limit: int | None = 50,
+    ) -> Sequence[RunSummary]:
+        """Summaries of the runs whose root was saved, newest first (filtered, paged).
+
+        Filters are applied here, while scanning the runs newest first; a corrupt run
+        entry met on the way raises `CorruptRecordError`, even if it would not match.
+        """
+        offset, limit = check_page(offset, limit)
+        status, kind, needle = check_run_filters(status, kind, text)
+        if limit == 0:
+            return []
+        client = await self._redis()
+        unfiltered = status is None and kind is None and needle is None
+        found: list[RunSummary] = []
+        skip = 0 if unfiltered else offset
+        position = offset if unfiltered else 0
+        while limit is None or len(found) < limit:
+            chunk = _SCAN_CHUNK
+            if unfiltered and limit is not None:
+                chunk = limit - len(found)
+            ids: list[str] = await client.zrevrange(
+                self._key("runs"), position, position + chunk - 1
+            )
+            if not ids:
+                break
+            position += len(ids)
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.hmget(self._key("runinfo"), ids)
+                for run_id in ids:
+                    pipe.hlen(self._key("spans", run_id))
+                bodies, *counts = await pipe.execute()
+            for run_id, body, count in zip(ids, bodies, counts):
+                if body is None:
+                    continue  # deleted between the two reads
+                summary = decode_summary(body, count, key=run_id)
+                if not (
+                    (status is None or summary.status == status)
+                    and (kind is None or summary.kind == kind)
+                    and (needle is None or needle in run_search_text(summary))
+                ):
+                    continue
+                if skip:
+                    skip -= 1
+                    continue
+                found.append(summary)
+                if limit is not None and len(found) == limit:
+                    break
+        return found
+
+    async def load_run(self, run_id: str) -> Sequence[Span]:
+        """Every span of the run, by start time (ties by span id); `[]` for an unknown run."""
+        check_id(run_id, "run_id")
+        client = await self._redis()
+        rows: dict[str, str] = await client.hgetall(self._key("spans", run_id))
+        spans = [decode_span(body, key=f"{run_id}/{span_id}") for span_id, body in rows.items()]
+        spans.sort(key=lambda span: (span.start, span.span_id))
+        return spans
+
+    async def delete_run(self, run_id: str) -> None:
+        """Forget a run: its spans and its entry in the run list."""
+        check_id(run_id, "run_id")
+        client = await self._redis()
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key("spans", run_id))
+            pipe.hdel(self._key("runinfo"), run_id)
+            pipe.zrem(self._key("runs"), run_id)
+            await pipe.execute()

@@ -16,24 +16,31 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import InvalidArgumentError
 from ._codec import (
     check_id,
     check_page,
+    check_run_filters,
     decode_binding,
     decode_event,
+    decode_span,
     decode_state,
+    decode_summary,
     encode,
     encode_binding,
     encode_event,
+    encode_spans,
     event_key,
     require_mapping,
     token_digest,
 )
 from .errors import ResumeTokenError, StateStoreError
 from .protocol import RemoteBinding, StoredEvent
+
+if TYPE_CHECKING:
+    from ..tracing.spans import RunSummary, Span
 
 __all__ = ["SQLiteStateStore"]
 
@@ -60,13 +67,32 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at REAL
         )""",
     ),
+    (
+        # Recorded runs: every span by (run, span); one row per run whose root was saved.
+        """CREATE TABLE spans (
+            run_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            start REAL NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (run_id, span_id)
+        )""",
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            start REAL NOT NULL,
+            status TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            search TEXT NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        "CREATE INDEX runs_by_start ON runs (start DESC, run_id DESC)",
+    ),
 )
 
 _SYNC_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 
 class SQLiteStateStore:
-    """Trace history, remote bindings and planner pauses in one SQLite file."""
+    """Trace history, remote bindings, planner pauses and recorded runs in one SQLite file."""
 
     def __init__(
         self,
@@ -277,3 +303,93 @@ class SQLiteStateStore:
             lambda c: c.execute("DELETE FROM planner_state WHERE digest = ?", (digest,))
         )
         return cursor.rowcount > 0
+
+    # -- recorded runs (spans) -------------------------------------------------------
+
+    async def save_spans(self, spans: Sequence[Span]) -> None:
+        """Insert or replace each span; root spans also update the run list.
+
+        One transaction per batch: `InvalidDataError` (checked before writing) or a
+        failed write leaves the store unchanged.
+        """
+        batch = encode_spans(spans)
+        if not batch.spans:
+            return
+        span_rows = [(r.run_id, r.span_id, r.start, r.body) for r in batch.spans]
+        run_rows = [(r.run_id, r.start, r.status, r.kind, r.search, r.body) for r in batch.runs]
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany(
+                "INSERT INTO spans (run_id, span_id, start, body) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, span_id) DO UPDATE SET "
+                "start = excluded.start, body = excluded.body",
+                span_rows,
+            )
+            if run_rows:
+                c.executemany(
+                    "INSERT INTO runs (run_id, start, status, kind, search, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                    "start = excluded.start, status = excluded.status, kind = excluded.kind, "
+                    "search = excluded.search, body = excluded.body",
+                    run_rows,
+                )
+            c.execute("COMMIT")
+
+        await self._run(write)
+
+    async def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        text: str | None = None,
+        offset: int = 0,
+        limit: int | None = 50,
+    ) -> Sequence[RunSummary]:
+        """Summaries of the runs whose root was saved, newest first (filtered, paged)."""
+        offset, limit = check_page(offset, limit)
+        status, kind, needle = check_run_filters(status, kind, text)
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if needle is not None:
+            where.append("instr(search, ?) > 0")  # a plain substring: no LIKE wildcards
+            params.append(needle)
+        query = (
+            "SELECT run_id, body, (SELECT COUNT(*) FROM spans WHERE spans.run_id = runs.run_id) "
+            "FROM runs"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY start DESC, run_id DESC LIMIT ? OFFSET ?"
+        )
+        params += [-1 if limit is None else limit, offset]
+        rows = await self._run(lambda c: c.execute(query, params).fetchall())
+        return [decode_summary(body, count, key=run_id) for run_id, body, count in rows]
+
+    async def load_run(self, run_id: str) -> Sequence[Span]:
+        """Every span of the run, by start time (ties by span id); `[]` for an unknown run."""
+        check_id(run_id, "run_id")
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT span_id, body FROM spans WHERE run_id = ? ORDER BY start, span_id",
+                (run_id,),
+            ).fetchall()
+        )
+        return [decode_span(body, key=f"{run_id}/{span_id}") for span_id, body in rows]
+
+    async def delete_run(self, run_id: str) -> None:
+        """Forget a run: its spans and its entry in the run list."""
+        check_id(run_id, "run_id")
+
+        def delete(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
+            c.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            c.execute("COMMIT")
+
+        await self._run(delete)

@@ -8,6 +8,9 @@ Safety: every URL (also each redirect target) passes a `URLPolicy` first, so
 private and loopback targets are refused unless allowed; the transport's
 `headers` (credentials such as `Authorization`) are sent only to the origin of the
 URL the call started with, never across a redirect to another origin.
+
+Every request carries the caller's trace context (a W3C `traceparent`, see
+`penguiflow.tracing.propagation`), so the agent's spans join the caller's trace.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pydantic_core import to_jsonable_python
 
 from ..errors import InvalidArgumentError, PenguiflowError
 from ..remote import RemoteCallRequest, RemoteCallResult, RemoteStreamEvent
+from ..tracing.propagation import inject
 from .a2a_parts import from_parts, to_parts
 from .url_policy import URLPolicy, same_origin
 
@@ -118,6 +122,7 @@ class A2AHttpTransport:
         for _ in range(self._max_redirects + 1):
             await self._policy.check(url)
             headers = {"content-type": "application/json", "accept": accept}
+            inject(headers)  # the caller's trace context: the agent's work joins its trace
             if same_origin(url, origin):
                 headers.update(self._headers)
             request = self._http().build_request(

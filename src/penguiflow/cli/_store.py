@@ -1,0 +1,52 @@
+"""Finding the store: `--store URL`, else `PENGUIFLOW_STORE`, else `.penguiflow/state.db`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from ._errors import fail, store_errors
+
+DEFAULT_STORE = ".penguiflow/state.db"
+ENV = "PENGUIFLOW_STORE"
+
+STORE_HELP = (
+    "where runs are recorded: a SQLite path, sqlite:///relative.db, sqlite:////abs/path.db, "
+    f"postgresql://... or redis://... (default: ${ENV}, else {DEFAULT_STORE})"
+)
+
+
+NOTHING_RECORDED = f"no runs recorded yet (store {DEFAULT_STORE} does not exist)"
+RECORD_ONE = "record one with 'penguiflow run MODULE:FACTORY \"query\"', or pass --store"
+
+
+def nothing_recorded(option: str | None) -> bool:
+    """Whether the command reads the default store and it does not exist yet."""
+    return store_url(option) == DEFAULT_STORE and not os.path.exists(DEFAULT_STORE)
+
+
+def store_url(option: str | None) -> str:
+    """The store URL the command uses."""
+    return option or os.environ.get(ENV) or DEFAULT_STORE
+
+
+@asynccontextmanager
+async def opened(option: str | None, *, create: bool) -> AsyncIterator[Any]:
+    """The store, opened (and closed after); its errors become user errors.
+
+    Reading (`create=False`) from the default store when it does not exist yet is
+    a user error saying that no runs were recorded yet.
+    """
+    from ..state.url import open_store
+
+    url = store_url(option)
+    if not create and nothing_recorded(option):
+        raise fail(NOTHING_RECORDED, RECORD_ONE)
+    with store_errors(url):
+        store = open_store(url, create=create)
+        try:
+            yield store
+        finally:
+            await store.close()

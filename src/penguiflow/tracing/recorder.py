@@ -1,0 +1,262 @@
+"""`Recorder`: writes every span of the runs it watches to a state store.
+
+It never harms the run it records. Spans are queued (a bounded deque, no await on
+the run's side) and written in batches by a background task; when the queue is
+full, or the store fails or hangs, spans are dropped instead, counted in
+`dropped`, and logged (once per outage, with the count when it ends). Content
+is cleaned by the `ContentPolicy` in the writer, off the run's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import replace
+from typing import Any
+
+from ..errors import InvalidArgumentError
+from ..state.protocol import SpanStore
+from .content import ContentPolicy
+from .emitter import SpanSink
+from .spans import Span
+
+__all__ = ["Recorder"]
+
+logger = logging.getLogger("penguiflow.tracing")
+
+
+class Recorder:
+    """A `SpanSink` that saves spans to `store` (any `SpanStore`: every store we ship).
+
+    * `capture_content`: keep LLM messages and replies, tool arguments and results
+      (default on; redacted and capped by `content`).
+    * `queue_size`: spans waiting to be written before new ones are dropped.
+    * `batch_size`, `flush_interval_s`: how many spans one write takes, and how long
+      the writer waits to gather a batch.
+    * `write_timeout_s`: a write taking longer counts as failed (its spans dropped).
+
+    Root spans are written when they start (so a running run is listed) and every
+    span when it ends. Use `async with Recorder(store) as recorder:` or call
+    `aclose()`: both flush what is queued.
+
+    Usage::
+
+        recorder = Recorder(SQLiteStateStore(".penguiflow/state.db"))
+        recorder.attach(planner)        # or a PenguiFlow
+        result = await planner.run("...")
+        await recorder.aclose()
+    """
+
+    def __init__(
+        self,
+        store: SpanStore,
+        *,
+        capture_content: bool = True,
+        content: ContentPolicy | None = None,
+        queue_size: int = 10_000,
+        batch_size: int = 256,
+        flush_interval_s: float = 0.05,
+        write_timeout_s: float = 5.0,
+    ) -> None:
+        for name, value in (("queue_size", queue_size), ("batch_size", batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+        if flush_interval_s < 0 or write_timeout_s <= 0:
+            raise InvalidArgumentError("flush_interval_s must be >= 0 and write_timeout_s > 0")
+        self.store = store
+        policy = content or ContentPolicy()
+        self.content = policy if capture_content else replace(policy, capture=False)
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.write_timeout_s = write_timeout_s
+        self._queue: deque[Span] = deque()
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._writing = 0
+        self._closed = False
+        self._failing_since: float | None = None
+        self._dropped_in_outage = 0
+        self._attached: dict[int, tuple[Any, SpanSink]] = {}
+        self.dropped = 0
+        self.written = 0
+
+    def __repr__(self) -> str:
+        return f"Recorder({self.store!r}, written={self.written}, dropped={self.dropped})"
+
+    async def __aenter__(self) -> Recorder:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- attaching ---------------------------------------------------------------
+
+    def attach(self, target: Any) -> None:
+        """Record the runs of `target`: a `ReactPlanner` (its `hooks.span`) or a flow
+        (through its `FlowTracer`). Attaching twice records once."""
+        if id(target) in self._attached:
+            return
+        sinks = _sinks_of(target)
+        sinks.append(self)
+        self._attached[id(target)] = (target, self)
+
+    def detach(self, target: Any) -> None:
+        """Stop recording `target` (spans already queued are still written)."""
+        entry = self._attached.pop(id(target), None)
+        if entry is None:
+            return
+        sinks = _sinks_of(target)
+        if self in sinks:
+            sinks.remove(self)
+
+    # -- SpanSink ----------------------------------------------------------------
+
+    def span_started(self, span: Span) -> None:
+        """Queue a root span at its start (so a running run is listed)."""
+        if span.parent_id is None:
+            self._enqueue(span)
+
+    def span_ended(self, span: Span) -> None:
+        """Queue an ended span."""
+        self._enqueue(span)
+
+    def _enqueue(self, span: Span) -> None:
+        if self._closed:
+            self._drop(1, "the recorder is closed")
+            return
+        queue = self._queue
+        if len(queue) >= self.queue_size:
+            self._drop(1, "the queue is full")
+            return
+        queue.append(span)
+        wake = self._wake
+        if wake is None:
+            self._start()
+            return
+        if not wake.is_set():
+            wake.set()
+
+    def _start(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the spans wait for `flush()`
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self._writer = loop.create_task(self._write_loop(), name="penguiflow-recorder")
+
+    # -- writing -----------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        wake = self._wake
+        assert wake is not None
+        while True:
+            await wake.wait()
+            wake.clear()
+            if self.flush_interval_s and not self._closed:
+                await asyncio.sleep(self.flush_interval_s)
+            while self._queue:
+                await self._write_batch()
+
+    async def _write_batch(self) -> None:
+        queue = self._queue
+        latest: dict[tuple[str, str], Span] = {}
+        for _ in range(min(self.batch_size, len(queue))):
+            span = queue.popleft()
+            latest[(span.run_id, span.span_id)] = span
+        batch = [self._snapshot(span) for span in latest.values()]
+        self._writing += 1
+        try:
+            async with asyncio.timeout(self.write_timeout_s):
+                await self.store.save_spans(batch)
+        except Exception as exc:
+            self._failed(len(batch), exc)
+            await asyncio.sleep(min(1.0, self.flush_interval_s * 10 or 0.1))
+        else:
+            self.written += len(batch)
+            self._recovered()
+        finally:
+            self._writing -= 1
+
+    def _snapshot(self, span: Span) -> Span:
+        policy = self.content
+        content = policy.clean(span.content) if policy.capture and span.content else {}
+        return replace(
+            span,
+            attributes=policy.clean_attributes(span.attributes) if span.attributes else {},
+            content=content,
+        )
+
+    def _drop(self, count: int, why: str) -> None:
+        self.dropped += count
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            logger.warning(
+                "recorder_dropping_spans why=%s (the run goes on; the spans are lost)",
+                why,
+                extra={"why": why, "dropped": self.dropped},
+            )
+        self._dropped_in_outage += count
+
+    def _failed(self, count: int, exc: Exception) -> None:
+        self._drop(count, f"the store failed: {type(exc).__name__}: {exc}")
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            logger.warning(
+                "recorder_recovered dropped=%d in %.1fs (total dropped %d)",
+                self._dropped_in_outage,
+                time.monotonic() - self._failing_since,
+                self.dropped,
+                extra={"dropped": self._dropped_in_outage, "total_dropped": self.dropped},
+            )
+            self._failing_since = None
+            self._dropped_in_outage = 0
+
+    async def flush(self) -> None:
+        """Write everything queued so far (failures count as dropped, as always)."""
+        while self._queue or self._writing:
+            if self._queue:
+                await self._write_batch()
+            else:
+                await asyncio.sleep(0.001)
+
+    async def aclose(self) -> None:
+        """Flush, stop the writer and detach from everything attached."""
+        await self.flush()
+        self._closed = True
+        for target, _ in list(self._attached.values()):
+            self.detach(target)
+        writer = self._writer
+        if writer is not None:
+            writer.cancel()
+            try:
+                await writer
+            except asyncio.CancelledError:
+                pass
+            self._writer = None
+            self._wake = None
+        if self._dropped_in_outage:
+            logger.warning(
+                "recorder_closed dropped=%d spans in total",
+                self.dropped,
+                extra={"dropped": self.dropped},
+            )
+
+
+def _sinks_of(target: Any) -> list[SpanSink]:
+    """The sink list spans of `target` go to (a planner's, or its flow tracer's)."""
+    hooks = getattr(target, "hooks", None)
+    spans = getattr(hooks, "span", None)
+    if isinstance(spans, list):
+        return spans
+    if hooks is not None and hasattr(hooks, "trace_done"):
+        from .flow import FlowTracer
+
+        return FlowTracer.of(target).sinks
+    raise InvalidArgumentError(
+        f"cannot record {type(target).__name__}: expected a ReactPlanner or a PenguiFlow"
+    )
