@@ -2,8 +2,11 @@
 
 The agent looks up the traveller (a sequential tool call), checks the weather in three
 cities at once and picks one (a parallel fan-out with a join), then asks a human to
-approve the booking (a pause). The pause is stored in a SQLite file, and a second
-process resumes it from that file once approved, and books.
+approve the booking (a pause). The pause is stored in the default state store (the
+SQLite file `.penguiflow/state.db`, or `PENGUIFLOW_STORE`), and a second process
+resumes it from there once approved, and books. Every step, LLM call, tool call and
+the pause are recorded in the same store: the demo ends with the command that shows
+the run in a browser (`penguiflow trace view <run id>`).
 
 Offline by default: the LLM is `ScriptedLLMClient`, which replays the replies a model
 would give. Set `PENGUIFLOW_DEMO_MODEL` to a LiteLLM model name (for example
@@ -20,15 +23,19 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from penguiflow import ModelRegistry, Node, build_catalog, tool
 from penguiflow.planner import PlannerEvent, PlannerFinish, PlannerPause, ReactPlanner
-from penguiflow.state.sqlite import SQLiteStateStore
+from penguiflow.planner.clients import LLMReply
+from penguiflow.state import open_store
 from penguiflow.testkit import ScriptedLLMClient
+from penguiflow.tracing import Recorder
+
+STORE = os.environ.get("PENGUIFLOW_STORE", ".penguiflow/state.db")
 
 # -- tools -----------------------------------------------------------------------------
 
@@ -101,9 +108,7 @@ async def confirm_booking(args: Booking, ctx: Any) -> Confirmation:
     return Confirmation(reference=f"PF-{args.city[:3].upper()}-0001")
 
 
-def build_planner(
-    llm_client: Any | None, model: str | None, store: SQLiteStateStore
-) -> ReactPlanner:
+def build_planner(llm_client: Any | None, model: str | None, store: Any) -> ReactPlanner:
     registry = ModelRegistry()
     registry.register("lookup_traveller", TravellerQuery, Traveller)
     registry.register("check_weather", City, Weather)
@@ -126,8 +131,17 @@ def build_planner(
 # -- the scripted model ----------------------------------------------------------------
 
 
-def act(thought: str, **fields: Any) -> str:
-    return json.dumps({"thought": thought, **fields})
+def act(thought: str, **fields: Any) -> Callable[[Sequence[Mapping[str, str]]], LLMReply]:
+    """A scripted reply, with the token counts a model would report for it."""
+    text = json.dumps({"thought": thought, **fields})
+
+    def reply(messages: Sequence[Mapping[str, str]]) -> LLMReply:
+        prompt = sum(len(m["content"]) for m in messages) // 4  # about 4 characters a token
+        return LLMReply(
+            text, prompt_tokens=prompt, completion_tokens=len(text) // 4, model="gpt-4o-mini"
+        )
+
+    return reply
 
 
 def scripted_llm(after_pause: bool) -> ScriptedLLMClient:
@@ -193,55 +207,70 @@ def print_trajectory(steps: list[dict[str, Any]]) -> None:
         print(f"     <- {outcome}")
 
 
-async def first_process(db: str, model: str | None) -> str | None:
+def print_recorded(result: PlannerFinish) -> None:
+    usage = result.metadata["usage"]
+    run_id = result.metadata["run_id"]
+    print(
+        f"\nUsage: {usage['llm_calls']} LLM calls, {usage['tool_calls']} tool calls, "
+        f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, "
+        f"${usage['cost_usd']:.4f}, {usage['wall_ms']:.0f} ms"
+    )
+    print(f"Recorded run {run_id} in {STORE}. See it with:")
+    print(f"  penguiflow trace view {run_id}    (a self-contained HTML page)")
+    print(f"  penguiflow trace show {run_id}    (the span tree in the terminal)")
+    print("  penguiflow trace list              (every recorded run)")
+
+
+async def first_process(model: str | None) -> str | None:
     """Run until the pause; return its resume token (None if the run finished)."""
-    store = SQLiteStateStore(db)
+    store = open_store(STORE)
     planner = build_planner(None if model else scripted_llm(after_pause=False), model, store)
     print(f"LLM: {model or 'scripted (offline)'}\n")
     print("Run: plan a sunny trip for Ada")
-    result = await planner.run("Plan a sunny trip for Ada next week.")
+    async with Recorder(store) as recorder:
+        recorder.attach(planner)
+        result = await planner.run("Plan a sunny trip for Ada next week.")
     await store.close()
     if isinstance(result, PlannerFinish):  # a real model may finish without asking
         print_trajectory(result.metadata.get("steps", []))
         print(f"\nFinished ({result.reason}): {result.payload}")
+        print_recorded(result)
         return None
     print(f"\nPaused for {result.reason}: {result.payload}")
-    print(f"  stored in {db}; resume token {result.resume_token[:8]}...")
+    print(f"  stored in {STORE}; resume token {result.resume_token[:8]}...")
     print("  a human approves -> a second process resumes the run\n", flush=True)
     return result.resume_token
 
 
-async def second_process(db: str, token: str, model: str | None) -> None:
-    store = SQLiteStateStore(db)
+async def second_process(token: str, model: str | None) -> None:
+    store = open_store(STORE)
     planner = build_planner(None if model else scripted_llm(after_pause=True), model, store)
-    print(f"[pid {os.getpid()}] resuming from {db}")
-    result = await planner.resume(token, user_input="approved")
+    print(f"[pid {os.getpid()}] resuming from {STORE}")
+    async with Recorder(store) as recorder:
+        recorder.attach(planner)
+        result = await planner.resume(token, user_input="approved")
+        while isinstance(result, PlannerPause):  # a real model may ask again
+            result = await planner.resume(result.resume_token, user_input="approved")
     await store.close()
-    while isinstance(result, PlannerPause):  # a real model may ask again
-        result = await planner.resume(result.resume_token, user_input="approved")
     print_trajectory(result.metadata.get("steps", []))
     print(f"\nFinished ({result.reason}): {result.payload}")
+    print_recorded(result)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--resume", metavar="TOKEN", help="resume a stored pause (internal)")
-    parser.add_argument("--db", help="the SQLite file holding the pause")
     args = parser.parse_args()
     model = os.environ.get("PENGUIFLOW_DEMO_MODEL")
     if args.resume:
-        asyncio.run(second_process(args.db, args.resume, model))
+        asyncio.run(second_process(args.resume, model))
         return
-    with tempfile.TemporaryDirectory(prefix="penguiflow-demo-") as tmp:
-        db = os.path.join(tmp, "pauses.db")
-        token = asyncio.run(first_process(db, model))
-        if token is None:
-            return
-        resumed = subprocess.run(
-            [sys.executable, __file__, "--resume", token, "--db", db], check=False
-        )
-        if resumed.returncode != 0:
-            raise SystemExit(f"the resuming process failed with exit code {resumed.returncode}")
+    token = asyncio.run(first_process(model))
+    if token is None:
+        return
+    resumed = subprocess.run([sys.executable, __file__, "--resume", token], check=False)
+    if resumed.returncode != 0:
+        raise SystemExit(f"the resuming process failed with exit code {resumed.returncode}")
 
 
 if __name__ == "__main__":

@@ -2,13 +2,16 @@
 
 A support desk triages tickets. A router sends each ticket either to `billing` or to
 `research`; `research` asks three specialists in parallel (fan-out) and `join_k`
-merges their notes; `reply` streams its answer back chunk by chunk. Run it with
-`python examples/flow_demo.py` (`make demo` runs it after the planner demo).
+merges their notes; `reply` streams its answer back chunk by chunk. Each ticket's
+trace is recorded in the default state store (`.penguiflow/state.db`, or
+`PENGUIFLOW_STORE`). Run it with `python examples/flow_demo.py` (`make demo` runs it
+after the planner demo).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 
 from pydantic import BaseModel
 
@@ -25,6 +28,10 @@ from penguiflow import (
     join_k,
     predicate_router,
 )
+from penguiflow.state import open_store
+from penguiflow.tracing import Recorder
+
+STORE = os.environ.get("PENGUIFLOW_STORE", ".penguiflow/state.db")
 
 
 class Ticket(BaseModel):
@@ -110,6 +117,10 @@ async def main() -> None:
     flow = build()
     print("Flow graph (Mermaid):")
     print(flow_to_mermaid(flow))
+    store = open_store(STORE)
+    recorder = Recorder(store)
+    recorder.attach(flow)
+    traces: list[str] = []
     flow.run()
     tickets = [
         Ticket(customer="ada", text="Why was the API down this morning?"),
@@ -119,6 +130,7 @@ async def main() -> None:
         for ticket in tickets:
             print(f"\nTicket from {ticket.customer}: {ticket.text}")
             message = Message(payload=ticket, headers=Headers(tenant="demo"))
+            traces.append(message.trace_id)
             await flow.emit(message)
             seqs: list[int] = []
             while True:
@@ -136,6 +148,11 @@ async def main() -> None:
                 break
     finally:
         await flow.stop()
+        await recorder.aclose()
+        await store.close()
+    print(f"\nRecorded {len(traces)} traces in {STORE}. See them with:")
+    for trace_id in traces:
+        print(f"  penguiflow trace view {trace_id}")
     print("\nDemo finished: routing, fan-out + join_k and streaming all ran.")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +14,31 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def run_example(name: str) -> str:
+def run_example(name: str, store: Path | None = None) -> str:
+    env = dict(os.environ)
+    if store is not None:
+        env["PENGUIFLOW_STORE"] = str(store)
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """The demos record into the default store: here, one of the test's own."""
+    return tmp_path / "state.db"
+
+
+def penguiflow(*args: str, store: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "penguiflow", *args, "--store", str(store)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -23,8 +48,8 @@ def run_example(name: str) -> str:
     return done.stdout
 
 
-def test_flow_demo_shows_routing_fan_out_join_and_streaming() -> None:
-    out = run_example("flow_demo.py")
+def test_flow_demo_shows_routing_fan_out_join_and_streaming(store: Path) -> None:
+    out = run_example("flow_demo.py", store)
     assert "'ada' -> research" in out
     assert "'grace' -> billing" in out
     for finding in ("09:14 UTC", "09:40 UTC", "SLA credit"):
@@ -35,10 +60,13 @@ def test_flow_demo_shows_routing_fan_out_join_and_streaming() -> None:
     assert out.rstrip().endswith("streaming all ran.")
     assert "graph TD" in out
     assert "merge --> reply" in out
+    assert out.count("penguiflow trace view ") == 2  # one recorded trace per ticket
+    listed = penguiflow("trace", "list", "--json", store=store).splitlines()
+    assert [json.loads(line)["kind"] for line in listed] == ["trace", "trace"]
 
 
-def test_planner_demo_runs_offline_through_tools_parallel_plan_and_pause() -> None:
-    out = run_example("demo.py")
+def test_planner_demo_runs_offline_through_tools_parallel_plan_and_pause(store: Path) -> None:
+    out = run_example("demo.py", store)
     assert "LLM: scripted (offline)" in out
     assert "-> lookup_traveller" in out
     assert "-> parallel: check_weather, check_weather, check_weather" in out
@@ -49,6 +77,18 @@ def test_planner_demo_runs_offline_through_tools_parallel_plan_and_pause() -> No
     assert "-> confirm_booking" in out
     assert "Finished (answer_complete)" in out
     assert "PF-LIS-0001" in out
+    # The run was recorded across both processes, as one run, and the demo says how
+    # to see it.
+    (run_id,) = re.findall(r"penguiflow trace view ([0-9a-f]{32})", out)
+    (line,) = penguiflow("trace", "list", "--json", store=store).splitlines()
+    run = json.loads(line)
+    assert run["run_id"] == run_id
+    assert run["status"] == "ok"
+    assert run["attributes"]["resumes"] == 1
+    assert run["attributes"]["llm_calls"] == 5
+    shown = penguiflow("trace", "show", run_id, store=store)
+    for name in ("lookup_traveller", "check_weather", "pick_city", "request_booking", "pause"):
+        assert name in shown
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import webbrowser
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..tracing.spans import expand_messages
 from ._display import cost, duration, number, status_style, when
 from ._errors import USAGE, fail, redact, store_errors
 from ._store import NOTHING_RECORDED, RECORD_ONE, STORE_HELP, nothing_recorded, opened, store_url
@@ -104,7 +105,7 @@ async def resolve(store: Any, ref: str) -> tuple[RunSummary, list[Span]]:
             "give more characters of the run id",
             code=USAGE,
         )
-    return runs[0], list(await store.load_run(runs[0].run_id))
+    return runs[0], expand_messages(await store.load_run(runs[0].run_id))
 
 
 RUN_FIX = "see 'penguiflow trace list' for the recorded runs (and check --store)"

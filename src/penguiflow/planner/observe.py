@@ -200,7 +200,9 @@ class RunTrace:
         self, purpose: str, attempt: int, messages: Sequence[Mapping[str, str]], model: str | None
     ) -> Span:
         """Open an LLM call's span (a child of the step)."""
-        attrs: dict[str, Any] = {"purpose": purpose}
+        # `conversation`: the run span whose prompt this call continues (a recorder
+        # stores each prompt as what is new since the conversation's previous call).
+        attrs: dict[str, Any] = {"purpose": purpose, "conversation": self.root.span_id}
         if model:
             attrs["model"] = model
         return self.emitter.open(

@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .spans import Span, hex_id
+from .spans import Span, expand_messages, hex_id
 
 __all__ = [
     "SPAN_KIND_CLIENT",
@@ -56,6 +56,7 @@ def spans_to_otlp(
     spans: Iterable[Span], *, service_name: str = "penguiflow", include_content: bool = True
 ) -> dict[str, Any]:
     """An OTLP/JSON `ExportTraceServiceRequest` holding `spans` (one resource, one scope)."""
+    spans = expand_messages(list(spans))
     return {
         "resourceSpans": [
             {

@@ -80,6 +80,8 @@ class Recorder:
         self._failing_since: float | None = None
         self._dropped_in_outage = 0
         self._attached: dict[int, tuple[Any, SpanSink]] = {}
+        # The last prompt of each conversation written (run id, run span id).
+        self._conversations: dict[tuple[str, str], tuple[str, list[Any]]] = {}
         self.dropped = 0
         self.written = 0
 
@@ -183,12 +185,52 @@ class Recorder:
 
     def _snapshot(self, span: Span) -> Span:
         policy = self.content
-        content = policy.clean(span.content) if policy.capture and span.content else {}
-        return replace(
-            span,
-            attributes=policy.clean_attributes(span.attributes) if span.attributes else {},
-            content=content,
+        content: dict[str, Any] = {}
+        if policy.capture and span.content:
+            raw = span.content
+            if span.kind == "llm" and isinstance(raw.get("messages"), list):
+                raw = self._new_messages(span, raw)
+            content = policy.clean(raw)
+        return Span(
+            span.run_id,
+            span.span_id,
+            span.parent_id,
+            span.kind,
+            span.name,
+            span.start,
+            span.end,
+            span.status,
+            span.error_type,
+            span.error_message,
+            span.attempt,
+            policy.clean_attributes(span.attributes) if span.attributes else {},
+            content,
         )
+
+    def _new_messages(self, span: Span, content: dict[str, Any]) -> dict[str, Any]:
+        """An LLM call's content with only the messages that are new since the previous
+        call of its conversation (see `expand_messages`, which rebuilds them)."""
+        messages: list[Any] = content["messages"]
+        key = (span.run_id, str(span.attributes.get("conversation", "")))
+        previous = self._conversations.get(key)
+        self._conversations[key] = (span.span_id, messages)
+        if len(self._conversations) > 1024:
+            self._conversations.pop(next(iter(self._conversations)))
+        if previous is None:
+            return content
+        source, before = previous
+        kept = 0
+        for old, new in zip(before, messages):
+            if old is not new and old != new:
+                break
+            kept += 1
+        if not kept:
+            return content
+        trimmed = dict(content)
+        trimmed["messages"] = messages[kept:]
+        trimmed["messages_from"] = source
+        trimmed["messages_kept"] = kept
+        return trimmed
 
     def _drop(self, count: int, why: str) -> None:
         self.dropped += count

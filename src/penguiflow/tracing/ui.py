@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidArgumentError, MissingExtraError
 from ..state.errors import InvalidDataError
 from ._html import asset, fill, run_summary
-from .spans import RUN_KINDS
+from .spans import RUN_KINDS, expand_messages
 from .viewer import render_run_html
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def build_ui_app(store: SpanStore, *, allowed_hosts: Sequence[str] | None = None
     async def api_run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         try:
-            spans = await store.load_run(run_id)
+            spans = expand_messages(await store.load_run(run_id))
         except InvalidDataError as exc:
             return error(400, str(exc))
         if not spans:

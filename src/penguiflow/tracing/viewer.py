@@ -23,7 +23,7 @@ import html
 from collections.abc import Sequence
 
 from ._html import asset, fill, json_for_script, run_summary
-from .spans import RunSummary, Span
+from .spans import RunSummary, Span, expand_messages
 
 __all__ = ["render_run_html"]
 
@@ -42,7 +42,7 @@ def render_run_html(
     given, adds an "all runs" link (the local UI links back to its run list).
     Values JSON cannot hold (NaN, arbitrary objects) are shown as their `str()`.
     """
-    ordered = sorted(spans, key=lambda span: (span.start, span.span_id))
+    ordered = sorted(expand_messages(spans), key=lambda span: (span.start, span.span_id))
     if summary is None:
         summary = run_summary(ordered)
     page_title = title or (summary.name if summary is not None else "penguiflow run")

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import MissingExtraError
+from ._usage import dollars, provider_cost, token_count
 from .protocol import LLMReply
 from .retry import (
     LLMConnectionError,
@@ -62,8 +63,13 @@ class _LiteLLMJSONClient:
         )
 
     def __repr__(self) -> str:
+        return f"_LiteLLMJSONClient(model={self.model!r})"
+
+    @property
+    def model(self) -> str | None:
+        """The configured model name (`llm`, or its `"model"` entry)."""
         model = self._llm if isinstance(self._llm, str) else self._llm.get("model")
-        return f"_LiteLLMJSONClient(model={model!r})"
+        return str(model) if model else None
 
     async def complete(
         self,
@@ -103,16 +109,17 @@ class _LiteLLMJSONClient:
             if not content:
                 raise LLMEmptyResponseError(f"LiteLLM returned empty content from {model}")
             usage = response.get("usage") or {}
-            cost = (response.get("_hidden_params") or {}).get("response_cost") or None
+            cost = _cost(usage, response.get("_hidden_params") or {})
             if cost:
                 logger.debug("llm_call_success", extra={"cost_usd": cost})
+            reported = response.get("model")
             return LLMReply(
                 str(content),
-                prompt_tokens=_get(usage, "prompt_tokens"),
-                completion_tokens=_get(usage, "completion_tokens"),
-                total_tokens=_get(usage, "total_tokens"),
-                cost_usd=float(cost) if cost else None,
-                model=response.get("model"),
+                prompt_tokens=token_count(_get(usage, "prompt_tokens")),
+                completion_tokens=token_count(_get(usage, "completion_tokens")),
+                total_tokens=token_count(_get(usage, "total_tokens")),
+                cost_usd=cost,
+                model=reported if isinstance(reported, str) and reported else None,
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
 
@@ -123,6 +130,21 @@ def _get(usage: Any, key: str) -> Any:
     if isinstance(usage, Mapping):
         return usage.get(key)
     return getattr(usage, key, None)
+
+
+def _cost(usage: Any, hidden: Mapping[str, Any]) -> float | None:
+    """The call's cost: the provider's own figure, else LiteLLM's positive `response_cost`.
+
+    LiteLLM prices calls from its own table and reports 0 or nothing for models it
+    does not know (a local server's, say): 0 then means "no cost known", so the
+    planner prices the call by model name or counts it unpriced, never as free.
+    A 0 the provider itself reports in `usage.cost` is kept.
+    """
+    reported = provider_cost({key: _get(usage, key) for key in ("cost", "cost_usd")})
+    if reported is not None:
+        return reported
+    computed = dollars(hidden.get("response_cost"))
+    return computed if computed else None
 
 
 def _redact(text: str, secrets: Sequence[str]) -> str:

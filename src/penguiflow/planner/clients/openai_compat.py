@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._usage import provider_cost, token_count
 from .protocol import LLMReply
 from .retry import (
     LLMConnectionError,
@@ -79,6 +80,11 @@ class OpenAICompatibleClient:
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleClient(url={self._url!r}, model={self._model!r})"
+
+    @property
+    def model(self) -> str:
+        """The model name sent with every request (the planner prices calls by it)."""
+        return self._model
 
     async def __aenter__(self) -> OpenAICompatibleClient:
         return self
@@ -150,13 +156,17 @@ class OpenAICompatibleClient:
         content = choice.get("content") if isinstance(choice, dict) else None
         if not content:
             raise LLMEmptyResponseError(f"{self._url} returned empty content", status=status)
-        usage = data.get("usage") or {}
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
+        model = data.get("model")
         return LLMReply(
             str(content),
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            total_tokens=usage.get("total_tokens"),
-            model=data.get("model"),
+            prompt_tokens=token_count(usage.get("prompt_tokens")),
+            completion_tokens=token_count(usage.get("completion_tokens")),
+            total_tokens=token_count(usage.get("total_tokens")),
+            cost_usd=provider_cost(usage),
+            model=model if isinstance(model, str) and model else None,
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 

@@ -1,0 +1,372 @@
+"""What recording costs: planner steps and flow hops with a recorder or OpenTelemetry.
+
+Figures (each against the same work without recording, interleaved in the same run):
+
+* a planner step recorded to SQLite (target <= 1.3x): a 20-step run with an
+  instant scripted client, per step, the recorder's flush included;
+* a flow hop recorded to SQLite (target <= 1.3x): a message through 10 nodes, one
+  trace per message, per hop, the flush included;
+* a planner step exported to OpenTelemetry with an in-memory exporter (target
+  <= 1.5x), and a flow hop likewise;
+* 1,000 recorded planner runs (4 steps, a model answering in 2 ms, 50 at a time)
+  while the store (a Redis server this bench starts on a free port) is stopped for
+  the middle 40% of them, against the same 1,000 runs with the store up (target
+  <= 1.1x, 0 failed runs); the dropped spans are reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from _common import Result, interleave_async, run_cli
+from penguiflow import Headers, Message, ModelRegistry, Node, NodePolicy, build_catalog, create
+from penguiflow.planner import PlannerFinish, ReactPlanner
+from penguiflow.planner.clients.protocol import LLMReply
+from penguiflow.state.sqlite import SQLiteStateStore
+from penguiflow.tracing import Recorder
+
+STEPS = 20
+HOPS = 10
+LATENCY_S = 0.002  # the model's latency in the store-outage runs (a fast local model)
+
+
+class Args(BaseModel):
+    value: int
+
+
+class Out(BaseModel):
+    value: int
+
+
+def make_catalog() -> list[Any]:
+    registry = ModelRegistry()
+    nodes = []
+    for i in range(4):
+
+        async def work(args: Args, ctx: Any) -> Out:
+            return Out(value=args.value + 1)
+
+        name = f"tool_{i}"
+        work.__doc__ = f"Adds one (tool {i})."
+        nodes.append(Node(work, name=name, policy=NodePolicy(validate="none")))
+        registry.register(name, Args, Out)
+    return build_catalog(nodes, registry)
+
+
+def replies(steps: int) -> list[str]:
+    calls = [
+        LLMReply(
+            json.dumps(
+                {"thought": f"step {i}", "next_node": f"tool_{i % 4}", "args": {"value": i}}
+            ),
+            prompt_tokens=100 + i,
+            completion_tokens=20,
+            total_tokens=120 + i,
+            cost_usd=0.0001,
+            model="gpt-4o-mini",
+        )
+        for i in range(steps - 1)
+    ]
+    finish = json.dumps({"thought": "done", "next_node": None, "args": {"answer": "ok"}})
+    return [*calls, LLMReply(finish, prompt_tokens=10, completion_tokens=5, cost_usd=0.0001)]
+
+
+class Client:
+    """Answers from a script, instantly or after `delay_s` (a model's latency)."""
+
+    def __init__(self, script: list[str], delay_s: float = 0.0) -> None:
+        self.script = script
+        self.calls = 0
+        self.delay_s = delay_s
+
+    async def complete(
+        self, *, messages: Sequence[Mapping[str, str]], response_format: Any = None
+    ) -> str:
+        self.calls += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return self.script[self.calls - 1]
+
+
+def planner_batch(
+    catalog: list[Any],
+    runs: int,
+    attach: Callable[[ReactPlanner], None] | None,
+    flush: Callable[[], Awaitable[None]] | None,
+) -> Callable[[], Awaitable[float]]:
+    script = replies(STEPS)
+
+    async def batch() -> float:
+        planners = [
+            ReactPlanner(llm_client=Client(script), catalog=catalog, max_iters=STEPS + 2)
+            for _ in range(runs)
+        ]
+        if attach is not None:
+            for planner in planners:
+                attach(planner)
+        start = time.perf_counter()
+        for planner in planners:
+            result = await planner.run("count")
+            assert isinstance(result, PlannerFinish)
+        if flush is not None:
+            await flush()
+        return (time.perf_counter() - start) / (runs * STEPS)
+
+    return batch
+
+
+async def passthrough(message: Any, ctx: Any) -> Any:
+    return message
+
+
+def build_flow() -> Any:
+    policy = NodePolicy(validate="none")
+    nodes = [Node(passthrough, name=f"hop{i}", policy=policy) for i in range(HOPS)]
+    adjacencies = [a.to(b) for a, b in itertools.pairwise(nodes)]
+    adjacencies.append(nodes[-1].to())
+    return create(*adjacencies, queue_maxsize=64)
+
+
+def flow_batch(
+    flow: Any, count: int, flush: Callable[[], Awaitable[None]] | None
+) -> Callable[[], Awaitable[float]]:
+    headers = Headers(tenant="bench")
+
+    async def batch() -> float:
+        messages = [Message(payload=i, headers=headers) for i in range(count)]
+        start = time.perf_counter()
+        for message in messages:
+            await flow.emit(message)
+            await flow.fetch()
+        if flush is not None:
+            await flush()
+        return (time.perf_counter() - start) / (count * HOPS)
+
+    return batch
+
+
+def result(name: str, paired: Any, target: float, unit_note: str) -> Result:
+    return Result(
+        name=name,
+        subject=paired.subject_median * 1e6,
+        floor=paired.floor_median * 1e6,
+        unit="us",
+        ratio=paired.ratio,
+        target=f"<={target}x",
+        met=paired.ratio <= target,
+        note=f"{unit_note}; round-ratio spread {paired.spread:.0%}",
+    )
+
+
+def otel_exporter() -> tuple[Any, Any]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from penguiflow.tracing import OTelExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return OTelExporter(provider), memory
+
+
+async def _steps_and_hops(quick: bool, tmp: str) -> list[Result]:
+    runs, repeats = (2, 3) if quick else (10, 9)
+    messages = 20 if quick else 200
+    catalog = make_catalog()
+    results: list[Result] = []
+
+    store = SQLiteStateStore(os.path.join(tmp, "bench.db"), synchronous="NORMAL")
+    recorder = Recorder(store)
+    paired = await interleave_async(
+        planner_batch(catalog, runs, recorder.attach, recorder.flush),
+        planner_batch(catalog, runs, None, None),
+        repeats=repeats,
+    )
+    results.append(
+        result("planner step: recorded to sqlite", paired, 1.3, "per step, flush included")
+    )
+
+    exporter, memory = otel_exporter()
+    paired = await interleave_async(
+        planner_batch(catalog, runs, lambda p: p.hooks.span.append(exporter), None),
+        planner_batch(catalog, runs, None, None),
+        repeats=repeats,
+    )
+    memory.clear()
+    results.append(result("planner step: OpenTelemetry (memory)", paired, 1.5, "per step"))
+
+    plain, recorded, exported = build_flow(), build_flow(), build_flow()
+    recorder.attach(recorded)
+    from penguiflow.tracing import FlowTracer
+
+    FlowTracer.of(exported).sinks.append(exporter)
+    for flow in (plain, recorded, exported):
+        flow.run()
+    try:
+        paired = await interleave_async(
+            flow_batch(recorded, messages, recorder.flush),
+            flow_batch(plain, messages, None),
+            repeats=repeats,
+        )
+        results.append(
+            result("flow hop: recorded to sqlite", paired, 1.3, "per hop, flush included")
+        )
+        paired = await interleave_async(
+            flow_batch(exported, messages, None), flow_batch(plain, messages, None), repeats=repeats
+        )
+        results.append(result("flow hop: OpenTelemetry (memory)", paired, 1.5, "per hop"))
+    finally:
+        for flow in (plain, recorded, exported):
+            await flow.stop()
+    await recorder.aclose()
+    await store.close()
+    return results
+
+
+# -- the store outage ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(port: int, directory: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            directory,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+async def _outage(quick: bool, tmp: str) -> list[Result]:
+    if shutil.which("redis-server") is None:
+        nan = float("nan")
+        return [
+            Result(
+                "1,000 runs, store stopped",
+                nan,
+                nan,
+                "ms",
+                nan,
+                "<=1.1x",
+                None,
+                note="skipped: redis-server is not installed",
+            )
+        ]
+    from penguiflow.state.redis import RedisStateStore
+
+    total = 100 if quick else 1000
+    batch = 10 if quick else 50
+    catalog = make_catalog()
+    script = replies(4)
+    port = free_port()
+    server = start_redis(port, tmp)
+    store = RedisStateStore(f"redis://127.0.0.1:{port}/0", prefix="bench")
+
+    async def runs(outage: bool) -> tuple[float, int, int]:
+        recorder = Recorder(store, write_timeout_s=0.5)
+        nonlocal server
+        failed = 0
+        down = False
+        wall = 0.0  # the runs' own time: stopping and starting the server is not counted
+        for index in range(0, total, batch):
+            if outage and not down and total * 3 // 10 <= index < total * 7 // 10:
+                server.terminate()
+                server.wait()
+                down = True
+            if outage and down and index >= total * 7 // 10:
+                server = start_redis(port, tmp)
+                down = False
+            planners = [
+                ReactPlanner(llm_client=Client(script, LATENCY_S), catalog=catalog)
+                for _ in range(batch)
+            ]
+            for planner in planners:
+                recorder.attach(planner)
+            start = time.perf_counter()
+            outcomes = await asyncio.gather(
+                *(p.run(f"q{index + n}") for n, p in enumerate(planners)), return_exceptions=True
+            )
+            wall += time.perf_counter() - start
+            failed += sum(not isinstance(o, PlannerFinish) for o in outcomes)
+        await recorder.aclose()
+        return wall, failed, recorder.dropped
+
+    try:
+        await runs(False)  # warm up
+        healthy, healthy_failed, _ = await runs(False)
+        stopped, stopped_failed, dropped = await runs(True)
+        healthy2, _, _ = await runs(False)
+    finally:
+        await store.close()
+        server.terminate()
+        server.wait()
+    floor = min(healthy, healthy2)
+    ratio = stopped / floor
+    failed = healthy_failed + stopped_failed
+    return [
+        Result(
+            name=f"{total:,} runs, store stopped 40% of the time",
+            subject=stopped * 1000,
+            floor=floor * 1000,
+            unit="ms",
+            ratio=ratio,
+            target="<=1.1x, 0 failed",
+            met=ratio <= 1.1 and failed == 0,
+            note=f"{failed} runs failed; {dropped} spans dropped and reported; "
+            f"Redis store on 127.0.0.1:{port}, stopped for runs 30%-70%",
+        )
+    ]
+
+
+async def _measure(quick: bool) -> list[Result]:
+    with tempfile.TemporaryDirectory(prefix="pf-bench-tracing-") as tmp:
+        results = await _steps_and_hops(quick, tmp)
+        results += await _outage(quick, tmp)
+    return results
+
+
+def main(quick: bool = False) -> list[Result]:
+    return asyncio.run(_measure(quick))
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(__doc__ or "", main, "Recording (tracing)"))
