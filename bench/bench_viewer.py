@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from _common import Result, interleave, run_cli
-from penguiflow.tracing.spans import Span
+from penguiflow.spans import Span
 from penguiflow.tracing.viewer import render_run_html
 
 SPANS = 500

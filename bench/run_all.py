@@ -33,6 +33,7 @@ BENCHMARKS = (
     "bench_bus.py",
     "bench_a2a.py",
     "bench_viewer.py",
+    "bench_tracing.py",
 )
 
 

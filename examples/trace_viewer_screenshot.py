@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from penguiflow.tracing.spans import Span
+from penguiflow.spans import Span
 from penguiflow.tracing.viewer import render_run_html
 
 ROOT = Path(__file__).resolve().parents[1]

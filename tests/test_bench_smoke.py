@@ -23,6 +23,7 @@ MODULES = (
     "bench_memory",
     "bench_planner",
     "bench_stores",
+    "bench_tracing",
 )
 
 
@@ -69,6 +70,7 @@ def test_bench_module_quick(name: str) -> None:
 
 
 @pytest.mark.usefixtures("bench_path")
+@pytest.mark.timeout(420)  # every bench once, each in its own interpreter (~1 min idle)
 def test_run_all_quick(capsys: pytest.CaptureFixture[str]) -> None:
     run_all = load("run_all")
     assert run_all.main(["--quick"]) == 0

@@ -78,7 +78,7 @@ def test_the_root_docstring_draws_every_public_error() -> None:
         ("penguiflow.errors.FlowAssertionError", AssertionError),
         ("penguiflow._runtime.graph.CycleError", RuntimeError),
         ("penguiflow.state.errors.ResumeTokenError", KeyError),
-        ("penguiflow.state.errors.StateStoreError", RuntimeError),
+        ("penguiflow.errors.StateStoreError", RuntimeError),
         ("penguiflow.state.errors.StateFileNotFoundError", FileNotFoundError),
         ("penguiflow.transports.url_policy.UnsafeURLError", ValueError),
         ("penguiflow.planner.clients.retry.LLMError", RuntimeError),

@@ -94,6 +94,8 @@ UNLISTED = {
         "NotFoundError",
         "MissingExtraError",
         "FlowAssertionError",
+        "StateStoreError",
+        "InvalidDataError",
     },
 }
 

@@ -218,3 +218,14 @@ class MissingExtraError(PenguiflowError, RuntimeError):
 
 class FlowAssertionError(PenguiflowError, AssertionError):
     """A testkit assertion (`assert_node_sequence`, ...) that did not hold."""
+
+
+# The state stores' errors live here, low in the package, so that the span model
+# (`penguiflow.spans`) can refuse bad data without importing the stores;
+# `penguiflow.state.errors` re-exports them.
+class StateStoreError(PenguiflowError, RuntimeError):
+    """A state store operation failed."""
+
+
+class InvalidDataError(StateStoreError, ValueError):
+    """Data refused on write (not JSON-serialisable, or not encodable as UTF-8)."""

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from penguiflow.cli import main
+from penguiflow.spans import Span
 from penguiflow.state import StoredEvent
 from penguiflow.state.sqlite import SQLiteStateStore
-from penguiflow.tracing.spans import Span
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = "tests.cli.sample_agents"

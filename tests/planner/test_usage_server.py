@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
 from penguiflow.planner import PlannerEvent, PlannerFinish, PlannerPause, ReactPlanner
-from penguiflow.planner.clients import OpenAICompatibleClient
+from penguiflow.planner.clients import LLMReply, OpenAICompatibleClient
 from penguiflow.state.memory import InMemoryStateStore
 from penguiflow.testkit import ScriptedLLMServer, ServerReply
 from penguiflow.tracing import Span
@@ -111,7 +111,7 @@ def server() -> Iterator[ScriptedLLMServer]:
 
 async def run(
     planner: ReactPlanner, query: str = "what is the total?"
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[Span]]:
+) -> tuple[dict[str, Any], list[Mapping[str, Any]], list[Span]]:
     """Run to the finish; return the usage, the `llm_call` extras and the `llm` spans."""
     events: list[PlannerEvent] = []
     planner.hooks.event.append(events.append)
@@ -123,7 +123,7 @@ async def run(
     return result.metadata["usage"], calls, spans.spans
 
 
-def priced(calls: Sequence[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
+def priced(calls: Sequence[Mapping[str, Any]]) -> list[tuple[Any, Any, Any]]:
     return [(c.get("model"), c.get("cost_source"), c.get("cost_usd")) for c in calls]
 
 
@@ -199,8 +199,9 @@ async def test_the_native_client_reads_only_a_valid_provider_cost(
     async with native(server) as client:
         assert client.model == "gpt-4o-mini"
         reply = await client.complete(messages=[{"role": "user", "content": "hi"}])
-    assert (reply.prompt_tokens, reply.completion_tokens, reply.total_tokens) == (3, 4, 7)  # type: ignore[attr-defined]
-    assert reply.cost_usd == cost  # type: ignore[attr-defined]
+    assert isinstance(reply, LLMReply)
+    assert (reply.prompt_tokens, reply.completion_tokens, reply.total_tokens) == (3, 4, 7)
+    assert reply.cost_usd == cost
 
 
 async def test_through_litellm_tokens_are_the_servers_and_cost_is_litellms(

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from penguiflow.errors import InvalidArgumentError
+from penguiflow.spans import RunSummary, Span
 from penguiflow.state import CorruptRecordError, InvalidDataError, SpanStore
 from penguiflow.state.memory import InMemoryStateStore
 from penguiflow.state.sqlite import SQLiteStateStore
-from penguiflow.tracing.spans import RunSummary, Span
 
 from .conftest import POSTGRES_DSN, REDIS_URL
 

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+from penguiflow.spans import Span
 from penguiflow.state.memory import InMemoryStateStore
 from penguiflow.state.sqlite import SQLiteStateStore
-from penguiflow.tracing.spans import Span
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -24,10 +24,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import StatusCode
 
 from penguiflow.errors import MissingExtraError
+from penguiflow.spans import Span
 from penguiflow.tracing.emitter import SpanEmitter
 from penguiflow.tracing.otel import CAPTURE_CONTENT_ENV, OTelExporter
 from penguiflow.tracing.propagation import inject
-from penguiflow.tracing.spans import Span
 
 from .otel_fixtures import Memory, memory_provider, otlp_receiver
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+from penguiflow.spans import Span
 from penguiflow.tracing.otlp_json import otlp_value, spans_to_otlp
-from penguiflow.tracing.spans import Span
 
 RUN = "0123456789abcdef0123456789abcdef"
 ROOT = "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb"

@@ -24,9 +24,9 @@ from penguiflow.bus import BusEnvelope, ConsumerBus, Delivery, with_trace_contex
 from penguiflow.bus.redis_streams import RedisStreamsBus
 from penguiflow.bus.worker import consume_edge, run_worker
 from penguiflow.remote import RemoteCallRequest
+from penguiflow.spans import Span
 from penguiflow.tracing.emitter import SpanEmitter
 from penguiflow.tracing.propagation import MAX_ADOPTED, adopt, extract, inject, take
-from penguiflow.tracing.spans import Span
 
 from ..bus.conftest import nats_bus, redis_bus
 from .otel_fixtures import Memory, memory_provider

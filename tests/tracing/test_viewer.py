@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from penguiflow.errors import MissingExtraError
-from penguiflow.tracing.spans import RunSummary, Span
+from penguiflow.spans import RunSummary, Span
 from penguiflow.tracing.ui import build_ui_app, serve_ui
 from penguiflow.tracing.viewer import render_run_html
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from penguiflow.spans import Span
 from penguiflow.state.sqlite import SQLiteStateStore
-from penguiflow.tracing.spans import Span
 from penguiflow.tracing.ui import build_ui_app
 from penguiflow.tracing.viewer import render_run_html
 
@@ -296,3 +296,107 @@ def test_a_run_in_the_list_links_to_its_page(page: Any, live_ui: LiveServer) -> 
     page.locator("#back").click()
     wait_for_query(page, "")
     assert len(listed(page)) == 4
+
+
+async def record_a_planner_run(path: Path) -> list[Span]:
+    """A real ReactPlanner run (a tool, a parallel plan with a join, a pause, a resume),
+    recorded to SQLite by a Recorder and loaded back."""
+    import json
+
+    from pydantic import BaseModel
+
+    from penguiflow import ModelRegistry, Node, build_catalog
+    from penguiflow.planner import PlannerPause, ReactPlanner
+    from penguiflow.planner.clients import LLMReply
+    from penguiflow.testkit import ScriptedLLMClient
+    from penguiflow.tracing import Recorder
+
+    class City(BaseModel):
+        city: str
+
+    class Weather(BaseModel):
+        city: str
+        sunny_days: int
+
+    class Picked(BaseModel):
+        results: list[dict[str, Any]]
+
+    async def weather(args: City, ctx: Any) -> Weather:
+        return Weather(city=args.city, sunny_days=len(args.city))
+
+    async def pick(args: Picked, ctx: Any) -> City:
+        return City(city=max(args.results, key=lambda r: r["sunny_days"])["city"])
+
+    async def approve(args: City, ctx: Any) -> City:
+        await ctx.pause("approval_required", {"city": args.city})
+        raise AssertionError("unreachable")
+
+    registry = ModelRegistry()
+    registry.register("weather", City, Weather)
+    registry.register("pick", Picked, City)
+    registry.register("approve", City, City)
+    catalog = build_catalog([Node(f, name=f.__name__) for f in (weather, pick, approve)], registry)
+
+    def reply(prompt: int, **action: Any) -> LLMReply:
+        text = json.dumps({"thought": f"thinking {prompt}", **action})
+        return LLMReply(text, prompt_tokens=prompt, completion_tokens=10, cost_usd=0.001)
+
+    store = SQLiteStateStore(path)
+    first = ReactPlanner(
+        llm_client=ScriptedLLMClient(
+            [
+                reply(100, next_node="weather", args={"city": "Oslo"}),
+                reply(
+                    200,
+                    plan=[{"node": "weather", "args": {"city": c}} for c in ("Rome", "Lisbon")],
+                    join={"node": "pick", "args": {}},
+                ),
+                reply(300, next_node="approve", args={"city": "Lisbon"}),
+            ]
+        ),
+        catalog=catalog,
+        state_store=store,
+    )
+    second = ReactPlanner(
+        llm_client=ScriptedLLMClient([reply(400, next_node=None, args={"answer": "Lisbon"})]),
+        catalog=catalog,
+        state_store=store,
+    )
+    async with Recorder(store) as recorder:
+        recorder.attach(first)
+        recorder.attach(second)
+        paused = await first.run("Where is it sunniest?")
+        assert isinstance(paused, PlannerPause)
+        await second.resume(paused.resume_token, user_input="yes, book it")
+    (run,) = await store.list_runs()
+    spans = list(await store.load_run(run.run_id))
+    await store.close()
+    return spans
+
+
+def test_a_recorded_planner_run_is_shown_with_its_calls(page: Any, tmp_path: Path) -> None:
+    spans = run_async(record_a_planner_run(tmp_path / "state.db"))
+
+    errors = open_run(page, tmp_path, spans)
+
+    assert errors == []
+    kinds = page.eval_on_selector_all(".row", "rows => rows.map(r => r.dataset.kind)")
+    assert kinds.count("llm") == 4
+    assert kinds.count("tool") == 4  # weather, two branches, approve
+    assert kinds.count("join") == 1
+    assert "pause" in kinds
+    assert "resume" in kinds
+    assert total(page, "llm_calls") == "4"
+    assert "$0.004" in total(page, "cost_usd")
+    # The last LLM call's prompt is shown in full (the store keeps only what was new).
+    page.locator(".row[data-kind='llm']").last.click()
+    detail = page.locator("#detail")
+    roles = detail.locator(".message").evaluate_all("els => els.map(e => e.dataset.role)")
+    assert roles[:2] == ["system", "user"]
+    assert len(roles) > 6  # the whole conversation up to the resume
+    assert "yes, book it" in detail.inner_text()
+    # A parallel branch shows its arguments and result.
+    page.locator(".row[data-kind='tool']").nth(2).click()
+    shown = page.locator("#detail").inner_text()
+    assert "Lisbon" in shown
+    assert "sunny_days" in shown

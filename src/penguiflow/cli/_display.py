@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..tracing.spans import Span
+    from ..spans import Span
 
 
 def duration(ms: float | None) -> str:

@@ -10,7 +10,7 @@ import webbrowser
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..tracing.spans import expand_messages
+from ..spans import expand_messages
 from ._display import cost, duration, number, status_style, when
 from ._errors import USAGE, fail, redact, store_errors
 from ._store import NOTHING_RECORDED, RECORD_ONE, STORE_HELP, nothing_recorded, opened, store_url
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.tree import Tree
 
-    from ..tracing.spans import RunSummary, Span
+    from ..spans import RunSummary, Span
 
 RUN_HELP = "a run id, or a unique prefix of one (see 'penguiflow trace list')"
 

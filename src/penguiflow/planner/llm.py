@@ -154,6 +154,10 @@ class LLMChannel:
                 attrs["latency_ms"] = latency_ms
                 if raw is not None:
                     span.content["reply"] = str(raw)
+                    model = extra.get("model")
+                    if model and span.name == "llm":
+                        span.name = str(model)
+                        attrs.setdefault("model", model)
                 status = "ok" if failure is None else _failed_status(failure)
                 trace.emitter.close(span, status, error=failure)
                 if summary is not None:

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
+from ..spans import Span, new_id
 from ..tracing.emitter import SpanEmitter, SpanSink, current_span
-from ..tracing.spans import Span, new_id
 from .models import PlannerEventCallback
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from ..catalog import NodeSpec, build_catalog
 from ..errors import InvalidArgumentError
 from ..node import Node
 from ..registry import ModelRegistry
+from ..spans import new_id
 from ..tracing.emitter import SpanEmitter
-from ..tracing.spans import new_id
 from . import prompts
 from .clients.protocol import JSONLLMClient as JSONLLMClient
 from .constraints import ConstraintTracker

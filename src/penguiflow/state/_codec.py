@@ -15,7 +15,7 @@ from .errors import CorruptRecordError, InvalidDataError
 from .protocol import RemoteBinding, StoredEvent
 
 if TYPE_CHECKING:
-    from ..tracing.spans import RunSummary, Span
+    from ..spans import RunSummary, Span
 
 __all__ = [
     "EventRow",
@@ -245,7 +245,7 @@ def encode_spans(spans: Iterable[Span]) -> SpanBatch:
     Raises `InvalidDataError` for data that cannot be stored as JSON, ids a backend
     cannot hold, or an unknown status.
     """
-    from ..tracing.spans import RunSummary
+    from ..spans import RunSummary
 
     records: dict[tuple[str, str], SpanRecord] = {}
     runs: dict[str, RunRecord] = {}
@@ -272,7 +272,7 @@ def encode_spans(spans: Iterable[Span]) -> SpanBatch:
 
 
 def _span_from_text(text: Any, *, key: str, what: str) -> Span:
-    from ..tracing.spans import Span
+    from ..spans import Span
 
     try:
         data = json.loads(text)
@@ -295,7 +295,7 @@ def decode_span(text: Any, *, key: str) -> Span:
 
 def decode_summary(text: Any, span_count: int, *, key: str) -> RunSummary:
     """A stored run-list entry (its root span) as a `RunSummary`."""
-    from ..tracing.spans import RunSummary
+    from ..spans import RunSummary
 
     root = _span_from_text(text, key=key, what="run")
     return RunSummary.from_root(root, int(span_count))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import PenguiflowError
+from ..errors import InvalidDataError, PenguiflowError, StateStoreError
 
 __all__ = [
     "CorruptRecordError",
@@ -11,14 +11,6 @@ __all__ = [
     "StateFileNotFoundError",
     "StateStoreError",
 ]
-
-
-class StateStoreError(PenguiflowError, RuntimeError):
-    """A state store operation failed."""
-
-
-class InvalidDataError(StateStoreError, ValueError):
-    """Data refused on write (not JSON-serialisable, or not encodable as UTF-8)."""
 
 
 class CorruptRecordError(StateStoreError):

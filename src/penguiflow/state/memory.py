@@ -33,7 +33,7 @@ from .errors import ResumeTokenError
 from .protocol import RemoteBinding, StoredEvent
 
 if TYPE_CHECKING:
-    from ..tracing.spans import RunSummary, Span
+    from ..spans import RunSummary, Span
 
 __all__ = ["InMemoryStateStore"]
 

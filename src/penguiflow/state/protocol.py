@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..metrics import FlowEvent
-    from ..tracing.spans import RunSummary, Span
+    from ..spans import RunSummary, Span
 
 __all__ = ["StateStore", "StoredEvent", "RemoteBinding", "PlannerStateStore", "SpanStore"]
 

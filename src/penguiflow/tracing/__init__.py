@@ -23,8 +23,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ..spans import RunSummary, Span
 from .emitter import SpanEmitter, SpanSink, current_span
-from .spans import RunSummary, Span
 
 if TYPE_CHECKING:
     from .content import ContentPolicy as ContentPolicy

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from .spans import RUN_KINDS, RunSummary, Span
+from ..spans import RUN_KINDS, RunSummary, Span
 
 __all__ = ["asset", "fill", "json_for_script", "run_summary"]
 

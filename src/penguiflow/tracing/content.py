@@ -36,13 +36,16 @@ _SECRET_TEXT = re.compile(
 )
 
 
-# Substrings every match of `_SECRET_TEXT` contains: a text with none of them is
-# not searched (most content is not).
-_SECRET_HINTS = ("earer", "EARER", "sk-", "ghp_", "gho_", "ghs_", "xox", "AKIA", "eyJ")
+# What every match of `_SECRET_TEXT` contains: a text without it (most content) is
+# not searched by the full pattern; none is shorter than 12 characters.
+_SECRET_HINT = re.compile(r"(?i:earer)|sk-|gh[pos]_|xox|AKIA|eyJ")
 
 
 def _may_hold_secret(text: str) -> bool:
-    return any(hint in text for hint in _SECRET_HINTS)
+    return len(text) >= 12 and _SECRET_HINT.search(text) is not None
+
+
+_SCALARS = frozenset({int, float, bool})
 
 
 @lru_cache(maxsize=4096)
@@ -86,10 +89,16 @@ class ContentPolicy:
         no value is redacted for its key.
         """
         kept: dict[str, Any] = {}
+        capture = self.capture
         for key, value in attributes.items():
-            if not self.capture and key in CONTENT_ATTRIBUTES:
+            if value is None or type(value) in _SCALARS:
+                kept[key] = value
+            elif not capture and key in CONTENT_ATTRIBUTES:
                 continue
-            kept[key] = self._clean(value, 1) if not isinstance(value, str) else self._text(value)
+            elif type(value) is str:
+                kept[key] = self._text(value)
+            else:
+                kept[key] = self._clean(value, 1)
         return kept
 
     def _is_secret(self, key: str) -> bool:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from typing import Any, Protocol, runtime_checkable
 
-from .spans import Span, new_id
+from ..spans import Span, new_id
 
 __all__ = ["SpanEmitter", "SpanSink", "current_span", "end_span"]
 

@@ -18,9 +18,9 @@ from contextvars import Token
 from typing import Any
 
 from ..metrics import FlowEvent
+from ..spans import Span
 from . import propagation
 from .emitter import SpanEmitter, SpanSink, current_span
-from .spans import Span
 
 __all__ = ["FlowTracer"]
 

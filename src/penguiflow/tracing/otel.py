@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingExtraError
-from .spans import Span
+from ..spans import Span
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -106,10 +106,10 @@ class OTelExporter:
             raise MissingExtraError(
                 "OTelExporter needs OpenTelemetry: pip install 'penguiflow[otel]'", extra="otel"
             ) from exc
-        from .. import __version__
+        from importlib.metadata import version  # not `penguiflow.__version__`: no import up
 
         provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-        self._tracer: Tracer = provider.get_tracer("penguiflow", __version__)
+        self._tracer: Tracer = provider.get_tracer("penguiflow", version("penguiflow"))
         self.capture_content = _capture_from_env() if capture_content is None else capture_content
         self._open: dict[str, _Open] = {}
         self._ended: dict[int, _Open] = {}  # ended, context still attached (by id of span)
@@ -160,6 +160,8 @@ class OTelExporter:
                 return
         otel_span = entry.span
         otel_span.set_attributes(self._attributes(span))
+        if span.kind == "llm":  # the model may be known only from the reply
+            otel_span.update_name(_name(span))
         if span.status == "error":
             otel_span.set_attribute("error.type", span.error_type or "_OTHER")
             otel_span.set_status(Status(StatusCode.ERROR, span.error_message or span.error_type))

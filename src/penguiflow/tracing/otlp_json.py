@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .spans import Span, expand_messages, hex_id
+from ..spans import Span, expand_messages, hex_id
 
 __all__ = [
     "SPAN_KIND_CLIENT",

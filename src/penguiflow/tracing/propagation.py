@@ -33,8 +33,8 @@ from collections.abc import Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+from ..spans import hex_id
 from .emitter import current_span
-from .spans import hex_id
 
 __all__ = ["MAX_ADOPTED", "adopt", "extract", "incoming_traceparent", "inject", "take"]
 

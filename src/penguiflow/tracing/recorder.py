@@ -17,10 +17,10 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from ..spans import Span
 from ..state.protocol import SpanStore
 from .content import ContentPolicy
 from .emitter import SpanSink
-from .spans import Span
 
 __all__ = ["Recorder"]
 

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError, MissingExtraError
+from ..spans import RUN_KINDS, expand_messages
 from ..state.errors import InvalidDataError
 from ._html import asset, fill, run_summary
-from .spans import RUN_KINDS, expand_messages
 from .viewer import render_run_html
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
+from ..spans import RunSummary, Span, expand_messages
 from ._html import asset, fill, json_for_script, run_summary
-from .spans import RunSummary, Span, expand_messages
 
 __all__ = ["render_run_html"]
 

@@ -1,4 +1,4 @@
-"""Spans: what a recorded run is made of.
+"""Spans: what a recorded run is made of (the model that tracing and the stores share).
 
 A *run* is one planner run (with its resumes) or one flow trace. It is a tree of
 spans: the root (`kind="run"` or `kind="trace"`) and its descendants, all sharing
@@ -22,6 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from .errors import InvalidDataError
 
 __all__ = [
     "RUN_KINDS",
@@ -136,7 +138,6 @@ class Span:
         Raises `InvalidDataError` (a `ValueError`) naming the field that is missing or
         of the wrong type.
         """
-        from ..state.errors import InvalidDataError
 
         def need(key: str, kind: type | tuple[type, ...]) -> Any:
             value = data.get(key)
