@@ -213,7 +213,7 @@ async def test_through_litellm_tokens_are_the_servers_and_cost_is_litellms(
     usage, calls, spans = await run(planner)
 
     # The rule: the cost LiteLLM reports for the call (here from its own price table
-    # for the server's model) counts as the provider's.
+    # for the server's model) is used, and labelled as LiteLLM's.
     reported = answered(script)
     costs = [
         sum(
@@ -227,9 +227,9 @@ async def test_through_litellm_tokens_are_the_servers_and_cost_is_litellms(
         for u in reported
     ]
     assert {k: usage[k] for k in totals(reported)} == totals(reported)
-    assert [(m, s) for m, s, _ in priced(calls)] == [("gpt-4o-mini", "provider")] * 3
+    assert [(m, s) for m, s, _ in priced(calls)] == [("gpt-4o-mini", "litellm")] * 3
     assert [c for *_, c in priced(calls)] == pytest.approx(costs, rel=1e-9)
-    assert [s.attributes["cost_source"] for s in spans] == ["provider"] * 3
+    assert [s.attributes["cost_source"] for s in spans] == ["litellm"] * 3
     assert usage["cost_usd"] == pytest.approx(math.fsum(costs), rel=1e-9)
     assert usage["unpriced_calls"] == 0
 

@@ -128,7 +128,7 @@ class LLMChannel:
             if raw is not None:
                 cost = getattr(raw, "cost_usd", None)
                 if cost is not None:
-                    extra["cost_source"] = "provider"
+                    extra["cost_source"] = getattr(raw, "cost_source", None) or "provider"
                 else:
                     cost = price_of(
                         extra.get("model") or configured,

@@ -109,7 +109,7 @@ class _LiteLLMJSONClient:
             if not content:
                 raise LLMEmptyResponseError(f"LiteLLM returned empty content from {model}")
             usage = response.get("usage") or {}
-            cost = _cost(usage, response.get("_hidden_params") or {})
+            cost, source = _cost(usage, response.get("_hidden_params") or {})
             if cost:
                 logger.debug("llm_call_success", extra={"cost_usd": cost})
             reported = response.get("model")
@@ -119,6 +119,7 @@ class _LiteLLMJSONClient:
                 completion_tokens=token_count(_get(usage, "completion_tokens")),
                 total_tokens=token_count(_get(usage, "total_tokens")),
                 cost_usd=cost,
+                cost_source=source,
                 model=reported if isinstance(reported, str) and reported else None,
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
@@ -132,8 +133,10 @@ def _get(usage: Any, key: str) -> Any:
     return getattr(usage, key, None)
 
 
-def _cost(usage: Any, hidden: Mapping[str, Any]) -> float | None:
-    """The call's cost: the provider's own figure, else LiteLLM's positive `response_cost`.
+def _cost(usage: Any, hidden: Mapping[str, Any]) -> tuple[float | None, str | None]:
+    """The call's cost and where it came from: the provider's own figure
+    (`"provider"`), else LiteLLM's positive `response_cost` (`"litellm"`, from
+    LiteLLM's price table).
 
     LiteLLM prices calls from its own table and reports 0 or nothing for models it
     does not know (a local server's, say): 0 then means "no cost known", so the
@@ -142,9 +145,9 @@ def _cost(usage: Any, hidden: Mapping[str, Any]) -> float | None:
     """
     reported = provider_cost({key: _get(usage, key) for key in ("cost", "cost_usd")})
     if reported is not None:
-        return reported
+        return reported, "provider"
     computed = dollars(hidden.get("response_cost"))
-    return computed if computed else None
+    return (computed, "litellm") if computed else (None, None)
 
 
 def _redact(text: str, secrets: Sequence[str]) -> str:

@@ -24,12 +24,14 @@ class LLMReply(str):
 
     It is a `str`, so any code expecting the protocol's plain text keeps working; the
     planner reads the attributes with `getattr` to fill its `llm_call` events.
+    `cost_source` says where `cost_usd` came from (`"provider"` when not given).
     """
 
     prompt_tokens: int | None
     completion_tokens: int | None
     total_tokens: int | None
     cost_usd: float | None
+    cost_source: str | None
     model: str | None
     latency_ms: float | None
 
@@ -41,6 +43,7 @@ class LLMReply(str):
         completion_tokens: int | None = None,
         total_tokens: int | None = None,
         cost_usd: float | None = None,
+        cost_source: str | None = None,
         model: str | None = None,
         latency_ms: float | None = None,
     ) -> LLMReply:
@@ -49,6 +52,7 @@ class LLMReply(str):
         reply.completion_tokens = completion_tokens
         reply.total_tokens = total_tokens
         reply.cost_usd = cost_usd
+        reply.cost_source = cost_source
         reply.model = model
         reply.latency_ms = latency_ms
         return reply
