@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from penguiflow.planner import PlannerFinish, PlannerPause, ReactPlanner
@@ -258,3 +259,35 @@ async def test_a_planner_called_as_a_tool_nests_in_the_callers_run(
     assert usage["llm_calls"] == 4  # the inner run's calls are the outer's too
     assert abs(usage["cost_usd"] - 1.2) < 1e-9
     assert usage["tool_calls"] == 2
+
+
+async def test_a_condensed_history_is_a_summary_span_with_its_llm_call(
+    catalog: list[Any],
+) -> None:
+    summary = json.dumps(
+        {"goals": ["q"], "facts": {"n": 1}, "pending": [], "last_output_digest": "x"}
+    )
+    llm = ScriptedLLMClient(
+        [
+            reply(summary, 50, 10, cost=0.01),  # every turn is over budget: summarise first
+            act("triage", next_node="triage", args={"text": "q"}),
+            reply(summary, 50, 10, cost=0.01),
+            act("done", next_node=None, args={"a": 1}),
+        ]
+    )
+    planner = ReactPlanner(llm_client=llm, catalog=catalog, token_budget=1)
+    spans = Spans()
+    planner.hooks.span.append(spans)
+
+    result = await planner.run("q")
+
+    assert isinstance(result, PlannerFinish)
+    condensed = spans.of("summary")
+    assert len(condensed) == 2
+    steps = {s.span_id for s in spans.of("step")}
+    for summary_span in condensed:
+        assert summary_span.parent_id in steps
+        (summariser,) = [s for s in spans.of("llm") if s.parent_id == summary_span.span_id]
+        assert summariser.attributes["purpose"] == "summary"
+        assert summariser.status == "ok"
+    assert result.metadata["usage"]["llm_calls"] == 4
