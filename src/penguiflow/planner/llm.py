@@ -76,8 +76,11 @@ class LLMChannel:
         Outside a run, with nobody listening, this is the client's own call.
         """
         run = self.active
-        if run is None and not self.events.listening():
+        listening = self.events.listening()
+        if run is None and not listening:
             return client.complete(messages=messages, response_format=response_format)
+        if run is not None and run.trace is None and not listening:
+            return self._counted(client, messages, response_format, run)
         return self._reported(
             lambda: client.complete(messages=messages, response_format=response_format),
             client,
@@ -87,6 +90,23 @@ class LLMChannel:
             purpose,
             run,
         )
+
+    @staticmethod
+    async def _counted(
+        client: JSONLLMClient,
+        messages: Sequence[Mapping[str, str]],
+        response_format: Mapping[str, Any] | None,
+        run: RunState,
+    ) -> str:
+        """The call counted in the run's usage, and nothing else (nobody observes)."""
+        raw = await client.complete(messages=messages, response_format=response_format)
+        prompt = getattr(raw, "prompt_tokens", None)
+        completion = getattr(raw, "completion_tokens", None)
+        cost = getattr(raw, "cost_usd", None)
+        if cost is None and prompt is not None:
+            cost = price_of(getattr(raw, "model", None) or _model_of(client), prompt, completion)
+        run.ledger.add_llm_call(prompt, completion, getattr(raw, "total_tokens", None), cost)
+        return raw
 
     async def _reported(
         self,

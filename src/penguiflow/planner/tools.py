@@ -9,7 +9,7 @@ the ordering hints); branches are settled in plan order once all have run.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from . import prompts
 from .constraints import ConstraintTracker
 from .errors import PAUSE_DISABLED_MESSAGE
 from .models import PlannerPause, PlannerPauseReason, Trajectory
-from .observe import RunState
+from .observe import RunState, RunTrace
 from .pause import PauseSignal, new_pause
 from .rules import ActionRules
 from .validation import dump_json, validate
@@ -127,15 +127,16 @@ class ToolRunner:
             return prompts.render_validation_error(spec.name, prompts.safe_error_json(exc))
 
     @staticmethod
-    async def invoke(
+    def invoke(
         spec: NodeSpec,
         args: BaseModel,
         ctx: PlannerContext,
         *,
         branch: int | None = None,
         kind: str = "tool",
-    ) -> ToolOutcome:
-        """Call the tool; every outcome (pause, exception, invalid output) is returned.
+    ) -> Coroutine[Any, Any, ToolOutcome]:
+        """Call the tool (a coroutine to await); every outcome (pause, exception,
+        invalid output) is returned.
 
         The call is counted in the run's usage and, when the run is traced, recorded
         as a `tool` span (`kind="join"` for a plan's join; `branch` is the index of a
@@ -144,11 +145,22 @@ class ToolRunner:
         """
         run = ctx.run
         if run is None:
-            return await ToolRunner.call(spec, args, ctx)
+            return ToolRunner.call(spec, args, ctx)
         run.ledger.add_tool_call()
         trace = run.trace
         if trace is None:
-            return await ToolRunner.call(spec, args, ctx)
+            return ToolRunner.call(spec, args, ctx)
+        return ToolRunner._traced(spec, args, ctx, trace, branch, kind)
+
+    @staticmethod
+    async def _traced(
+        spec: NodeSpec,
+        args: BaseModel,
+        ctx: PlannerContext,
+        trace: RunTrace,
+        branch: int | None,
+        kind: str,
+    ) -> ToolOutcome:
         span = trace.open_tool(kind, spec.name, args, branch=branch)
         token = current_span.set(span)
         try:

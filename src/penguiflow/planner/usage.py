@@ -39,15 +39,23 @@ class Usage:
 
     def to_dict(self) -> dict[str, Any]:
         """The totals as JSON data (`PlannerFinish.metadata["usage"]`)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["cost_usd"] = round(self.cost_usd, 10)
-        data["wall_ms"] = round(self.wall_ms, 3)
-        return data
+        return {
+            "llm_calls": self.llm_calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": round(self.cost_usd, 10),
+            "unpriced_calls": self.unpriced_calls,
+            "tool_calls": self.tool_calls,
+            "wall_ms": round(self.wall_ms, 3),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Usage:
         """Totals saved with `to_dict` (missing or invalid figures count as 0)."""
         usage = cls()
+        if not data:
+            return usage
         for f in fields(cls):
             value = (data or {}).get(f.name)
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -78,6 +86,8 @@ class Ledger:
         self.hop_budget = hop_budget
 
     def _chain(self) -> list[Ledger]:
+        if self.parent is None:
+            return [self]
         chain: list[Ledger] = []
         ledger: Ledger | None = self
         while ledger is not None:
@@ -109,8 +119,10 @@ class Ledger:
 
     def add_tool_call(self) -> None:
         """Count one tool call (here and in every enclosing run)."""
-        for ledger in self._chain():
+        ledger: Ledger | None = self
+        while ledger is not None:
             ledger.usage.tool_calls += 1
+            ledger = ledger.parent
 
     def exhausted(self, own_hops: int = 0) -> str | None:
         """Why no more work may be done, or `None`.
@@ -119,6 +131,8 @@ class Ledger:
         calls of runs nested in a run (`own_hops`: this run's own hops, which its
         tracker bounds) have used up that run's hop budget.
         """
+        if self.parent is None and self.cost_budget_usd is None and self.hop_budget is None:
+            return None  # nothing to exhaust
         for depth, ledger in enumerate(self._chain()):
             usage = ledger.usage
             budget = ledger.cost_budget_usd
