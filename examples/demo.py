@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,15 @@ from penguiflow.testkit import ScriptedLLMClient
 from penguiflow.tracing import Recorder
 
 STORE = os.environ.get("PENGUIFLOW_STORE", ".penguiflow/state.db")
+
+
+def penguiflow_command() -> str:
+    """How to call the `penguiflow` command that belongs to this Python (copy-pastable)."""
+    script = os.path.join(os.path.dirname(sys.executable), "penguiflow")
+    if shutil.which("penguiflow") == script or not os.path.exists(script):
+        return "penguiflow"
+    return os.path.relpath(script)
+
 
 # -- tools -----------------------------------------------------------------------------
 
@@ -216,9 +226,10 @@ def print_recorded(result: PlannerFinish) -> None:
         f"${usage['cost_usd']:.4f}, {usage['wall_ms']:.0f} ms"
     )
     print(f"Recorded run {run_id} in {STORE}. See it with:")
-    print(f"  penguiflow trace view {run_id}    (a self-contained HTML page)")
-    print(f"  penguiflow trace show {run_id}    (the span tree in the terminal)")
-    print("  penguiflow trace list              (every recorded run)")
+    command = penguiflow_command()
+    print(f"  {command} trace view {run_id}    (a self-contained HTML page)")
+    print(f"  {command} trace show {run_id}    (the span tree in the terminal)")
+    print(f"  {command} trace list    (every recorded run)")
 
 
 async def first_process(model: str | None) -> str | None:

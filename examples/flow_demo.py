@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import sys
 
 from pydantic import BaseModel
 
@@ -32,6 +34,14 @@ from penguiflow.state import open_store
 from penguiflow.tracing import Recorder
 
 STORE = os.environ.get("PENGUIFLOW_STORE", ".penguiflow/state.db")
+
+
+def penguiflow_command() -> str:
+    """How to call the `penguiflow` command that belongs to this Python (copy-pastable)."""
+    script = os.path.join(os.path.dirname(sys.executable), "penguiflow")
+    if shutil.which("penguiflow") == script or not os.path.exists(script):
+        return "penguiflow"
+    return os.path.relpath(script)
 
 
 class Ticket(BaseModel):
@@ -152,7 +162,7 @@ async def main() -> None:
         await store.close()
     print(f"\nRecorded {len(traces)} traces in {STORE}. See them with:")
     for trace_id in traces:
-        print(f"  penguiflow trace view {trace_id}")
+        print(f"  {penguiflow_command()} trace view {trace_id}")
     print("\nDemo finished: routing, fan-out + join_k and streaming all ran.")
 
 
