@@ -275,10 +275,8 @@ class Recorder:
         writer = self._writer
         if writer is not None:
             writer.cancel()
-            try:
-                await writer
-            except asyncio.CancelledError:
-                pass
+            # `wait` neither raises the writer's cancellation nor swallows our own.
+            await asyncio.wait([writer])
             self._writer = None
             self._wake = None
         if self._dropped_in_outage:
