@@ -3,7 +3,8 @@
 Figures (each against the same work without recording, interleaved in the same run):
 
 * a planner step recorded to SQLite (target <= 1.3x): a 20-step run with an
-  instant scripted client, per step, the recorder's flush included;
+  instant scripted client, per step, the recorder's flush included (the pure
+  overhead), and the same with a model answering in 2 ms (what it adds in use);
 * a flow hop recorded to SQLite (target <= 1.3x): a message through 10 nodes, one
   trace per message, per hop, the flush included;
 * a planner step exported to OpenTelemetry with an in-memory exporter (target
@@ -106,12 +107,13 @@ def planner_batch(
     runs: int,
     attach: Callable[[ReactPlanner], None] | None,
     flush: Callable[[], Awaitable[None]] | None,
+    latency_s: float = 0.0,
 ) -> Callable[[], Awaitable[float]]:
     script = replies(STEPS)
 
     async def batch() -> float:
         planners = [
-            ReactPlanner(llm_client=Client(script), catalog=catalog, max_iters=STEPS + 2)
+            ReactPlanner(llm_client=Client(script, latency_s), catalog=catalog, max_iters=STEPS + 2)
             for _ in range(runs)
         ]
         if attach is not None:
@@ -209,6 +211,25 @@ async def _steps_and_hops(quick: bool, tmp: str) -> list[Result]:
     )
     memory.clear()
     results.append(result("planner step: OpenTelemetry (memory)", paired, 1.5, "per step"))
+
+    # The same, with a model that answers in 2 ms (a fast local one): what recording
+    # adds to a step in use. The rows above (an instant model) are the pure overhead.
+    slow_runs, slow_repeats = (1, 3) if quick else (3, 5)
+    paired = await interleave_async(
+        planner_batch(catalog, slow_runs, recorder.attach, recorder.flush, LATENCY_S),
+        planner_batch(catalog, slow_runs, None, None, LATENCY_S),
+        repeats=slow_repeats,
+    )
+    results.append(
+        result("step, 2 ms model: recorded to sqlite", paired, 1.3, "per step, flush included")
+    )
+    paired = await interleave_async(
+        planner_batch(catalog, slow_runs, lambda p: p.hooks.span.append(exporter), None, LATENCY_S),
+        planner_batch(catalog, slow_runs, None, None, LATENCY_S),
+        repeats=slow_repeats,
+    )
+    memory.clear()
+    results.append(result("step, 2 ms model: OpenTelemetry (memory)", paired, 1.5, "per step"))
 
     plain, recorded, exported = build_flow(), build_flow(), build_flow()
     recorder.attach(recorded)
