@@ -193,3 +193,20 @@ async def test_attributes_keep_token_counts_and_drop_quoted_content_when_off() -
     assert kept.attributes == attributes
     (dropped,) = await store.load_run("b" * 32)
     assert dropped.attributes == {"prompt_tokens": 12, "total_tokens": 15}
+
+
+async def test_a_recorder_does_not_keep_the_planners_it_records_alive() -> None:
+    import gc
+    import weakref
+
+    from penguiflow.planner import ReactPlanner
+    from penguiflow.testkit import ScriptedLLMClient
+
+    recorder = Recorder(InMemoryStateStore(), flush_interval_s=0)
+    planner = ReactPlanner(llm_client=ScriptedLLMClient(), catalog=[])
+    recorder.attach(planner)
+    alive = weakref.ref(planner)
+    del planner
+    gc.collect()
+    assert alive() is None
+    await recorder.aclose()

@@ -13,6 +13,7 @@ context a message arrived with.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from contextvars import Token
 from typing import Any
@@ -22,7 +23,12 @@ from ..spans import Span
 from . import propagation
 from .emitter import SpanEmitter, SpanSink, current_span
 
-__all__ = ["FlowTracer"]
+__all__ = ["FlowTracer", "MAX_OPEN_TRACES"]
+
+logger = logging.getLogger("penguiflow.tracing")
+
+#: Traces a tracer follows at once; beyond it the oldest open trace is let go.
+MAX_OPEN_TRACES = 10_000
 
 _TRACERS: weakref.WeakKeyDictionary[Any, FlowTracer] = weakref.WeakKeyDictionary()
 
@@ -89,7 +95,20 @@ class FlowTracer:
             root = self.emitter.open(
                 "trace", self.name, parent=None, run_id=trace_id, attributes=attributes
             )
-            self._roots[trace_id] = root
+            roots = self._roots
+            roots[trace_id] = root
+            if len(roots) > MAX_OPEN_TRACES:
+                # A trace that never finishes (its results never fetched) must not
+                # grow this table forever: the oldest is let go, still "running".
+                oldest = next(iter(roots))
+                del roots[oldest]
+                self._failed.discard(oldest)
+                logger.warning(
+                    "flow_tracer_trace_abandoned trace=%s open=%d",
+                    oldest,
+                    MAX_OPEN_TRACES,
+                    extra={"trace_id": oldest},
+                )
         return root
 
     def _on_event(self, event: FlowEvent) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from dataclasses import replace
 from typing import Any
@@ -79,7 +80,9 @@ class Recorder:
         self._closed = False
         self._failing_since: float | None = None
         self._dropped_in_outage = 0
-        self._attached: dict[int, tuple[Any, SpanSink]] = {}
+        # Weakly held: a planner built per request and attached is not kept alive by
+        # the recorder (its spans already queued are still written).
+        self._attached: weakref.WeakSet[Any] = weakref.WeakSet()
         # The last prompt of each conversation written (run id, run span id).
         self._conversations: dict[tuple[str, str], tuple[str, list[Any]]] = {}
         self.dropped = 0
@@ -99,17 +102,17 @@ class Recorder:
     def attach(self, target: Any) -> None:
         """Record the runs of `target`: a `ReactPlanner` (its `hooks.span`) or a flow
         (through its `FlowTracer`). Attaching twice records once."""
-        if id(target) in self._attached:
+        if target in self._attached:
             return
         sinks = _sinks_of(target)
         sinks.append(self)
-        self._attached[id(target)] = (target, self)
+        self._attached.add(target)
 
     def detach(self, target: Any) -> None:
         """Stop recording `target` (spans already queued are still written)."""
-        entry = self._attached.pop(id(target), None)
-        if entry is None:
+        if target not in self._attached:
             return
+        self._attached.discard(target)
         sinks = _sinks_of(target)
         if self in sinks:
             sinks.remove(self)
@@ -270,7 +273,7 @@ class Recorder:
         """Flush, stop the writer and detach from everything attached."""
         await self.flush()
         self._closed = True
-        for target, _ in list(self._attached.values()):
+        for target in list(self._attached):
             self.detach(target)
         writer = self._writer
         if writer is not None:
