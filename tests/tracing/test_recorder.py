@@ -210,3 +210,37 @@ async def test_a_recorder_does_not_keep_the_planners_it_records_alive() -> None:
     gc.collect()
     assert alive() is None
     await recorder.aclose()
+
+
+async def test_a_tracer_lets_go_of_the_oldest_trace_beyond_its_limit(
+    flows: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import penguiflow.tracing.flow as flow_tracing
+
+    monkeypatch.setattr(flow_tracing, "MAX_OPEN_TRACES", 3)
+    flow = flows(node(double, "double").to())
+    sink = Spans()
+    FlowTracer.of(flow).sinks.append(sink)
+    flow.run()
+    messages = [make_message(n) for n in range(5)]
+    with caplog.at_level(logging.WARNING, logger="penguiflow.tracing"):
+        for message in messages:  # nobody fetches: no trace is ever done
+            await flow.emit(message)
+        for _ in range(200):
+            if len([s for s in sink.ended if s.kind == "node"]) == 5:
+                break
+            await asyncio.sleep(0.005)
+    abandoned = [r.getMessage() for r in caplog.records if "abandoned" in r.getMessage()]
+    assert [messages[0].trace_id in m for m in abandoned[:1]] == [True]
+    assert len(abandoned) == 2
+
+
+class Spans:
+    def __init__(self) -> None:
+        self.ended: list[Span] = []
+
+    def span_started(self, span: Span) -> None:
+        pass
+
+    def span_ended(self, span: Span) -> None:
+        self.ended.append(span)
