@@ -106,3 +106,17 @@ def test_tag_values() -> None:
     }
     bare = make_event(node_name=None, node_id=None, trace_id=None).tag_values()
     assert bare == {"event_type": "node_success"}
+
+
+def test_build_event_gives_the_event_the_constructor_gives() -> None:
+    from penguiflow.metrics import build_event
+
+    values = ("node_error", 1.5, "a", "a-id", "t", 2, 3.0, 1, 2, 3, 64, 4, 1, False)
+    for extra in ({}, {"exception": "ValueError('x')"}):
+        built = build_event(*values, extra)
+        assert built == FlowEvent(*values, extra=extra)
+        assert built.to_payload() == FlowEvent(*values, extra=extra).to_payload()
+        with pytest.raises(TypeError):
+            built.extra["new"] = 1  # type: ignore[index]
+        with pytest.raises(AttributeError):
+            built.attempt = 3  # type: ignore[misc]

@@ -81,6 +81,8 @@ UNLISTED = {
     "penguiflow.streaming": {"ChunkEmitter"},
     # The default of A2AServerAdapter(result_timeout_s=...).
     "penguiflow_a2a.server": {"DEFAULT_RESULT_TIMEOUT_S"},
+    # The engine's fast way to build a FlowEvent equal to `FlowEvent(...)`.
+    "penguiflow.metrics": {"build_event"},
     # Typed errors that subclass the builtins the spec names; errors.__all__ is fixed.
     "penguiflow.errors": {
         "PenguiflowError",

@@ -104,6 +104,75 @@ class FlowEvent:
         return tags
 
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+# The slots' own setters: building an event through them skips the frozen
+# dataclass's `__init__`, which sets each of the 15 fields through
+# `object.__setattr__` (five times slower; the engine builds two events per hop
+# when anyone listens).
+_SETTERS = tuple(
+    getattr(FlowEvent, name).__set__
+    for name in (
+        "event_type",
+        "ts",
+        "node_name",
+        "node_id",
+        "trace_id",
+        "attempt",
+        "latency_ms",
+        "queue_depth_in",
+        "queue_depth_out",
+        "outgoing_edges",
+        "queue_maxsize",
+        "trace_pending",
+        "trace_inflight",
+        "trace_cancelled",
+        "extra",
+    )
+)
+
+
+def build_event(
+    event_type: str,
+    ts: float,
+    node_name: str | None,
+    node_id: str | None,
+    trace_id: str | None,
+    attempt: int,
+    latency_ms: float | None,
+    queue_depth_in: int,
+    queue_depth_out: int,
+    outgoing_edges: int,
+    queue_maxsize: int,
+    trace_pending: int | None,
+    trace_inflight: int,
+    trace_cancelled: bool,
+    extra: Mapping[str, Any] | None,
+) -> FlowEvent:
+    """A `FlowEvent` equal to `FlowEvent(...)` with the same values, built faster.
+
+    For the engine's hot path; `extra` is copied into a read-only mapping as the
+    constructor does.
+    """
+    (s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14) = _SETTERS
+    event = object.__new__(FlowEvent)
+    s0(event, event_type)
+    s1(event, ts)
+    s2(event, node_name)
+    s3(event, node_id)
+    s4(event, trace_id)
+    s5(event, attempt)
+    s6(event, latency_ms)
+    s7(event, queue_depth_in)
+    s8(event, queue_depth_out)
+    s9(event, outgoing_edges)
+    s10(event, queue_maxsize)
+    s11(event, trace_pending)
+    s12(event, trace_inflight)
+    s13(event, trace_cancelled)
+    s14(event, MappingProxyType(dict(extra)) if extra else _EMPTY)
+    return event
+
+
 def _as_float(value: Any) -> float | None:
     """`value` as a sample, or None when it is missing or not numeric."""
     if value is None:

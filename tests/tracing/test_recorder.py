@@ -244,3 +244,13 @@ class Spans:
 
     def span_ended(self, span: Span) -> None:
         self.ended.append(span)
+
+
+async def test_closing_during_an_outage_drops_the_queue_instead_of_waiting_on_it() -> None:
+    recorder = Recorder(HangingStore(), write_timeout_s=0.05, batch_size=10)
+    for n in range(1000):  # no loop ran the writer yet: all of it is queued
+        recorder.span_ended(Span("r" * 32, f"{n:032x}", None, "run", "x", 1.0, 2.0, "ok"))
+    async with asyncio.timeout(2):  # 100 batches x 0.05 s would take 5 s
+        await recorder.aclose()
+    assert recorder.dropped == 1000
+    assert recorder.written == 0

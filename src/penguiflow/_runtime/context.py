@@ -108,11 +108,17 @@ class Context:
 
     def queue_depth_in(self) -> int:
         """Messages waiting on incoming edges."""
-        return sum(q.qsize() for q in self._inbox.queues)
+        queues = self._inbox.queues
+        if len(queues) == 1:
+            return queues[0].qsize()
+        return sum(q.qsize() for q in queues)
 
     def queue_depth_out(self) -> int:
         """Messages waiting on outgoing edges."""
-        return sum(f.queue.qsize() for f in self._out_all)
+        floes = self._out_all
+        if len(floes) == 1:
+            return floes[0].queue.qsize()
+        return sum(f.queue.qsize() for f in floes)
 
     def _resolve(self, mapping: dict[Peer, Floe], targets: Targets) -> Sequence[Floe]:
         if not mapping:

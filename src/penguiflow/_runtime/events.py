@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._logfmt import LogLine
-from ..metrics import FlowEvent
+from ..metrics import FlowEvent, build_event
 from .hooks import EventHook, FlowHooks, call_hooks
 from .traces import TraceBook
 
@@ -131,22 +131,28 @@ class EventSink:
         if not (self._middlewares or hooks or store is not None or log_enabled):
             return
         traces = self._traces
-        event = FlowEvent(
-            event_type=event_type,
-            ts=time.time(),
-            node_name=entity.name,
-            node_id=getattr(entity, "node_id", entity.name),
-            trace_id=trace_id,
-            attempt=attempt,
-            latency_ms=latency_ms,
-            queue_depth_in=ctx.queue_depth_in(),
-            queue_depth_out=ctx.queue_depth_out(),
-            outgoing_edges=ctx.outgoing_count(),
-            queue_maxsize=self._queue_maxsize,
-            trace_pending=traces.pending(trace_id) if trace_id is not None else None,
-            trace_inflight=traces.inflight(trace_id) if trace_id is not None else 0,
-            trace_cancelled=traces.is_cancelled(trace_id) if trace_id is not None else False,
-            extra=extra if extra is not None else {},
+        if trace_id is None:
+            pending, inflight, cancelled = None, 0, False
+        else:
+            pending = traces.pending(trace_id)
+            inflight = traces.inflight(trace_id)
+            cancelled = traces.is_cancelled(trace_id)
+        event = build_event(
+            event_type,
+            time.time(),
+            entity.name,
+            getattr(entity, "node_id", entity.name),
+            trace_id,
+            attempt,
+            latency_ms,
+            ctx.queue_depth_in(),
+            ctx.queue_depth_out(),
+            ctx.outgoing_count(),
+            self._queue_maxsize,
+            pending,
+            inflight,
+            cancelled,
+            extra,
         )
         if log_enabled:
             logger.log(

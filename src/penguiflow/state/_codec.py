@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -39,13 +40,22 @@ __all__ = [
 ]
 
 
-def encode(value: Any, *, what: str) -> str:
-    """Compact JSON text of `value`, valid UTF-8 (lone surrogates are refused)."""
+# One encoder for every write (`json.dumps` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode(value: Any, *, what: str | Callable[[], str]) -> str:
+    """Compact JSON text of `value`, valid UTF-8 (lone surrogates are refused).
+
+    `what` names the value in the error (a callable is only called on failure).
+    """
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        text.encode("utf-8")
+        text = _ENCODER.encode(value)
+        if not text.isascii():
+            text.encode("utf-8")
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-        raise InvalidDataError(f"{what} cannot be stored as JSON: {exc}") from exc
+        name = what if isinstance(what, str) else what()
+        raise InvalidDataError(f"{name} cannot be stored as JSON: {exc}") from exc
     return text
 
 
@@ -239,6 +249,10 @@ def check_run_filters(
     return status, kind, check_id(text, "text").lower()
 
 
+def _span_name(span: Span) -> str:
+    return f"span {span.kind!r} {span.span_id!r} of run {span.run_id!r}"
+
+
 def encode_spans(spans: Iterable[Span]) -> SpanBatch:
     """Check and encode a batch before anything is written (a refused batch writes nothing).
 
@@ -252,7 +266,7 @@ def encode_spans(spans: Iterable[Span]) -> SpanBatch:
     for span in spans:
         _check_span(span)
         data = span.to_dict()
-        body = encode(data, what=f"span {span.kind!r} {span.span_id!r} of run {span.run_id!r}")
+        body = encode(data, what=partial(_span_name, span))
         key = (span.run_id, span.span_id)
         records.pop(key, None)  # a later save of the same span replaces it
         records[key] = SpanRecord(span.run_id, span.span_id, float(span.start), body)

@@ -164,9 +164,13 @@ class Recorder:
             if self.flush_interval_s and not self._closed:
                 await asyncio.sleep(self.flush_interval_s)
             while self._queue:
-                await self._write_batch()
+                if not await self._write_batch():
+                    # Give a failing store a moment before the next try (the
+                    # spans meanwhile queue up, or are dropped once it is full).
+                    await asyncio.sleep(min(1.0, self.flush_interval_s * 10 or 0.1))
 
-    async def _write_batch(self) -> None:
+    async def _write_batch(self) -> bool:
+        """Write one batch; whether the store took it (a failed batch is dropped)."""
         queue = self._queue
         latest: dict[tuple[str, str], Span] = {}
         for _ in range(min(self.batch_size, len(queue))):
@@ -179,10 +183,11 @@ class Recorder:
                 await self.store.save_spans(batch)
         except Exception as exc:
             self._failed(len(batch), exc)
-            await asyncio.sleep(min(1.0, self.flush_interval_s * 10 or 0.1))
+            return False
         else:
             self.written += len(batch)
             self._recovered()
+            return True
         finally:
             self._writing -= 1
 
@@ -262,12 +267,27 @@ class Recorder:
             self._dropped_in_outage = 0
 
     async def flush(self) -> None:
-        """Write everything queued so far (failures count as dropped, as always)."""
+        """Write everything queued so far.
+
+        When the store fails two writes in a row here (one failure may be a stale
+        connection that the next write replaces), what is still queued is dropped
+        (counted and logged) rather than tried batch by batch: flushing, and so
+        closing, takes at most about two `write_timeout_s` during an outage.
+        """
+        failed = 0
         while self._queue or self._writing:
-            if self._queue:
-                await self._write_batch()
-            else:
+            if not self._queue:
                 await asyncio.sleep(0.001)
+            elif await self._write_batch():
+                failed = 0
+            else:
+                failed += 1
+                if failed >= 2:
+                    left = len(self._queue)
+                    self._queue.clear()
+                    self._drop(left, "the store failed while flushing")
+                    return
+                await asyncio.sleep(0.05)
 
     async def aclose(self) -> None:
         """Flush, stop the writer and detach from everything attached."""
