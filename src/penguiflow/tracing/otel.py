@@ -38,6 +38,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingExtraError
@@ -83,6 +84,7 @@ class _Open:
     span: OTelSpan
     token: Token[Context] | None  # from `context.attach`, for kinds in `_ATTACHED`
     owner: tuple[int, object]  # (thread, task) that attached it
+    attributes: dict[str, Any]  # as set at the start (the end sets only what changed)
 
 
 class OTelExporter:
@@ -124,7 +126,7 @@ class OTelExporter:
         self._start(span, attach=span.kind in _ATTACHED)
 
     def _start(self, span: Span, *, attach: bool) -> None:
-        from opentelemetry import context, trace
+        context, trace, _, _ = _api()
 
         with self._lock:
             if span.span_id in self._open:  # told twice: the first one stands
@@ -133,22 +135,23 @@ class OTelExporter:
             if span.parent_id is not None:
                 opened = self._open.get(span.parent_id)
                 parent = opened.span if opened else self._recent.get(span.parent_id)
+        attributes = self._attributes(span)
         otel_span = self._tracer.start_span(
             _name(span),
             context=self._parent_context(span, parent),
             kind=trace.SpanKind.CLIENT if span.kind == "llm" else trace.SpanKind.INTERNAL,
-            attributes=self._attributes(span),
+            attributes=attributes,
             start_time=_nanos(span.start),
         )
         token = None
         if attach:
             token = context.attach(trace.set_span_in_context(otel_span))
         with self._lock:
-            self._open[span.span_id] = _Open(otel_span, token, _owner())
+            self._open[span.span_id] = _Open(otel_span, token, _owner(), attributes)
 
     def span_ended(self, span: Span) -> None:
         """End the OpenTelemetry span of `span`, with its final attributes and status."""
-        from opentelemetry.trace import Status, StatusCode
+        _, _, Status, StatusCode = _api()
 
         with self._lock:
             entry = self._open.pop(span.span_id, None)
@@ -159,7 +162,14 @@ class OTelExporter:
             if entry is None:
                 return
         otel_span = entry.span
-        otel_span.set_attributes(self._attributes(span))
+        started = entry.attributes
+        changed = {
+            key: value
+            for key, value in self._attributes(span).items()
+            if key not in started or started[key] != value
+        }
+        if changed:
+            otel_span.set_attributes(changed)
         if span.kind == "llm":  # the model may be known only from the reply
             otel_span.update_name(_name(span))
         if span.status == "error":
@@ -182,7 +192,7 @@ class OTelExporter:
         in another task waits for its own task to end something else. A detach that
         fails anyway is logged at debug level.
         """
-        from opentelemetry import context, trace
+        context, trace, _, _ = _api()
 
         owner = _owner()
         if entry.owner != owner and _finished(entry.owner):
@@ -241,6 +251,16 @@ class OTelExporter:
         if self.capture_content:
             attributes.update(_content_attributes(span))
         return attributes
+
+
+@cache
+def _api() -> tuple[Any, Any, Any, Any]:
+    """OpenTelemetry's `context` and `trace` modules, `Status` and `StatusCode`, imported
+    once (an import statement per span costs more than the rest of some spans)."""
+    from opentelemetry import context, trace
+    from opentelemetry.trace import Status, StatusCode
+
+    return context, trace, Status, StatusCode
 
 
 def _kind_attributes(span: Span) -> dict[str, Any]:
