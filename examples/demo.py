@@ -32,11 +32,11 @@ from pydantic import BaseModel
 from penguiflow import ModelRegistry, Node, build_catalog, tool
 from penguiflow.planner import PlannerEvent, PlannerFinish, PlannerPause, ReactPlanner
 from penguiflow.planner.clients import LLMReply
-from penguiflow.state import open_store
+from penguiflow.state import open_store, store_url
 from penguiflow.testkit import ScriptedLLMClient
 from penguiflow.tracing import Recorder
 
-STORE = os.environ.get("PENGUIFLOW_STORE", ".penguiflow/state.db")
+STORE = store_url()  # $PENGUIFLOW_STORE, else .penguiflow/state.db
 
 
 def penguiflow_command() -> str:

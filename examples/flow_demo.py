@@ -30,10 +30,10 @@ from penguiflow import (
     join_k,
     predicate_router,
 )
-from penguiflow.state import open_store
+from penguiflow.state import open_store, store_url
 from penguiflow.tracing import Recorder
 
-STORE = os.environ.get("PENGUIFLOW_STORE", ".penguiflow/state.db")
+STORE = store_url()  # $PENGUIFLOW_STORE, else .penguiflow/state.db
 
 
 def penguiflow_command() -> str:

@@ -15,14 +15,13 @@ help asks), so a pause in one process can be resumed in another.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from penguiflow import ModelRegistry, Node, ReactPlanner, build_catalog, create
-from penguiflow.state import open_store
+from penguiflow.state import open_store, store_url
 from penguiflow.testkit import ScriptedLLMClient
 
 
@@ -82,7 +81,7 @@ def build_planner() -> ReactPlanner:
     registry.register("approve", Request, Approval)
     registry.register("broken", Request, Approval)
     nodes = [Node(add, name="add"), Node(approve, name="approve"), Node(broken, name="broken")]
-    store = open_store(os.environ.get("PENGUIFLOW_STORE", ".penguiflow/state.db"))
+    store = open_store(store_url())
     return ReactPlanner(
         llm_client=ScriptedLLMClient(default=_reply),
         catalog=build_catalog(nodes, registry),

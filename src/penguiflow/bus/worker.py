@@ -223,7 +223,7 @@ class _Results:
             if result.done():  # its delivery gave up (timed out, cancelled)
                 continue
             if isinstance(payload, Message):  # its trace's spans join the publisher's trace
-                adopt(payload.trace_id, extract(payload.meta))
+                adopt(payload.trace_id, payload.meta.get("traceparent"))  # set by `_stamp`
             try:
                 await self._flow.emit(payload)
             except Exception as exc:  # the flow refused it: that delivery fails

@@ -23,9 +23,9 @@ FACTORY_HELP = (
 RESUME_NOTE = (
     "Cross-process resume: the pause is kept by the planner's own state store, so FACTORY "
     "must build its ReactPlanner with state_store=... (a durable store both processes "
-    "reach, e.g. penguiflow.state.open_store(os.environ.get('PENGUIFLOW_STORE', "
-    "'.penguiflow/state.db'))). --store only says where spans are recorded; nothing is "
-    "set on the planner for you."
+    "reach, e.g. penguiflow.state.open_store(penguiflow.state.store_url()): "
+    "$PENGUIFLOW_STORE, else .penguiflow/state.db). --store only says where spans are "
+    "recorded; nothing is set on the planner for you."
 )
 
 

@@ -8,9 +8,10 @@ import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..state.url import store_url
 from ._errors import USAGE, fail, redact, store_errors
 from ._load import build, load_attribute, takes_no_arguments
-from ._store import NOTHING_RECORDED, STORE_HELP, nothing_recorded, store_url
+from ._store import NOTHING_RECORDED, STORE_HELP, nothing_recorded
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -7,14 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from ..state.url import DEFAULT_STORE, STORE_ENV, store_url
 from ._errors import fail, store_errors
-
-DEFAULT_STORE = ".penguiflow/state.db"
-ENV = "PENGUIFLOW_STORE"
 
 STORE_HELP = (
     "where runs are recorded: a SQLite path, sqlite:///relative.db, sqlite:////abs/path.db, "
-    f"postgresql://... or redis://... (default: ${ENV}, else {DEFAULT_STORE})"
+    f"postgresql://... or redis://... (default: ${STORE_ENV}, else {DEFAULT_STORE})"
 )
 
 
@@ -25,11 +23,6 @@ RECORD_ONE = "record one with 'penguiflow run MODULE:FACTORY \"query\"', or pass
 def nothing_recorded(option: str | None) -> bool:
     """Whether the command reads the default store and it does not exist yet."""
     return store_url(option) == DEFAULT_STORE and not os.path.exists(DEFAULT_STORE)
-
-
-def store_url(option: str | None) -> str:
-    """The store URL the command uses."""
-    return option or os.environ.get(ENV) or DEFAULT_STORE
 
 
 @asynccontextmanager

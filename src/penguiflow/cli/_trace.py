@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..spans import expand_messages
+from ..state.url import store_url
 from ._display import cost, duration, number, status_style, when
 from ._errors import USAGE, fail, redact, store_errors
-from ._store import NOTHING_RECORDED, RECORD_ONE, STORE_HELP, nothing_recorded, opened, store_url
+from ._store import NOTHING_RECORDED, RECORD_ONE, STORE_HELP, nothing_recorded, opened
 
 if TYPE_CHECKING:
     from rich.console import Console

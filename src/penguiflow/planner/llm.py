@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal
 
 from .clients.protocol import JSONLLMClient
@@ -82,9 +82,9 @@ class LLMChannel:
         if run is not None and run.trace is None and not listening:
             return self._counted(client, messages, response_format, run)
         return self._reported(
-            lambda: client.complete(messages=messages, response_format=response_format),
             client,
             messages,
+            response_format,
             trajectory,
             attempt,
             purpose,
@@ -102,17 +102,15 @@ class LLMChannel:
         raw = await client.complete(messages=messages, response_format=response_format)
         prompt = getattr(raw, "prompt_tokens", None)
         completion = getattr(raw, "completion_tokens", None)
-        cost = getattr(raw, "cost_usd", None)
-        if cost is None and prompt is not None:
-            cost = price_of(getattr(raw, "model", None) or _model_of(client), prompt, completion)
+        cost, _ = _cost_of(raw, getattr(raw, "model", None) or _model_of(client))
         run.ledger.add_llm_call(prompt, completion, getattr(raw, "total_tokens", None), cost)
         return raw
 
     async def _reported(
         self,
-        call: Callable[[], Awaitable[str]],
         client: JSONLLMClient,
         messages: Sequence[Mapping[str, str]],
+        response_format: Mapping[str, Any] | None,
         trajectory: Trajectory,
         attempt: int,
         purpose: str,
@@ -132,7 +130,7 @@ class LLMChannel:
         raw: str | None = None
         failure: BaseException | None = None
         try:
-            raw = await call()
+            raw = await client.complete(messages=messages, response_format=response_format)
             return raw
         except BaseException as exc:
             failure = exc
@@ -144,21 +142,11 @@ class LLMChannel:
                 value = getattr(raw, key, None)
                 if value is not None:
                     extra[key] = value
-            cost: float | None = None
             if raw is not None:
-                cost = getattr(raw, "cost_usd", None)
-                if cost is not None:
-                    extra["cost_source"] = getattr(raw, "cost_source", None) or "provider"
-                else:
-                    cost = price_of(
-                        extra.get("model") or configured,
-                        extra.get("prompt_tokens"),
-                        extra.get("completion_tokens"),
-                    )
-                    if cost is not None:
-                        extra["cost_source"] = "price_table"
+                cost, source = _cost_of(raw, extra.get("model") or configured)
                 if cost is not None:
                     extra["cost_usd"] = cost
+                    extra["cost_source"] = source
                 if run is not None:
                     run.ledger.add_llm_call(
                         extra.get("prompt_tokens"),
@@ -177,7 +165,6 @@ class LLMChannel:
                     model = extra.get("model")
                     if model and span.name == "llm":
                         span.name = str(model)
-                        attrs.setdefault("model", model)
                 status = "ok" if failure is None else _failed_status(failure)
                 trace.emitter.close(span, status, error=failure)
                 if summary is not None:
@@ -193,6 +180,21 @@ class LLMChannel:
                         extra=extra,
                     )
                 )
+
+
+def _cost_of(raw: object, model: str | None) -> tuple[float | None, str | None]:
+    """What a reply cost, and where that figure came from.
+
+    The reply's own `cost_usd` (its `cost_source`, else `"provider"`), else the price
+    table's price for `model` and the reply's tokens (`"price_table"`), else none.
+    """
+    cost = getattr(raw, "cost_usd", None)
+    if cost is not None:
+        return cost, getattr(raw, "cost_source", None) or "provider"
+    cost = price_of(
+        model, getattr(raw, "prompt_tokens", None), getattr(raw, "completion_tokens", None)
+    )
+    return (cost, "price_table") if cost is not None else (None, None)
 
 
 def _model_of(client: object) -> str | None:

@@ -67,12 +67,14 @@ class PlannerHooks:
 class RunTrace:
     """The spans of one run segment (a `run()` or a `resume()`), for the planner loop."""
 
-    __slots__ = ("_token", "emitter", "root", "step")
+    __slots__ = ("_step_index", "_token", "emitter", "root", "step", "steps")
 
-    def __init__(self, emitter: SpanEmitter, root: Span) -> None:
+    def __init__(self, emitter: SpanEmitter, root: Span, steps: Sequence[Any]) -> None:
         self.emitter = emitter
         self.root = root
+        self.steps = steps  # the trajectory's steps: a step span's outcome is read there
         self.step: Span | None = None
+        self._step_index = 0
         self._token: Token[Span | None] | None = None
 
     # -- the run -----------------------------------------------------------------
@@ -84,6 +86,7 @@ class RunTrace:
         *,
         run_id: str,
         query: str,
+        steps: Sequence[Any],
         attributes: Mapping[str, Any],
         resumed: Mapping[str, Any] | None = None,
         user_input: str | None = None,
@@ -113,7 +116,7 @@ class RunTrace:
             root = emitter.open("run", "ReactPlanner", parent=parent, attributes=attrs)
         else:
             root = emitter.open("run", "ReactPlanner", parent=None, run_id=run_id, attributes=attrs)
-        trace = cls(emitter, root)
+        trace = cls(emitter, root, steps)
         trace._token = current_span.set(root)
         if resumed is not None:
             span = emitter.open("resume", "resume", parent=root, content={"user_input": user_input})
@@ -140,7 +143,7 @@ class RunTrace:
         error: BaseException | None = None,
     ) -> None:
         """Close the open step and the run's span, with the run's totals."""
-        self.end_step("ok" if status != "error" else "error")
+        self.end_step("error" if status == "error" else None)
         root = self.root
         root.attributes.update(ledger.usage.to_dict())
         if attributes:
@@ -166,12 +169,14 @@ class RunTrace:
     # -- steps -------------------------------------------------------------------
 
     def begin_step(self, index: int) -> Span:
-        """Close the previous step (if open) and open step `index`."""
-        self.end_step("ok")
+        """Close the previous step (if open) and open step `index` (the index the
+        step it records will have in the trajectory)."""
+        self.end_step()
         step = self.emitter.open(
             "step", f"step {index}", parent=self.root, attributes={"step": index}
         )
         self.step = step
+        self._step_index = index
         return step
 
     def describe_step(self, action_kind: str, thought: str | None) -> None:
@@ -182,12 +187,21 @@ class RunTrace:
             if thought:
                 step.attributes["thought"] = thought[:_ANSWER_CHARS]
 
-    def end_step(self, status: str, *, error_message: str | None = None) -> None:
-        """Close the open step, if any."""
+    def end_step(self, status: str | None = None) -> None:
+        """Close the open step, if any. Without a `status`, the step's outcome decides:
+        `error` (with its message) when the trajectory step it recorded failed, else
+        `ok` (a finish records none)."""
         step = self.step
-        if step is not None:
-            self.step = None
-            self.emitter.close(step, status, error_message=error_message)
+        if step is None:
+            return
+        self.step = None
+        error = None
+        if status is None:
+            index = self._step_index
+            if index < len(self.steps):
+                error = self.steps[index].error
+            status = "error" if error else "ok"
+        self.emitter.close(step, status, error_message=error)
 
     @property
     def parent(self) -> Span:

@@ -350,8 +350,6 @@ class ReactPlanner:
                 error = self._rules.check(action, trajectory, tracker)
                 if error is not None:
                     trajectory.append(TrajectoryStep(action, error=error))
-                    if trace is not None:
-                        trace.end_step("error", error_message=error)
                     continue
                 if action.plan:
                     observation, pause = await self._execute_parallel_plan(
@@ -374,16 +372,11 @@ class ReactPlanner:
                     )
                 spec = by_name.get(name)
                 if spec is None:
-                    error = tools.unknown_tool(name)
-                    trajectory.append(TrajectoryStep(action, error=error))
-                    if trace is not None:
-                        trace.end_step("error", error_message=error)
+                    trajectory.append(TrajectoryStep(action, error=tools.unknown_tool(name)))
                     continue
                 args = tools.validate_args(spec, action.args or {})
                 if isinstance(args, str):
                     trajectory.append(TrajectoryStep(action, error=args))
-                    if trace is not None:
-                        trace.end_step("error", error_message=args)
                     continue
                 outcome = await tools.invoke(spec, args, PlannerContext(self, trajectory, run))
                 tools.settle(spec, outcome, trajectory, tracker)
@@ -398,8 +391,6 @@ class ReactPlanner:
                     trajectory.append(
                         TrajectoryStep(action, error=outcome.error, failure=outcome.failure)
                     )
-                    if trace is not None:
-                        trace.end_step("error", error_message=outcome.error)
                     last_observation = None
                     continue
                 trajectory.append(TrajectoryStep(action, observation=result))
@@ -471,6 +462,7 @@ class ReactPlanner:
                 self._spans,
                 run_id=run_id,
                 query=trajectory.query,
+                steps=trajectory.steps,
                 attributes={
                     "max_iters": self._max_iters,
                     "hop_budget": self._rules.hop_budget,
@@ -508,13 +500,8 @@ class ReactPlanner:
         observation, pause = await run_parallel_plan(
             self._tools, action, trajectory, tracker, self._new_context
         )
-        trace = self._active_run.trace if self._active_run is not None else None
         if pause is not None:
             await self._record_run_pause(pause, trajectory, tracker)
-        elif trace is not None:
-            last = trajectory.steps[-1] if trajectory.steps else None
-            error = last.error if last is not None and last.action is action else None
-            trace.end_step("error" if error else "ok", error_message=error)
         return observation, pause
 
     def _new_context(self, trajectory: Trajectory) -> PlannerContext:

@@ -23,10 +23,16 @@ if TYPE_CHECKING:
     from .memory import InMemoryStateStore as InMemoryStateStore
     from .sqlite import SQLiteStateStore as SQLiteStateStore
     from .url import open_store as open_store
+    from .url import store_url as store_url
 
 __all__ = ["StateStore", "StoredEvent", "RemoteBinding"]
 
-_LAZY = {"InMemoryStateStore": "memory", "SQLiteStateStore": "sqlite", "open_store": "url"}
+_LAZY = {
+    "InMemoryStateStore": "memory",
+    "SQLiteStateStore": "sqlite",
+    "open_store": "url",
+    "store_url": "url",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -8,9 +8,13 @@ Forms:
 * `postgresql://user@host:5432/db` (or `postgres://`), with the `postgres` extra;
 * `redis://host:6379/0` (or `rediss://`, `unix://`), with the `redis` extra.
 
+Where a program's store is, by convention: `store_url()` is the URL given, else
+`$PENGUIFLOW_STORE`, else `.penguiflow/state.db` (the `penguiflow` command, the demos
+and the recorder's examples all use it).
+
 Usage::
 
-    store = open_store("sqlite:///.penguiflow/state.db")
+    store = open_store(store_url())      # the convention
     store = open_store("postgresql://app@127.0.0.1/app", schema="app")
 """
 
@@ -28,12 +32,23 @@ if TYPE_CHECKING:
     from .redis import RedisStateStore
     from .sqlite import SQLiteStateStore
 
-__all__ = ["open_store"]
+__all__ = ["DEFAULT_STORE", "STORE_ENV", "open_store", "store_url"]
+
+#: The store used when none is named: a SQLite file under the working directory.
+DEFAULT_STORE = ".penguiflow/state.db"
+#: The environment variable naming the store.
+STORE_ENV = "PENGUIFLOW_STORE"
 
 _Store: TypeAlias = "SQLiteStateStore | PostgresStateStore | RedisStateStore"
 
 _POSTGRES = ("postgresql://", "postgres://")
 _REDIS = ("redis://", "rediss://", "unix://")
+
+
+def store_url(url: str | None = None) -> str:
+    """The store URL to use: `url` when given, else `$PENGUIFLOW_STORE`, else
+    `DEFAULT_STORE`."""
+    return url or os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
 def open_store(
