@@ -307,7 +307,7 @@ async def test_injection_attempts_are_plain_data(store: Any, hostile: str) -> No
 
 # -- corrupt rows ------------------------------------------------------------------------
 
-RawSpanWriter = Callable[[str, str, str], Awaitable[None]]
+RawSpanWriter = Callable[[str, str, str], Awaitable[str]]
 
 
 @pytest.fixture
@@ -315,34 +315,40 @@ async def raw_span(store: Any, tmp_path: Path) -> Any:
     """Writes a raw body straight into the store's backend: `("spans"|"runs", key, body)`.
 
     For "spans" the key is "run/span"; for "runs" it is the run id (whose root must
-    have been saved). Each branch writes the way the backend lays out its data.
+    have been saved). Each branch writes the way the backend lays out its data, and
+    returns the key the store must name when it reads the row back.
     """
     if isinstance(store, InMemoryStateStore):
 
-        async def memory(table: str, key: str, body: str) -> None:
+        async def memory(table: str, key: str, body: str) -> str:
             if table == "spans":
                 run_id, span_id = key.split("/")
                 store._spans.setdefault(run_id, {})[span_id] = (0.0, body)
             else:
                 store._runs[key] = dataclasses.replace(store._runs[key], body=body)
+            return key
 
         yield memory
     elif isinstance(store, SQLiteStateStore):
         path = tmp_path / "state.db"
 
-        async def lite(table: str, key: str, body: str) -> None:
+        async def lite(table: str, key: str, body: str) -> str:
             await store.schema_version()
             conn = sqlite3.connect(path)
             if table == "spans":
-                run_id, span_id = key.split("/")
-                conn.execute(
-                    "INSERT INTO spans (run_id, span_id, start, body) VALUES (?, ?, 0, ?)",
-                    (run_id, span_id, body),
+                # SQLite keeps a batch's spans of a run as one JSON array, a chunk:
+                # a span-like object goes in as a chunk of one, anything else as is.
+                run_id = key.split("/")[0]
+                chunk = f"[{body}]" if body.startswith("{") else body
+                cursor = conn.execute(
+                    "INSERT INTO span_chunks (run_id, body) VALUES (?, ?)", (run_id, chunk)
                 )
+                key = f"{run_id}#{cursor.lastrowid}"
             else:
                 conn.execute("UPDATE runs SET body = ? WHERE run_id = ?", (body, key))
             conn.commit()
             conn.close()
+            return key
 
         yield lite
     elif type(store).__name__ == "PostgresStateStore":
@@ -351,7 +357,7 @@ async def raw_span(store: Any, tmp_path: Path) -> Any:
         admin = await asyncpg.connect(POSTGRES_DSN)
         schema = store._schema
 
-        async def pg(table: str, key: str, body: str) -> None:
+        async def pg(table: str, key: str, body: str) -> str:
             await store.schema_version()
             if table == "spans":
                 run_id, span_id = key.split("/")
@@ -366,6 +372,7 @@ async def raw_span(store: Any, tmp_path: Path) -> Any:
                 await admin.execute(
                     f"UPDATE {schema}.runs SET body = $1 WHERE run_id = $2", body, key
                 )
+            return key
 
         yield pg
         await admin.close()
@@ -375,12 +382,13 @@ async def raw_span(store: Any, tmp_path: Path) -> Any:
         client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
         prefix = store._prefix
 
-        async def rd(table: str, key: str, body: str) -> None:
+        async def rd(table: str, key: str, body: str) -> str:
             if table == "spans":
                 run_id, span_id = key.split("/")
                 await client.hset(f"{prefix}:spans:{run_id}", span_id, body)
             else:
                 await client.hset(f"{prefix}:runinfo", key, body)
+            return key
 
         yield rd
         await client.aclose()
@@ -405,10 +413,10 @@ async def test_corrupt_span_rows_give_a_typed_error_naming_the_row(
 ) -> None:
     good = root("good", 1.0)
     await store.save_spans([good])
-    await raw_span("spans", "bad/s1", body)
+    key = await raw_span("spans", "bad/s1", body)
     with pytest.raises(CorruptRecordError) as caught:
         await store.load_run("bad")
-    assert caught.value.key == "bad/s1"
+    assert caught.value.key == key
     assert await store.load_run("good") == [good]
     await store.save_spans([child("good", 1, 2.0)])
     assert len(await store.load_run("good")) == 2
@@ -479,7 +487,7 @@ async def test_sqlite_spans_survive_reopening_the_file(tmp_path: Path) -> None:
     await store.save_spans(spans)
     await store.close()
     reopened = SQLiteStateStore(tmp_path / "runs.db")
-    assert await reopened.schema_version() == 2
+    assert await reopened.schema_version() == 3
     assert await reopened.load_run("r") == spans
     assert await reopened.list_runs(text="Q") == [summary(spans[0], 2)]
     await reopened.close()
@@ -505,7 +513,7 @@ V1_SCHEMA = [
 ]
 
 
-async def test_a_version_1_sqlite_file_migrates_to_version_2_keeping_its_events(
+async def test_a_version_1_sqlite_file_migrates_to_the_latest_keeping_its_events(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old.db"
@@ -522,8 +530,57 @@ async def test_a_version_1_sqlite_file_migrates_to_version_2_keeping_its_events(
     conn.close()
 
     store = SQLiteStateStore(path)
-    assert await store.schema_version() == 2
+    assert await store.schema_version() == 3
     assert [(e.trace_id, e.payload) for e in await store.load_history("t")] == [("t", {"n": 1})]
     await store.save_spans([root("r", 1.0)])
     assert await store.list_runs() == [summary(root("r", 1.0), 1)]
+    await store.close()
+
+
+V2_SPANS = [
+    """CREATE TABLE spans (
+        run_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        start REAL NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (run_id, span_id)
+    )""",
+    """CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        start REAL NOT NULL,
+        status TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        search TEXT NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    "CREATE INDEX runs_by_start ON runs (start DESC, run_id DESC)",
+    "INSERT INTO penguiflow_schema VALUES (2, 0)",
+]
+
+
+async def test_a_version_2_sqlite_file_migrates_to_version_3_keeping_its_runs(
+    tmp_path: Path,
+) -> None:
+    spans = [root("r", 1.0, query="q"), child("r", 1, 2.0), child("r", 2, 3.0, content={"x": 1})]
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    for statement in V1_SCHEMA + V2_SPANS:
+        conn.execute(statement)
+    for span in spans:  # a version 2 file holds one row per span
+        conn.execute(
+            "INSERT INTO spans VALUES (?, ?, ?, ?)",
+            (span.run_id, span.span_id, span.start, json.dumps(span.to_dict())),
+        )
+    conn.execute(
+        "INSERT INTO runs VALUES ('r', 1.0, 'ok', 'run', 'r', ?)", (json.dumps(spans[0].to_dict()),)
+    )
+    conn.commit()
+    conn.close()
+
+    store = SQLiteStateStore(path)
+    assert await store.schema_version() == 3
+    assert await store.load_run("r") == spans
+    assert [run.span_count for run in await store.list_runs()] == [3]
+    await store.save_spans([child("r", 3, 4.0)])
+    assert len(await store.load_run("r")) == 4
     await store.close()

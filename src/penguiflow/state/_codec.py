@@ -33,7 +33,10 @@ __all__ = [
     "RunRecord",
     "SpanBatch",
     "encode_spans",
+    "SpanChunk",
+    "encode_span_chunks",
     "decode_span",
+    "decode_span_chunk",
     "decode_summary",
     "check_run_filters",
     "run_search_text",
@@ -215,6 +218,18 @@ class SpanBatch:
 
 
 def _check_span(span: Span) -> None:
+    run_id, span_id, kind, parent_id = span.run_id, span.span_id, span.kind, span.parent_id
+    if (
+        type(run_id) is str
+        and type(span_id) is str
+        and type(kind) is str
+        and (parent_id is None or type(parent_id) is str)
+        and span.status in _SPAN_STATUSES
+        and type(span.start) in (float, int)
+    ):
+        ids = f"{run_id}{span_id}{kind}{parent_id or ''}"
+        if ids.isascii() and "\x00" not in ids:
+            return  # the common case, in one pass; anything else is named below
     check_id(span.run_id, "span run_id")
     check_id(span.span_id, "span_id")
     check_id(span.kind, "span kind")
@@ -253,36 +268,108 @@ def _span_name(span: Span) -> str:
     return f"span {span.kind!r} {span.span_id!r} of run {span.run_id!r}"
 
 
-def encode_spans(spans: Iterable[Span]) -> SpanBatch:
-    """Check and encode a batch before anything is written (a refused batch writes nothing).
-
-    Raises `InvalidDataError` for data that cannot be stored as JSON, ids a backend
-    cannot hold, or an unknown status.
-    """
+def _latest_spans(spans: Iterable[Span]) -> tuple[list[Span], list[RunRecord]]:
+    """Check a batch: its spans, one per `(run_id, span_id)` (a later save of the same
+    span replaces it, in the order of its last save), and the run-list entries of the
+    roots among them."""
     from ..spans import RunSummary
 
-    records: dict[tuple[str, str], SpanRecord] = {}
+    latest: dict[tuple[str, str], Span] = {}
     runs: dict[str, RunRecord] = {}
     for span in spans:
         _check_span(span)
-        data = span.to_dict()
-        body = encode(data, what=partial(_span_name, span))
         key = (span.run_id, span.span_id)
-        records.pop(key, None)  # a later save of the same span replaces it
-        records[key] = SpanRecord(span.run_id, span.span_id, float(span.start), body)
+        latest.pop(key, None)
+        latest[key] = span
         if span.parent_id is None:
+            data = span.to_dict()
             data["content"] = {}
-            search = run_search_text(RunSummary.from_root(span, 0))
             runs.pop(span.run_id, None)
             runs[span.run_id] = RunRecord(
                 span.run_id,
                 float(span.start),
                 span.status,
                 span.kind,
-                search,
+                run_search_text(RunSummary.from_root(span, 0)),
                 encode(data, what=f"root span of run {span.run_id!r}"),
             )
-    return SpanBatch(list(records.values()), list(runs.values()))
+    return list(latest.values()), list(runs.values())
+
+
+def encode_spans(spans: Iterable[Span]) -> SpanBatch:
+    """Check and encode a batch before anything is written (a refused batch writes nothing).
+
+    Raises `InvalidDataError` for data that cannot be stored as JSON, ids a backend
+    cannot hold, or an unknown status.
+    """
+    checked, runs = _latest_spans(spans)
+    records = [
+        SpanRecord(
+            span.run_id,
+            span.span_id,
+            float(span.start),
+            encode(span.to_dict(), what=partial(_span_name, span)),
+        )
+        for span in checked
+    ]
+    return SpanBatch(records, runs)
+
+
+@dataclass(slots=True, frozen=True)
+class SpanChunk:
+    """The spans of one run in one batch, as one JSON array (in the order saved)."""
+
+    run_id: str
+    body: str
+
+
+def encode_span_chunks(spans: Iterable[Span]) -> tuple[list[SpanChunk], list[RunRecord]]:
+    """`encode_spans` for a store that keeps a batch's spans of each run together.
+
+    One JSON text per run instead of one per span: what an append-only store
+    writes (`decode_span_chunk` reads it back; across chunks, the last save of a
+    span wins). Raises `InvalidDataError` as `encode_spans` does, naming the span.
+    """
+    checked, runs = _latest_spans(spans)
+    by_run: dict[str, list[Span]] = {}
+    for span in checked:
+        group = by_run.get(span.run_id)
+        if group is None:
+            by_run[span.run_id] = group = []
+        group.append(span)
+    chunks = []
+    for run_id, group in by_run.items():
+        try:
+            body = encode([span.to_dict() for span in group], what=f"spans of run {run_id!r}")
+        except InvalidDataError:
+            for span in group:  # name the span that cannot be stored
+                encode(span.to_dict(), what=partial(_span_name, span))
+            raise
+        chunks.append(SpanChunk(run_id, body))
+    return chunks, runs
+
+
+def decode_span_chunk(text: Any, *, key: str) -> list[Span]:
+    """The spans of a stored chunk; `CorruptRecordError` naming `key` when it is not one."""
+    from ..spans import Span
+
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise CorruptRecordError(f"stored spans {key} are not JSON", key=key) from exc
+    if not isinstance(data, list):
+        raise CorruptRecordError(f"stored spans {key} are not a list", key=key)
+    spans = []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise CorruptRecordError(f"stored span {key}[{index}] is not an object", key=key)
+        try:
+            spans.append(Span.from_dict(item))
+        except (TypeError, ValueError) as exc:
+            raise CorruptRecordError(
+                f"stored span {key}[{index}] is not a valid span: {exc}", key=key
+            ) from exc
+    return spans
 
 
 def _span_from_text(text: Any, *, key: str, what: str) -> Span:

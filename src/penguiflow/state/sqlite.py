@@ -25,13 +25,13 @@ from ._codec import (
     check_run_filters,
     decode_binding,
     decode_event,
-    decode_span,
+    decode_span_chunk,
     decode_state,
     decode_summary,
     encode,
     encode_binding,
     encode_event,
-    encode_spans,
+    encode_span_chunks,
     event_key,
     require_mapping,
     token_digest,
@@ -85,6 +85,20 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             body TEXT NOT NULL
         )""",
         "CREATE INDEX runs_by_start ON runs (start DESC, run_id DESC)",
+    ),
+    (
+        # Spans appended in chunks (one row per run per batch, a JSON array): appending
+        # keeps a write to a few pages, where a row per span keyed by random ids
+        # touched a page per span. The last save of a span wins when it is read.
+        """CREATE TABLE span_chunks (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        "CREATE INDEX span_chunks_by_run ON span_chunks (run_id, id)",
+        "INSERT INTO span_chunks (run_id, body) "
+        "SELECT run_id, '[' || body || ']' FROM spans ORDER BY run_id, start, span_id",
+        "DROP TABLE spans",
     ),
 )
 
@@ -307,25 +321,20 @@ class SQLiteStateStore:
     # -- recorded runs (spans) -------------------------------------------------------
 
     async def save_spans(self, spans: Sequence[Span]) -> None:
-        """Insert or replace each span; root spans also update the run list.
+        """Append the spans (a chunk per run); root spans also update the run list.
 
         One transaction per batch: `InvalidDataError` (checked before writing) or a
         failed write leaves the store unchanged.
         """
-        batch = encode_spans(spans)
-        if not batch.spans:
+        chunks, runs = encode_span_chunks(spans)
+        if not chunks:
             return
-        span_rows = [(r.run_id, r.span_id, r.start, r.body) for r in batch.spans]
-        run_rows = [(r.run_id, r.start, r.status, r.kind, r.search, r.body) for r in batch.runs]
+        chunk_rows = [(chunk.run_id, chunk.body) for chunk in chunks]
+        run_rows = [(r.run_id, r.start, r.status, r.kind, r.search, r.body) for r in runs]
 
         def write(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")
-            c.executemany(
-                "INSERT INTO spans (run_id, span_id, start, body) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (run_id, span_id) DO UPDATE SET "
-                "start = excluded.start, body = excluded.body",
-                span_rows,
-            )
+            c.executemany("INSERT INTO span_chunks (run_id, body) VALUES (?, ?)", chunk_rows)
             if run_rows:
                 c.executemany(
                     "INSERT INTO runs (run_id, start, status, kind, search, body) "
@@ -362,8 +371,9 @@ class SQLiteStateStore:
             where.append("instr(search, ?) > 0")  # a plain substring: no LIKE wildcards
             params.append(needle)
         query = (
-            "SELECT run_id, body, (SELECT COUNT(*) FROM spans WHERE spans.run_id = runs.run_id) "
-            "FROM runs"
+            "SELECT run_id, body, (SELECT COUNT(DISTINCT json_extract(span.value, '$.span_id')) "
+            "FROM span_chunks, json_each(span_chunks.body) AS span "
+            "WHERE span_chunks.run_id = runs.run_id) FROM runs"
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY start DESC, run_id DESC LIMIT ? OFFSET ?"
         )
@@ -376,11 +386,14 @@ class SQLiteStateStore:
         check_id(run_id, "run_id")
         rows = await self._run(
             lambda c: c.execute(
-                "SELECT span_id, body FROM spans WHERE run_id = ? ORDER BY start, span_id",
-                (run_id,),
+                "SELECT id, body FROM span_chunks WHERE run_id = ? ORDER BY id", (run_id,)
             ).fetchall()
         )
-        return [decode_span(body, key=f"{run_id}/{span_id}") for span_id, body in rows]
+        latest: dict[str, Span] = {}
+        for chunk_id, body in rows:
+            for span in decode_span_chunk(body, key=f"{run_id}#{chunk_id}"):
+                latest[span.span_id] = span
+        return sorted(latest.values(), key=_span_order)
 
     async def delete_run(self, run_id: str) -> None:
         """Forget a run: its spans and its entry in the run list."""
@@ -388,8 +401,12 @@ class SQLiteStateStore:
 
         def delete(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")
-            c.execute("DELETE FROM spans WHERE run_id = ?", (run_id,))
+            c.execute("DELETE FROM span_chunks WHERE run_id = ?", (run_id,))
             c.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
             c.execute("COMMIT")
 
         await self._run(delete)
+
+
+def _span_order(span: Span) -> tuple[float, str]:
+    return (span.start, span.span_id)
