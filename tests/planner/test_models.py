@@ -25,7 +25,7 @@ from penguiflow.planner.models import (
     action_schema,
     summary_schema,
 )
-from penguiflow.planner.prompts import render_observation
+from penguiflow.planner.prompts import render_action, render_observation
 
 
 class Intent(BaseModel):
@@ -226,8 +226,8 @@ def test_step_prompt_messages_are_the_conversation_pair() -> None:
 
     assert assistant == {
         "role": "assistant",
-        "content": '{"args": {"text": "How?"}, "join": null, "next_node": "triage", '
-        '"plan": null, "thought": "triage"}',
+        # In the order a reply is asked for (not sorted, which put args first).
+        "content": '{"thought": "triage", "next_node": "triage", "args": {"text": "How?"}}',
     }
     assert user == {"role": "user", "content": '{"observation": {"intent": "docs"}}'}
     assert step.prompt_messages() is step.prompt_messages()
@@ -404,7 +404,7 @@ def test_incremental_prompt_messages_equal_a_full_reserialisation(
         fresh.append(
             {
                 "role": "assistant",
-                "content": json.dumps(entry["action"], ensure_ascii=False, sort_keys=True),
+                "content": render_action(entry["action"]),
             }
         )
         fresh.append(

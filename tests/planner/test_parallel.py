@@ -52,7 +52,9 @@ async def test_a_failed_branch_skips_the_join(catalog: list[Any], calls: Calls) 
 async def test_plans_over_the_limits_are_refused_before_anything_runs(
     catalog: list[Any], calls: Calls
 ) -> None:
-    llm = ScriptedLLMClient([fan_out(1, 2, 3), fan_out(1, 2), act(next_node=None)])
+    llm = ScriptedLLMClient(
+        [fan_out(1, 2, 3), fan_out(1, 2), act(next_node=None, args={"answer": "done"})]
+    )
     p = ReactPlanner(
         llm_client=llm, catalog=catalog, absolute_max_parallel=2, planning_hints={"max_parallel": 1}
     )
@@ -69,7 +71,9 @@ async def test_plans_over_the_limits_are_refused_before_anything_runs(
 async def test_plans_count_against_the_hop_budget_and_respect_disallowed_tools(
     catalog: list[Any], calls: Calls
 ) -> None:
-    llm = ScriptedLLMClient([fan_out(1, 2), fan_out(1, join=False), act(next_node=None)])
+    llm = ScriptedLLMClient(
+        [fan_out(1, 2), fan_out(1, join=False), act(next_node=None, args={"answer": "done"})]
+    )
     p = ReactPlanner(
         llm_client=llm,
         catalog=catalog,
@@ -83,7 +87,7 @@ async def test_plans_count_against_the_hop_budget_and_respect_disallowed_tools(
     assert errors[1] is None
     assert calls.names() == ["fetch"]
 
-    llm = ScriptedLLMClient([fan_out(1, 2), act(next_node=None)])
+    llm = ScriptedLLMClient([fan_out(1, 2), act(next_node=None, args={"answer": "done"})])
     blocked = ReactPlanner(
         llm_client=llm, catalog=catalog, planning_hints={"disallow_nodes": ["merge"]}
     )
@@ -98,7 +102,7 @@ async def test_invalid_branches_fail_setup_with_every_error(
     catalog: list[Any], calls: Calls
 ) -> None:
     plan = [{"node": "nope", "args": {}}, {"node": "fetch", "args": {"shard": "x"}}]
-    llm = ScriptedLLMClient([act(plan=plan), act(next_node=None)])
+    llm = ScriptedLLMClient([act(plan=plan), act(next_node=None, args={"answer": "done"})])
     result = await ReactPlanner(llm_client=llm, catalog=catalog).run("q")
     assert isinstance(result, PlannerFinish)
     error = result.metadata["steps"][0]["error"]

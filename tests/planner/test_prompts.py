@@ -123,7 +123,16 @@ def test_system_prompt_lists_rules_tools_guidance_and_hints() -> None:
     assert [line[:3] for line in lines[2:7]] == ["1. ", "2. ", "3. ", "4. ", "5. "]
     assert "PlannerAction" in lines[2]
     assert "'next_node' to null" in lines[5]
-    assert lines[7:9] == ["", "Available tools:"]
+    # Then (our addition) one example of a tool call and one of a finish, and what a
+    # result and an error look like.
+    examples = lines[8 : lines.index("Available tools:") - 1]
+    assert examples[0] == "A tool call looks like:"
+    assert json.loads(examples[1])["next_node"] == "<tool name>"
+    assert examples[2] == "A finish looks like:"
+    assert json.loads(examples[3])["next_node"] is None
+    assert "After an error" in examples[4]
+    assert lines[7] == ""
+    assert lines[lines.index("Available tools:") - 1] == ""
     tools = "\n".join(prompts.render_tool(record) for record in records)
     assert prompt.endswith(
         "Available tools:\n"

@@ -55,8 +55,7 @@ async def test_sequential_tools_then_finish_as_in_the_spec_illustration(
     third = llm.calls[2]["messages"]
     assert third[1] == {"role": "user", "content": '{"query": "How?"}'}
     assert third[2]["content"] == (
-        '{"args": {"text": "How?"}, "join": null, "next_node": "triage", '
-        '"plan": null, "thought": "triage"}'
+        '{"thought": "triage", "next_node": "triage", "args": {"text": "How?"}}'
     )
     assert third[3]["content"] == '{"observation": {"intent": "docs"}}'
     assert llm.calls[0]["response_format"]["json_schema"]["name"] == "planner_action"
@@ -273,7 +272,7 @@ async def test_tool_cancellation_propagates(catalog: list[Any]) -> None:
 
 
 async def test_response_format_follows_json_schema_mode(catalog: list[Any]) -> None:
-    finish = act(next_node=None, args={})
+    finish = act(next_node=None, args={"answer": "done"})
     plain = ScriptedLLMClient([finish])
     await ReactPlanner(llm_client=plain, catalog=catalog, json_schema_mode=False).run("q")
     assert plain.calls[0]["response_format"] is None

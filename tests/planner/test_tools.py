@@ -63,7 +63,7 @@ async def ok(args: Item, ctx: Any) -> Item:
 
 
 async def run(catalog: list[Any], *replies: str) -> PlannerFinish:
-    llm = ScriptedLLMClient([*replies, act(next_node=None)])
+    llm = ScriptedLLMClient([*replies, act(next_node=None, args={"answer": "done"})])
     result = await ReactPlanner(llm_client=llm, catalog=catalog).run("q")
     assert isinstance(result, PlannerFinish)
     return result

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal
 
+from .action_schema import ActionSchemas
 from .clients.protocol import JSONLLMClient
 from .events import EventSink
 from .models import PlannerEvent, Trajectory, action_schema
@@ -29,7 +30,15 @@ class LLMChannel:
     listens.
     """
 
-    __slots__ = ("action_schema", "active", "client", "events", "json_schema_mode", "summarizer")
+    __slots__ = (
+        "action_schema",
+        "active",
+        "client",
+        "events",
+        "json_schema_mode",
+        "schemas",
+        "summarizer",
+    )
 
     def __init__(
         self,
@@ -38,11 +47,15 @@ class LLMChannel:
         summarizer: JSONLLMClient | None,
         json_schema_mode: bool,
         events: EventSink,
+        schemas: ActionSchemas | None = None,
     ) -> None:
         self.client = client
         self.summarizer = summarizer
         self.json_schema_mode = json_schema_mode
+        # The generic action schema (the reference's), and the catalog's with its
+        # fallbacks, which JSON-schema mode sends.
         self.action_schema: dict[str, Any] = action_schema()
+        self.schemas = schemas if schemas is not None else ActionSchemas((), level="generic")
         self.events = events
         self.active: RunState | None = None
 
@@ -54,10 +67,13 @@ class LLMChannel:
     def format_for(self, client: object) -> dict[str, Any] | None:
         """The `response_format` an action request to `client` carries.
 
-        The action schema in JSON-schema mode, or when the client declares
-        `expects_json_schema`; else `None`.
+        In JSON-schema mode the catalog's action schema (or the fallback a server
+        that refused it was given, see `ActionSchemas`); else the generic action
+        schema when the client declares `expects_json_schema`, or `None`.
         """
-        if self.json_schema_mode or getattr(client, "expects_json_schema", False):
+        if self.json_schema_mode:
+            return self.schemas.current
+        if getattr(client, "expects_json_schema", False):
             return self.action_schema
         return None
 

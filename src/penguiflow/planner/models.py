@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .prompts import build_user_prompt, compact_json, render_observation
+from .prompts import build_user_prompt, render_action, render_observation
 from .validation import dump_json
 
 __all__ = [
@@ -216,7 +216,7 @@ class TrajectoryStep:
         ):
             return cached
         cached = (
-            {"role": "assistant", "content": compact_json(dump_json(self.action))},
+            {"role": "assistant", "content": render_action(dump_json(self.action))},
             {
                 "role": "user",
                 "content": render_observation(

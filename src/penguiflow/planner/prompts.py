@@ -14,6 +14,7 @@ __all__ = [
     "build_user_prompt",
     "build_summarizer_messages",
     "render_tool",
+    "render_action",
     "render_planning_hints",
     "render_observation",
     "render_resume_user_input",
@@ -54,6 +55,27 @@ def compact_json(data: Any) -> str:
         return _COMPACT.encode(data)
     except RecursionError:
         return _COMPACT_CHECKED.encode(data)
+
+
+_IN_ORDER = json.JSONEncoder(ensure_ascii=False)
+
+
+def render_action(action: Mapping[str, Any]) -> str:
+    """A past action (its JSON-mode dump) as the conversation shows it: `thought`,
+    `next_node`, `args` in that order, then `plan` and `join` only when set.
+
+    Written in the order the model is asked to reply in, not with sorted keys
+    (which put `args` first): a model imitates the history it is shown.
+    """
+    shown = {"thought": action.get("thought"), "next_node": action.get("next_node")}
+    shown["args"] = action.get("args")
+    for key in ("plan", "join"):
+        if action.get(key) is not None:
+            shown[key] = action[key]
+    try:
+        return _IN_ORDER.encode(shown)
+    except (TypeError, ValueError):
+        return compact_json(shown)  # raises what json.dumps raises
 
 
 # The reference implementation's name for `compact_json`.
@@ -116,14 +138,31 @@ def _json_safe(value: Any, seen: set[int]) -> Any:
 
 
 _RULES = (
-    "You are the PenguiFlow ReactPlanner, a JSON-only planner that picks tools to "
-    "answer the user's query.",
+    "You are the PenguiFlow ReactPlanner, a JSON-only planner: you answer the user's "
+    "query by calling the tools listed below, one step at a time.",
     "Follow these strict rules:",
-    "1. Reply with valid JSON that matches the PlannerAction schema.",
-    "2. Use the provided tools when needed; never invent tool names.",
-    "3. Keep 'thought' short and factual.",
-    "4. When the task is complete, set 'next_node' to null and put the final payload in 'args'.",
-    "5. Never emit text outside JSON.",
+    "1. Reply with one JSON object matching the PlannerAction schema: 'thought', then "
+    "'next_node', then 'args'.",
+    "2. To call a tool, set 'next_node' to its exact name from the list below and 'args' "
+    "to its arguments (its args_schema). Never invent tool names.",
+    "3. Keep 'thought' to one short, factual sentence.",
+    "4. Only when you have the final answer, finish: set 'next_node' to null and put the "
+    'final answer in \'args\', as {"answer": "..."}.',
+    "5. Never write any text outside the JSON object.",
+)
+
+# How a reply looks and what a result looks like: a small model follows an example
+# more readily than a description.
+_EXAMPLES = (
+    "A tool call looks like:",
+    '{"thought": "I need the weather in Paris.", "next_node": "<tool name>", '
+    '"args": {"city": "Paris"}}',
+    "A finish looks like:",
+    '{"thought": "The tool result answers the query.", "next_node": null, '
+    '"args": {"answer": "It is 18 C and sunny in Paris."}}',
+    'Each tool result comes back as {"observation": ...}, a failure as {"error": ...}. '
+    "After an error, fix the arguments or choose another tool; do not repeat a failed "
+    "call. Do not finish until the tool results contain what the answer needs.",
 )
 
 
@@ -186,7 +225,7 @@ def build_system_prompt(
     `catalog` holds tool records (`NodeSpec.to_tool_record()`); `planning_hints` is
     a hints prompt payload. Built once per planner.
     """
-    lines = [*_RULES, "", "Available tools:"]
+    lines = [*_RULES, "", *_EXAMPLES, "", "Available tools:"]
     lines.append("\n".join(render_tool(record) for record in catalog) if catalog else "(none)")
     if extra:
         lines.extend(["", "Additional guidance:", extra])

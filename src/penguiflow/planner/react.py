@@ -23,7 +23,11 @@ from ..registry import ModelRegistry
 from ..spans import new_id
 from ..tracing.emitter import SpanEmitter
 from . import prompts
+from .action_schema import ActionSchemas, rejects_schema
+from .checks import FinishCheck, FinishProblem, repeated_failure
+from .checks import record as record_finish_check
 from .clients.protocol import JSONLLMClient as JSONLLMClient
+from .clients.retry import LLMRequestError
 from .constraints import ConstraintTracker
 from .errors import ActionRepairError, NoActiveRunError
 from .events import EventSink
@@ -139,6 +143,7 @@ class ReactPlanner:
         llm_max_retries: int = 3,
         absolute_max_parallel: int = 50,
         cost_budget_usd: float | None = None,
+        finish_check: FinishCheck | bool = True,
     ) -> None:
         if cost_budget_usd is not None and not (
             isinstance(cost_budget_usd, int | float) and cost_budget_usd >= 0
@@ -164,6 +169,15 @@ class ReactPlanner:
             self._tools.specs, system_prompt_extra, hints_payload
         )
         self._rules = rules
+        if finish_check is True:
+            finish_check = FinishCheck()
+        elif finish_check is False:
+            finish_check = FinishCheck.off()
+        elif not isinstance(finish_check, FinishCheck):
+            raise InvalidArgumentError(
+                f"finish_check must be a FinishCheck or a bool, got {finish_check!r}"
+            )
+        self._finish_check = finish_check
         self._max_iters = max_iters
         self._repair_attempts = repair_attempts
         self._deadline_s = deadline_s
@@ -191,7 +205,11 @@ class ReactPlanner:
                 summarizer_llm, temperature, True, llm_max_retries, llm_timeout_s
             )
         self._llm = LLMChannel(
-            client, summarizer=summarizer, json_schema_mode=json_schema_mode, events=self._events
+            client,
+            summarizer=summarizer,
+            json_schema_mode=json_schema_mode,
+            events=self._events,
+            schemas=ActionSchemas(self._tools.specs),
         )
         self._conversation = Conversation(system_prompt, token_budget, self._llm)
 
@@ -269,13 +287,26 @@ class ReactPlanner:
             base = await conversation.fit(trajectory, base)
         llm = self._llm
         last_error: str | None = None
-        for attempt in range(1, self._repair_attempts + 1):
-            messages = base
-            if last_error is not None:
-                repair = {"role": "system", "content": prompts.render_repair_message(last_error)}
-                messages = [*base, repair]
+        # Each failed reply and its correction stay in the conversation of the next
+        # try: a re-ask that resent the same request would get, at temperature 0,
+        # the same invalid reply.
+        repairs: list[dict[str, str]] = []
+        attempt = 1
+        while attempt <= self._repair_attempts:
+            messages = [*base, *repairs] if repairs else base
             client = llm.client
-            raw = await llm.complete(client, messages, llm.format_for(client), trajectory, attempt)
+            response_format = llm.format_for(client)
+            try:
+                raw = await llm.complete(client, messages, response_format, trajectory, attempt)
+            except LLMRequestError as exc:
+                if (
+                    response_format is not None
+                    and response_format is llm.schemas.current
+                    and rejects_schema(exc)
+                    and llm.schemas.fall_back(exc)
+                ):
+                    continue  # the same attempt, with a schema the server accepts
+                raise
             try:
                 return validate_json(PlannerAction, raw)
             except ValidationError as exc:
@@ -283,6 +314,11 @@ class ReactPlanner:
                 if action is not None:
                     return action
                 last_error = prompts.safe_error_json(exc)
+                repairs += [
+                    {"role": "assistant", "content": _reply_text(raw)},
+                    {"role": "system", "content": prompts.render_repair_message(last_error)},
+                ]
+            attempt += 1
         raise ActionRepairError(attempts=max(self._repair_attempts, 0), last_error=last_error)
 
     # -- the loop --------------------------------------------------------------------
@@ -363,20 +399,27 @@ class ReactPlanner:
                     continue
                 name = action.next_node
                 if name is None:
-                    return self._finish(
-                        trajectory,
-                        reason="answer_complete",
-                        payload=action.args or _dumped(last_observation),
-                        thought=action.thought,
-                        constraints=tracker,
-                    )
+                    payload = action.args or _dumped(last_observation)
+                    problem = self._finish_check.problem(action, payload, trajectory, tools.specs)
+                    if problem is None:
+                        return self._finish(
+                            trajectory,
+                            reason="answer_complete",
+                            payload=payload,
+                            thought=action.thought,
+                            constraints=tracker,
+                        )
+                    self._reject_finish(action, problem, trajectory)
+                    continue
                 spec = by_name.get(name)
                 if spec is None:
-                    trajectory.append(TrajectoryStep(action, error=tools.unknown_tool(name)))
+                    error = repeated_failure(trajectory, action, tools.unknown_tool(name))
+                    trajectory.append(TrajectoryStep(action, error=error))
                     continue
                 args = tools.validate_args(spec, action.args or {})
                 if isinstance(args, str):
-                    trajectory.append(TrajectoryStep(action, error=args))
+                    error = repeated_failure(trajectory, action, args)
+                    trajectory.append(TrajectoryStep(action, error=error))
                     continue
                 outcome = await tools.invoke(spec, args, PlannerContext(self, trajectory, run))
                 tools.settle(spec, outcome, trajectory, tracker)
@@ -388,9 +431,10 @@ class ReactPlanner:
                         trajectory.append(TrajectoryStep(action, observation=observation))
                         await self._record_run_pause(pause, trajectory, tracker)
                         return pause
-                    trajectory.append(
-                        TrajectoryStep(action, error=outcome.error, failure=outcome.failure)
-                    )
+                    error = outcome.error
+                    if error is not None:
+                        error = repeated_failure(trajectory, action, error)
+                    trajectory.append(TrajectoryStep(action, error=error, failure=outcome.failure))
                     last_observation = None
                     continue
                 trajectory.append(TrajectoryStep(action, observation=result))
@@ -440,6 +484,29 @@ class ReactPlanner:
             self._active_tracker = None
             self._active_run = None
             self._llm.active = None
+
+    def _reject_finish(
+        self, action: PlannerAction, problem: FinishProblem, trajectory: Trajectory
+    ) -> None:
+        """A premature finish: the correction becomes the step's error, and an event."""
+        record_finish_check(trajectory, problem)
+        step = len(trajectory.steps)
+        trajectory.append(TrajectoryStep(action, error=problem.message))
+        fields = {"step": step, "check": problem.kind, "tool": problem.tool}
+        logger.info(LogLine("finish_rejected"), fields, extra=fields)
+        events = self._events
+        if events.listening():
+            events.emit(
+                PlannerEvent(
+                    "finish_rejected",
+                    ts=events.time_source(),
+                    trajectory_step=step,
+                    thought=action.thought,
+                    node_name=problem.tool,
+                    error=problem.message,
+                    extra={"check": problem.kind},
+                )
+            )
 
     def _begin_run(
         self,
@@ -660,6 +727,17 @@ def _dumped(observation: Any) -> Any:
     if isinstance(observation, BaseModel):
         return dump_json(observation)
     return observation
+
+
+_REPLY_SHOWN_CHARS = 2000
+
+
+def _reply_text(raw: Any) -> str:
+    """An invalid reply as the repair conversation shows it (long ones cut)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    if len(text) > _REPLY_SHOWN_CHARS:
+        text = f"{text[:_REPLY_SHOWN_CHARS]}… [{len(text) - _REPLY_SHOWN_CHARS} more characters]"
+    return text
 
 
 def _repaired_action(raw: Any) -> PlannerAction | None:

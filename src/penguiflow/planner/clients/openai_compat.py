@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ...errors import InvalidArgumentError
 from ._usage import provider_cost, token_count
 from .protocol import LLMReply
 from .retry import (
@@ -37,7 +38,8 @@ class OpenAICompatibleClient:
     Retries rate limits (429, honouring `Retry-After`), 5xx, connection errors,
     timeouts and empty replies with exponential backoff and jitter; never retries
     other 4xx. Returns an `LLMReply` carrying token usage when the server reports it.
-    Use as an async context manager, or call `aclose()`.
+    `max_tokens` caps each reply's length (sent as `max_tokens`; unset, the server's
+    own limit applies). Use as an async context manager, or call `aclose()`.
     """
 
     def __init__(
@@ -55,8 +57,17 @@ class OpenAICompatibleClient:
         max_retry_after_s: float = 60.0,
         headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         import httpx
+
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        ):
+            raise InvalidArgumentError(
+                f"max_tokens must be None or a positive integer, got {max_tokens!r}"
+            )
+        self._max_tokens = max_tokens
 
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._model = model
@@ -109,6 +120,8 @@ class OpenAICompatibleClient:
             "messages": [dict(m) for m in messages],
             "temperature": self._temperature,
         }
+        if self._max_tokens is not None:
+            body["max_tokens"] = self._max_tokens
         if self._json_schema_mode and response_format is not None:
             body["response_format"] = dict(response_format)
         return await retry_call(lambda: self._once(body), self._policy, describe=self._url)

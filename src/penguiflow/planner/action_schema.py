@@ -1,0 +1,259 @@
+"""The `response_format` of an action request, generated from the catalog.
+
+The generic action schema (`PlannerAction.model_json_schema()`) lets a model skip
+the one decision that matters: `next_node` has a default, and `args` is any object.
+A constrained model then finishes early, or puts the arguments of the tool it
+meant to call into a finish. The catalog schema leaves it no such way out:
+
+* every reply is one of: a call of one named tool (`next_node` is that name, `args`
+  follow the tool's own arguments schema), a finish (`next_node` null, `args`
+  carry an `answer`), or a parallel `plan` of named calls with an optional `join`;
+* `thought`, `next_node` and `args` are required;
+* strings are capped (`maxLength`), so a constrained model cannot run away.
+
+A server that refuses a feature of that schema (`anyOf`, `const`, `maxLength`...)
+is met with simpler ones, in order: the same decision without per-tool branches
+(`flat`), the generic action schema (`generic`), then no `response_format` at all.
+Replies are parsed into `PlannerAction` whichever schema was sent.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from .._logfmt import LogLine
+from ..catalog import NodeSpec
+from .clients.retry import LLMRequestError
+from .models import action_schema
+
+__all__ = [
+    "ANSWER_MAX_CHARS",
+    "ARG_MAX_CHARS",
+    "THOUGHT_MAX_CHARS",
+    "ActionSchemas",
+    "SchemaLevel",
+    "catalog_action_schema",
+    "rejects_schema",
+]
+
+logger = logging.getLogger("penguiflow.planner")
+
+SchemaLevel = Literal["catalog", "flat", "generic", "none"]
+_LEVELS: tuple[SchemaLevel, ...] = ("catalog", "flat", "generic", "none")
+
+#: Caps on generated strings: a thought, a finish's answer, any string argument.
+THOUGHT_MAX_CHARS = 400
+ANSWER_MAX_CHARS = 2000
+ARG_MAX_CHARS = 1000
+
+# What a server says when it refuses the schema rather than the request as a whole.
+_REJECTION = re.compile(
+    r"schema|response_format|grammar|anyof|oneof|const\b|maxlength|enum|"
+    r"not supported|unsupported|\$ref|\$defs",
+    re.IGNORECASE,
+)
+
+
+def rejects_schema(exc: BaseException) -> bool:
+    """Whether `exc` is a server refusing the `response_format` it was sent (a 400 or
+    422 naming the schema or one of its features)."""
+    if not isinstance(exc, LLMRequestError):
+        return False
+    status = exc.status
+    if status is not None and status not in (400, 422):
+        return False
+    return bool(_REJECTION.search(str(exc)))
+
+
+class ActionSchemas:
+    """The action `response_format` a planner sends, and its fallbacks.
+
+    `current` is what to send now (`None` once even the generic schema was
+    refused). `fall_back(exc)` moves one level down after a refusal, logging a
+    WARNING `action_schema_fallback` that names both levels and the error.
+    """
+
+    __slots__ = ("_formats", "level")
+
+    def __init__(self, specs: Sequence[NodeSpec], *, level: SchemaLevel = "catalog") -> None:
+        self.level: SchemaLevel = level
+        self._formats: dict[SchemaLevel, dict[str, Any] | None] = {
+            "catalog": _response_format(catalog_action_schema(specs)) if specs else None,
+            "flat": _response_format(catalog_action_schema(specs, flat=True)) if specs else None,
+            "generic": action_schema(),
+            "none": None,
+        }
+        if self._formats[level] is None and level in ("catalog", "flat"):
+            self.level = "generic"  # no tools: nothing to choose between
+
+    @property
+    def current(self) -> dict[str, Any] | None:
+        """The `response_format` to send (do not mutate)."""
+        return self._formats[self.level]
+
+    def format(self, level: SchemaLevel) -> dict[str, Any] | None:
+        """The `response_format` of `level` (do not mutate)."""
+        return self._formats[level]
+
+    def fall_back(self, exc: BaseException) -> bool:
+        """After `exc` refused the current schema: move to the next simpler one.
+
+        Returns whether there was one to move to (at `"none"` there is not).
+        """
+        index = _LEVELS.index(self.level)
+        if index + 1 >= len(_LEVELS):
+            return False
+        before, after = self.level, _LEVELS[index + 1]
+        while after in ("catalog", "flat") and self._formats[after] is None:
+            after = _LEVELS[_LEVELS.index(after) + 1]
+        self.level = after
+        fields = {"from": before, "to": after, "error": str(exc)[:300]}
+        logger.warning(LogLine("action_schema_fallback"), fields, extra=fields)
+        return True
+
+
+def _response_format(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": "planner_action", "schema": schema}}
+
+
+def catalog_action_schema(specs: Sequence[NodeSpec], *, flat: bool = False) -> dict[str, Any]:
+    """The JSON schema of a reply for this catalog (see the module docstring).
+
+    `flat` leaves out the per-tool branches (`anyOf`, `const`) and the length caps:
+    `next_node` is still required and one of the tool names or null.
+    """
+    names = [spec.name for spec in specs]
+    if flat:
+        return {
+            "type": "object",
+            "properties": {
+                "thought": {"type": "string"},
+                "next_node": {"type": ["string", "null"], "enum": [*names, None]},
+                "args": {"type": ["object", "null"]},
+                "plan": {
+                    "type": ["array", "null"],
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "node": {"type": "string", "enum": names},
+                            "args": {"type": "object"},
+                        },
+                        "required": ["node", "args"],
+                    },
+                },
+                "join": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "node": {"type": "string", "enum": names},
+                        "args": {"type": "object"},
+                    },
+                    "required": ["node"],
+                },
+            },
+            "required": ["thought", "next_node", "args"],
+        }
+    defs: dict[str, Any] = {}
+    tool_args = {spec.name: _embed(spec, defs) for spec in specs}
+    thought = {"type": "string", "maxLength": THOUGHT_MAX_CHARS}
+    branches: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {
+                "thought": thought,
+                "next_node": {"const": name},
+                "args": args,
+            },
+            "required": ["thought", "next_node", "args"],
+            "additionalProperties": False,
+        }
+        for name, args in tool_args.items()
+    ]
+    branches.append(
+        {
+            "type": "object",
+            "properties": {
+                "thought": thought,
+                "next_node": {"type": "null"},
+                "args": {
+                    "type": "object",
+                    "properties": {
+                        "answer": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": ANSWER_MAX_CHARS,
+                        }
+                    },
+                    "required": ["answer"],
+                },
+            },
+            "required": ["thought", "next_node", "args"],
+            "additionalProperties": False,
+        }
+    )
+    calls = [
+        {
+            "type": "object",
+            "properties": {"node": {"const": name}, "args": args},
+            "required": ["node", "args"],
+            "additionalProperties": False,
+        }
+        for name, args in tool_args.items()
+    ]
+    branches.append(
+        {
+            "type": "object",
+            "properties": {
+                "thought": thought,
+                "plan": {"type": "array", "minItems": 1, "items": {"anyOf": calls}},
+                "join": {"anyOf": [{"type": "null"}, *calls]},
+            },
+            "required": ["thought", "plan"],
+            "additionalProperties": False,
+        }
+    )
+    schema: dict[str, Any] = {"anyOf": branches}
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def _embed(spec: NodeSpec, defs: dict[str, Any]) -> dict[str, Any]:
+    """The tool's arguments schema, with its `$defs` moved into `defs` under names of
+    the tool's own (so two tools' `Item` models cannot clash) and strings capped."""
+    schema = copy.deepcopy(spec.args_model.model_json_schema())
+    local = schema.pop("$defs", {})
+    prefix = f"{spec.name}__"
+    renamed = {f"#/$defs/{name}": f"#/$defs/{prefix}{name}" for name in local}
+    for name, definition in local.items():
+        defs[prefix + name] = _rewrite(definition, renamed)
+    embedded: dict[str, Any] = _rewrite(schema, renamed)
+    return embedded
+
+
+def _rewrite(node: Any, renamed: Mapping[str, str]) -> Any:
+    if isinstance(node, list):
+        return [_rewrite(item, renamed) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "$ref":
+            out[key] = renamed.get(value, value)
+        elif key == "title":
+            continue  # a schema's title only costs tokens and grammar rules
+        elif key in ("properties", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: _rewrite(item, renamed) for name, item in value.items()}
+        else:
+            out[key] = _rewrite(value, renamed)
+    if out.get("type") == "string" and "maxLength" not in out and not _constrained(out):
+        out["maxLength"] = ARG_MAX_CHARS
+    return out
+
+
+def _constrained(schema: Mapping[str, Any]) -> bool:
+    """A string that is already bounded (an enum, a constant, a format or a pattern)."""
+    return any(key in schema for key in ("enum", "const", "format", "pattern"))

@@ -1,0 +1,241 @@
+"""Checks on what a model proposes that a schema cannot express.
+
+* `FinishCheck` catches a finish that is really a tool call the model did not make:
+  its `args` are a tool's arguments, or it carries no answer, or (a heuristic) no
+  tool was tried while the query looks like it needs one. Instead of ending the run,
+  the planner feeds back a short correction; each kind of check intervenes at most
+  once per run, so a model that finishes again the same way is taken at its word.
+* `repeated_failure` notices the same failing call made again and says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ..catalog import NodeSpec
+from .models import PlannerAction, Trajectory
+from .prompts import compact_json
+
+__all__ = ["FinishCheck", "FinishProblem", "ToolFirst", "record", "repeated_failure"]
+
+ToolFirst = Literal["auto", "always", "never"] | Callable[[str], bool]
+
+# Words of tool names too common to say what a query is about.
+_GENERIC_WORDS = frozenset(
+    {
+        "get",
+        "set",
+        "list",
+        "find",
+        "search",
+        "fetch",
+        "lookup",
+        "look",
+        "up",
+        "query",
+        "read",
+        "write",
+        "make",
+        "create",
+        "run",
+        "call",
+        "do",
+        "the",
+        "a",
+        "an",
+        "of",
+        "for",
+        "to",
+        "by",
+        "with",
+        "from",
+        "tool",
+        "info",
+        "data",
+        "item",
+        "items",
+        "value",
+        "values",
+    }
+)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class FinishProblem:
+    """Why a finish was not accepted: the check (`kind`), the correction sent back to
+    the model, and the tool it concerns, if any."""
+
+    kind: Literal["tool_args", "empty_answer", "no_tool"]
+    message: str
+    tool: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishCheck:
+    """Which premature finishes the planner catches (`ReactPlanner(finish_check=...)`).
+
+    * `tool_args`: the finish's `args` validate as the arguments of a catalog tool
+      and carry no `answer`.
+    * `empty_answer`: the finish has no payload (`args` null and no observation to
+      fall back on) or its `answer` is null or blank.
+    * `tool_first`: a finish before any tool was tried. `"auto"` (the default) only
+      when the thought names a tool or the query shares a distinctive word with a
+      tool's name; `"always"`; `"never"`; or a callable given the query.
+    """
+
+    tool_args: bool = True
+    empty_answer: bool = True
+    tool_first: ToolFirst = "auto"
+
+    @classmethod
+    def off(cls) -> FinishCheck:
+        """A check that accepts every finish (the reference's behaviour)."""
+        return cls(tool_args=False, empty_answer=False, tool_first="never")
+
+    def problem(
+        self,
+        action: PlannerAction,
+        payload: Any,
+        trajectory: Trajectory,
+        specs: Sequence[NodeSpec],
+    ) -> FinishProblem | None:
+        """What is wrong with finishing with `payload` now, or `None` to accept it.
+
+        A kind of check that already intervened in this run is not applied again.
+        """
+        used = _used(trajectory)
+        args = action.args
+        if self.tool_args and "tool_args" not in used and args and "answer" not in args:
+            tool = _unmade_call(args, action.thought, specs, trajectory)
+            if tool is not None:
+                return FinishProblem(
+                    "tool_args",
+                    f"Not finished: {compact_json(args)} are the arguments of the tool "
+                    f"'{tool}', not an answer. To call it, reply with \"next_node\": "
+                    f'"{tool}". To finish, reply with "next_node": null and '
+                    '"args": {"answer": "<the final answer>"}.',
+                    tool,
+                )
+        if self.empty_answer and "empty_answer" not in used and _empty(payload):
+            return FinishProblem(
+                "empty_answer",
+                'Not finished: a finish needs the answer. Reply with "next_node": null '
+                'and "args": {"answer": "<the final answer>"}, or call a tool to find it.',
+            )
+        if "no_tool" not in used and specs and not _tool_tried(trajectory):
+            tool = self._needs_tool(trajectory.query, action.thought, specs)
+            if tool is not None:
+                return FinishProblem(
+                    "no_tool",
+                    "Not finished: no tool has been called yet. If a tool can answer this, call it "
+                    f"now (for example '{tool}'); if no tool is needed, send the same "
+                    "finish again.",
+                    tool,
+                )
+        return None
+
+    def _needs_tool(self, query: str, thought: str, specs: Sequence[NodeSpec]) -> str | None:
+        rule = self.tool_first
+        if rule == "never":
+            return None
+        if rule == "always":
+            return specs[0].name
+        if callable(rule):
+            return specs[0].name if rule(query) else None
+        lowered = thought.lower()
+        for spec in specs:
+            if spec.name.lower() in lowered:
+                return spec.name
+        words = set(_WORD.findall(query.lower()))
+        for spec in specs:
+            distinctive = set(_WORD.findall(spec.name.lower())) - _GENERIC_WORDS
+            if distinctive & words:
+                return spec.name
+        return None
+
+
+def record(trajectory: Trajectory, problem: FinishProblem) -> None:
+    """Note in the trajectory (kept across pauses) that `problem`'s check intervened."""
+    used = trajectory.hint_state.setdefault("finish_checks", [])
+    if isinstance(used, list):
+        used.append(problem.kind)
+
+
+def _used(trajectory: Trajectory) -> set[str]:
+    used = trajectory.hint_state.get("finish_checks")
+    return set(used) if isinstance(used, list) else set()
+
+
+def _tool_tried(trajectory: Trajectory) -> bool:
+    """Whether the run has called (or tried to call) any tool: a model that tried one
+    and then finished, say with the failure, did not skip the tools."""
+    return any(step.action.next_node or step.action.plan for step in trajectory.steps)
+
+
+def _empty(payload: Any) -> bool:
+    """No payload at all (`args` null with no observation to fall back on), or an
+    `answer` that is null or blank. An explicit `{}` is a payload: a caller may mean
+    "done, nothing to report"."""
+    if payload is None or (isinstance(payload, str) and not payload.strip()):
+        return True
+    if isinstance(payload, Mapping) and "answer" in payload:
+        answer = payload["answer"]
+        return answer is None or (isinstance(answer, str) and not answer.strip())
+    return False
+
+
+def _unmade_call(
+    args: Mapping[str, Any], thought: str, specs: Sequence[NodeSpec], trajectory: Trajectory
+) -> str | None:
+    """The tool whose arguments `args` are (all its keys are the tool's fields and they
+    validate) and that was not called with them already; among several, the one the
+    thought names. A finish repeating the arguments of a call made is a report."""
+    keys = set(args)
+    made = {
+        step.action.next_node
+        for step in trajectory.steps
+        if step.action.next_node and step.action.args == args
+    }
+    matches = []
+    for spec in specs:
+        if spec.name in made:
+            continue
+        fields = spec.args_model.model_fields
+        if not keys <= set(fields):
+            continue
+        try:
+            spec.args_model.model_validate(dict(args))
+        except ValidationError:
+            continue
+        matches.append(spec.name)
+    if not matches:
+        return None
+    lowered = thought.lower()
+    for name in matches:
+        if name.lower() in lowered:
+            return name
+    return matches[0]
+
+
+def repeated_failure(trajectory: Trajectory, action: PlannerAction, error: str) -> str:
+    """`error`, with a note when the same call (tool and arguments) already failed in
+    this run: a model shown the same error again tends to send the same call again."""
+    for index, step in enumerate(trajectory.steps):
+        previous = step.action
+        if (
+            step.error is not None
+            and previous.next_node == action.next_node
+            and previous.plan is None
+            and (previous.args or {}) == (action.args or {})
+        ):
+            return (
+                f"{error}\nThis exact call already failed at step {index}. Do not repeat "
+                "it: change the arguments, call another tool, or finish with what you know."
+            )
+    return error
