@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from penguiflow import ModelRegistry, Node, build_catalog
 from penguiflow.planner import PlannerAction, PlannerFinish, ReactPlanner
 from penguiflow.planner.action_schema import (
-    ARG_MAX_CHARS,
+    ANSWER_MAX_CHARS,
     THOUGHT_MAX_CHARS,
     ActionSchemas,
     catalog_action_schema,
@@ -78,7 +78,7 @@ def valid(schema: dict[str, Any], reply: dict[str, Any]) -> bool:
     return True
 
 
-def test_a_reply_must_name_a_tool_with_its_own_arguments_or_finish_with_an_answer() -> None:
+def test_a_reply_must_name_a_tool_or_finish_and_give_arguments_or_an_answer() -> None:
     schema = catalog_action_schema(tools())
     jsonschema.Draft202012Validator.check_schema(schema)
     call = {"thought": "t", "next_node": "get_weather", "args": {"city": "Paris"}}
@@ -89,13 +89,26 @@ def test_a_reply_must_name_a_tool_with_its_own_arguments_or_finish_with_an_answe
 
     # The ways a model finished early, or half-decided, are not replies any more:
     assert not valid(schema, {"thought": "t", "args": {"city": "Paris"}})  # no next_node
-    assert not valid(schema, {"thought": "t", "next_node": None, "args": {"city": "Paris"}})
+    assert not valid(schema, {"thought": "t", "next_node": None})  # no args
     assert not valid(schema, {"thought": "t", "next_node": None, "args": {"answer": ""}})
     assert not valid(schema, {"thought": "t", "next_node": None, "args": None})
-    assert not valid(schema, {"thought": "t", "next_node": "get_weather", "args": order})
     assert not valid(schema, {"thought": "t", "next_node": "invented", "args": {}})
+    assert not valid(schema, {"thought": "t", "next_node": "get_weather", "args": {"x": 1}})
     assert not valid(schema, {**call, "thought": "x" * (THOUGHT_MAX_CHARS + 1)})
-    assert not valid(schema, {**call, "args": {"city": "P" * (ARG_MAX_CHARS + 1)}})
+    answer = {"answer": "a" * (ANSWER_MAX_CHARS + 1)}
+    assert not valid(schema, {"thought": "t", "next_node": None, "args": answer})
+
+
+def test_the_schema_is_one_object_so_a_decoder_does_not_pay_per_tool_for_the_thought() -> None:
+    schema = catalog_action_schema(tools())
+    assert schema["type"] == "object"
+    assert list(schema["properties"])[:3] == ["thought", "next_node", "args"]
+    assert "anyOf" not in schema
+    # Which tool's arguments go with which name is for the planner to check (a
+    # finish holding a tool's arguments is sent back, see FinishCheck).
+    args_options = schema["properties"]["args"]["anyOf"]
+    assert args_options[0]["required"] == ["answer"]
+    assert len(args_options) == 1 + len(tools()) + 1  # and {} for a parallel plan
 
 
 def test_parallel_plans_and_joins_get_the_same_per_tool_arguments() -> None:
@@ -105,10 +118,12 @@ def test_parallel_plans_and_joins_get_the_same_per_tool_arguments() -> None:
         {"node": "get_weather", "args": {"city": "Oslo"}},
     ]
     join = {"node": "inspect", "args": {"item": {"name": "x", "quantity": 1}}}
-    assert valid(schema, {"thought": "t", "plan": plan, "join": join})
-    assert valid(schema, {"thought": "t", "plan": plan, "join": None})
-    assert not valid(schema, {"thought": "t", "plan": [{"node": "get_weather", "args": {}}]})
-    assert not valid(schema, {"thought": "t", "plan": []})
+    fan_out = {"thought": "t", "next_node": None, "args": {}}
+    assert valid(schema, {**fan_out, "plan": plan, "join": join})
+    assert valid(schema, {**fan_out, "plan": plan, "join": None})
+    assert not valid(schema, {**fan_out, "plan": [{"node": "get_weather", "args": {}}]})
+    assert not valid(schema, {**fan_out, "plan": []})
+    assert not valid(schema, {**fan_out, "plan": [{"node": "invented", "args": {}}]})
     # Whatever is sent, the reply is still read as the spec'd PlannerAction.
     action = PlannerAction.model_validate({"thought": "t", "plan": plan, "join": join})
     assert action.plan is not None

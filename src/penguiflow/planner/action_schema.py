@@ -5,14 +5,23 @@ the one decision that matters: `next_node` has a default, and `args` is any obje
 A constrained model then finishes early, or puts the arguments of the tool it
 meant to call into a finish. The catalog schema leaves it no such way out:
 
-* every reply is one of: a call of one named tool (`next_node` is that name, `args`
-  follow the tool's own arguments schema), a finish (`next_node` null, `args`
-  carry an `answer`), or a parallel `plan` of named calls with an optional `join`;
-* `thought`, `next_node` and `args` are required;
-* strings are capped (`maxLength`), so a constrained model cannot run away.
+* `thought`, `next_node` and `args` are required, in that order;
+* `next_node` is one of the tool names, or null to finish;
+* `args` are the arguments of one of the tools (each tool's own schema), or a
+  finish's `{"answer": ...}` with a non-empty answer;
+* an optional parallel `plan` (with `next_node` null and `args` `{}`) holds named
+  calls, each with that tool's arguments, and an optional `join` likewise;
+* the thought and the answer are capped (`maxLength`), so a constrained model
+  cannot run away.
+
+It is one object rather than one branch per tool: a constrained decoder keeps
+every branch that still matches alive, and all would share the thought. That a
+name goes with its own tool's arguments is checked by the planner (the arguments
+are validated before a call, and a finish holding a tool's arguments is sent back
+by `FinishCheck`).
 
 A server that refuses a feature of that schema (`anyOf`, `const`, `maxLength`...)
-is met with simpler ones, in order: the same decision without per-tool branches
+is met with simpler ones, in order: the same decision without per-tool arguments
 (`flat`), the generic action schema (`generic`), then no `response_format` at all.
 Replies are parsed into `PlannerAction` whichever schema was sent.
 """
@@ -32,7 +41,6 @@ from .models import action_schema
 
 __all__ = [
     "ANSWER_MAX_CHARS",
-    "ARG_MAX_CHARS",
     "THOUGHT_MAX_CHARS",
     "ActionSchemas",
     "SchemaLevel",
@@ -45,10 +53,11 @@ logger = logging.getLogger("penguiflow.planner")
 SchemaLevel = Literal["catalog", "flat", "generic", "none"]
 _LEVELS: tuple[SchemaLevel, ...] = ("catalog", "flat", "generic", "none")
 
-#: Caps on generated strings: a thought, a finish's answer, any string argument.
-THOUGHT_MAX_CHARS = 400
-ANSWER_MAX_CHARS = 2000
-ARG_MAX_CHARS = 1000
+#: Caps on generated strings: a thought, and a finish's answer. A tool's string
+#: arguments keep the caps of its own schema (a field's `max_length`): a cap is a
+#: chain of grammar rules per field to a constrained decoder.
+THOUGHT_MAX_CHARS = 300
+ANSWER_MAX_CHARS = 1000
 
 # What a server says when it refuses the schema rather than the request as a whole.
 _REJECTION = re.compile(
@@ -123,7 +132,7 @@ def _response_format(schema: dict[str, Any]) -> dict[str, Any]:
 def catalog_action_schema(specs: Sequence[NodeSpec], *, flat: bool = False) -> dict[str, Any]:
     """The JSON schema of a reply for this catalog (see the module docstring).
 
-    `flat` leaves out the per-tool branches (`anyOf`, `const`) and the length caps:
+    `flat` leaves out the per-tool arguments (`anyOf`, `const`) and the length caps:
     `next_node` is still required and one of the tool names or null.
     """
     names = [spec.name for spec in specs]
@@ -158,42 +167,11 @@ def catalog_action_schema(specs: Sequence[NodeSpec], *, flat: bool = False) -> d
         }
     defs: dict[str, Any] = {}
     tool_args = {spec.name: _embed(spec, defs) for spec in specs}
-    thought = {"type": "string", "maxLength": THOUGHT_MAX_CHARS}
-    branches: list[dict[str, Any]] = [
-        {
-            "type": "object",
-            "properties": {
-                "thought": thought,
-                "next_node": {"const": name},
-                "args": args,
-            },
-            "required": ["thought", "next_node", "args"],
-            "additionalProperties": False,
-        }
-        for name, args in tool_args.items()
-    ]
-    branches.append(
-        {
-            "type": "object",
-            "properties": {
-                "thought": thought,
-                "next_node": {"type": "null"},
-                "args": {
-                    "type": "object",
-                    "properties": {
-                        "answer": {
-                            "type": "string",
-                            "minLength": 1,
-                            "maxLength": ANSWER_MAX_CHARS,
-                        }
-                    },
-                    "required": ["answer"],
-                },
-            },
-            "required": ["thought", "next_node", "args"],
-            "additionalProperties": False,
-        }
-    )
+    finish = {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "minLength": 1, "maxLength": ANSWER_MAX_CHARS}},
+        "required": ["answer"],
+    }
     calls = [
         {
             "type": "object",
@@ -203,22 +181,28 @@ def catalog_action_schema(specs: Sequence[NodeSpec], *, flat: bool = False) -> d
         }
         for name, args in tool_args.items()
     ]
-    branches.append(
-        {
-            "type": "object",
-            "properties": {
-                "thought": thought,
-                "plan": {"type": "array", "minItems": 1, "items": {"anyOf": calls}},
-                "join": {"anyOf": [{"type": "null"}, *calls]},
-            },
-            "required": ["thought", "plan"],
-            "additionalProperties": False,
-        }
-    )
-    schema: dict[str, Any] = {"anyOf": branches}
+    # One object, not one branch per tool: a constrained decoder keeps every branch
+    # that matches so far alive, and all of them share the thought, so branches
+    # cost each generated token of it once per tool.
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string", "maxLength": THOUGHT_MAX_CHARS},
+            "next_node": {"enum": [*tool_args, None]},
+            # `{}` goes with a parallel plan (whose calls carry their own arguments).
+            "args": {"anyOf": [finish, *tool_args.values(), _EMPTY]},
+            "plan": {"type": "array", "minItems": 1, "items": {"anyOf": calls}},
+            "join": {"anyOf": [{"type": "null"}, *calls]},
+        },
+        "required": ["thought", "next_node", "args"],
+        "additionalProperties": False,
+    }
     if defs:
         schema["$defs"] = defs
     return schema
+
+
+_EMPTY: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
 
 
 def _embed(spec: NodeSpec, defs: dict[str, Any]) -> dict[str, Any]:
@@ -249,11 +233,4 @@ def _rewrite(node: Any, renamed: Mapping[str, str]) -> Any:
             out[key] = {name: _rewrite(item, renamed) for name, item in value.items()}
         else:
             out[key] = _rewrite(value, renamed)
-    if out.get("type") == "string" and "maxLength" not in out and not _constrained(out):
-        out["maxLength"] = ARG_MAX_CHARS
     return out
-
-
-def _constrained(schema: Mapping[str, Any]) -> bool:
-    """A string that is already bounded (an enum, a constant, a format or a pattern)."""
-    return any(key in schema for key in ("enum", "const", "format", "pattern"))
