@@ -162,8 +162,7 @@ _EXAMPLES = (
     '"args": {"answer": "It is 18 C and sunny in Paris."}}',
     'Each tool result comes back as {"observation": ...}, a failure as {"error": ...}. '
     "After an error, fix the arguments or choose another tool; do not repeat a failed "
-    "call. If the query needs no tool, finish at once; otherwise finish once the tool "
-    "results hold every fact the answer needs, and use only those facts.",
+    "call. Do not finish until the tool results contain what the answer needs.",
 )
 
 
