@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint typecheck format clean
+.PHONY: demo test bench bench-real-model lint typecheck format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: lint typecheck
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run_all.py
+
+# ReactPlanner against a real small model (llama-server + a GGUF, cached outside the
+# repo; not part of CI). Options: make bench-real-model ARGS="--model 0.5b --client native"
+bench-real-model: $(VENV)/.installed-dev
+	$(BIN)/python bench/real_model/run.py $(ARGS)
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format src tests bench examples
