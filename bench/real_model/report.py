@@ -120,14 +120,13 @@ def markdown(data: Mapping[str, Any]) -> str:
         )
     if not configs:
         return "\n".join(lines)
-    names = [t["task"] for t in configs[0]["tasks"]]
+    names = list(dict.fromkeys(t["task"] for c in configs for t in c["tasks"]))
     heads = [f"{c['client']}/{c['guidance']}" for c in configs]
     lines += ["", "| task | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
-    for i, name in enumerate(names):
+    for name in names:
         cells = []
         for config in configs:
-            tasks = config["tasks"]
-            t = tasks[i] if i < len(tasks) and tasks[i]["task"] == name else None
+            t = next((t for t in config["tasks"] if t["task"] == name), None)
             if t is None:
                 cells.append("-")
             else:
