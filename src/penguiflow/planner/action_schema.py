@@ -90,12 +90,7 @@ class ActionSchemas:
 
     def __init__(self, specs: Sequence[NodeSpec], *, level: SchemaLevel = "catalog") -> None:
         self.level: SchemaLevel = level
-        self._formats: dict[SchemaLevel, dict[str, Any] | None] = {
-            "catalog": _response_format(catalog_action_schema(specs)) if specs else None,
-            "flat": _response_format(catalog_action_schema(specs, flat=True)) if specs else None,
-            "generic": action_schema(),
-            "none": None,
-        }
+        self._formats = _formats_of(specs)
         if self._formats[level] is None and level in ("catalog", "flat"):
             self.level = "generic"  # no tools: nothing to choose between
 
@@ -123,6 +118,30 @@ class ActionSchemas:
         fields = {"from": before, "to": after, "error": str(exc)[:300]}
         logger.warning(LogLine("action_schema_fallback"), fields, extra=fields)
         return True
+
+
+# The formats of each catalog, by its identity: a planner built per request reuses
+# those of the catalog it shares (as `catalog_prompt` does for the system prompt).
+# Each value keeps its specs alive, so their ids cannot be reused while it exists.
+_FORMATS: dict[tuple[int, ...], tuple[tuple[NodeSpec, ...], dict[SchemaLevel, Any]]] = {}
+
+
+def _formats_of(specs: Sequence[NodeSpec]) -> dict[SchemaLevel, dict[str, Any] | None]:
+    """Every level's `response_format` for `specs`, built once per catalog."""
+    key = tuple(map(id, specs))
+    cached = _FORMATS.get(key)
+    if cached is not None:
+        return cached[1]
+    formats: dict[SchemaLevel, dict[str, Any] | None] = {
+        "catalog": _response_format(catalog_action_schema(specs)) if specs else None,
+        "flat": _response_format(catalog_action_schema(specs, flat=True)) if specs else None,
+        "generic": action_schema(),
+        "none": None,
+    }
+    if len(_FORMATS) >= 256:
+        _FORMATS.clear()
+    _FORMATS[key] = (tuple(specs), formats)
+    return formats
 
 
 def _response_format(schema: dict[str, Any]) -> dict[str, Any]:

@@ -413,13 +413,11 @@ class ReactPlanner:
                     continue
                 spec = by_name.get(name)
                 if spec is None:
-                    error = repeated_failure(trajectory, action, tools.unknown_tool(name))
-                    trajectory.append(TrajectoryStep(action, error=error))
+                    _failed_step(trajectory, action, tools.unknown_tool(name))
                     continue
                 args = tools.validate_args(spec, action.args or {})
                 if isinstance(args, str):
-                    error = repeated_failure(trajectory, action, args)
-                    trajectory.append(TrajectoryStep(action, error=error))
+                    _failed_step(trajectory, action, args)
                     continue
                 outcome = await tools.invoke(spec, args, PlannerContext(self, trajectory, run))
                 tools.settle(spec, outcome, trajectory, tracker)
@@ -431,10 +429,7 @@ class ReactPlanner:
                         trajectory.append(TrajectoryStep(action, observation=observation))
                         await self._record_run_pause(pause, trajectory, tracker)
                         return pause
-                    error = outcome.error
-                    if error is not None:
-                        error = repeated_failure(trajectory, action, error)
-                    trajectory.append(TrajectoryStep(action, error=error, failure=outcome.failure))
+                    _failed_step(trajectory, action, outcome.error, outcome.failure)
                     last_observation = None
                     continue
                 trajectory.append(TrajectoryStep(action, observation=result))
@@ -727,6 +722,18 @@ def _dumped(observation: Any) -> Any:
     if isinstance(observation, BaseModel):
         return dump_json(observation)
     return observation
+
+
+def _failed_step(
+    trajectory: Trajectory,
+    action: PlannerAction,
+    error: str | None,
+    failure: Mapping[str, Any] | None = None,
+) -> None:
+    """Record a failed tool step; its error names a call that already failed alike."""
+    if error is not None:
+        error = repeated_failure(trajectory, action, error)
+    trajectory.append(TrajectoryStep(action, error=error, failure=failure))
 
 
 _REPLY_SHOWN_CHARS = 2000
