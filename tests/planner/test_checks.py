@@ -201,3 +201,64 @@ async def test_the_native_client_caps_a_reply_with_max_tokens() -> None:
         assert server.requests[0].body["max_tokens"] == 256
     with pytest.raises(InvalidArgumentError, match="max_tokens must be None or a positive"):
         OpenAICompatibleClient("http://127.0.0.1:1/v1", "local", max_tokens=0)
+
+
+async def test_a_finish_right_after_a_failed_call_is_sent_back_once() -> None:
+    calls: list[str] = []
+    failing = act("look", next_node="get_weather", args={"city": "Atlantis"})
+    guess = act("made up", next_node=None, args={"answer": "It is 20 C in Atlantis."})
+    p, (client, events) = planner(
+        [failing, guess, CALL, ANSWER], calls, finish_check=FinishCheck(after_error=True)
+    )
+
+    result = await p.run("What is the weather in Atlantis or else Paris?")
+
+    assert isinstance(result, PlannerFinish)
+    assert result.payload == {"answer": "18.5 C in Paris"}
+    assert calls == ["Atlantis", "Paris"]
+    assert "the last call of 'get_weather' failed" in result.metadata["steps"][1]["error"]
+    rejected = [
+        (e.extra["check"], e.node_name) for e in events if e.event_type == "finish_rejected"
+    ]
+    assert rejected == [("after_error", "get_weather")]
+    assert "failed, so its result is unknown" in client.calls[2]["messages"][-1]["content"]
+
+
+async def test_a_model_that_insists_after_a_failure_reports_it() -> None:
+    calls: list[str] = []
+    failing = act("look", next_node="get_weather", args={"city": "Atlantis"})
+    report = act("it fails", next_node=None, args={"answer": "Atlantis has no forecast."})
+    p, (client, _) = planner(
+        [failing, report, report], calls, finish_check=FinishCheck(after_error=True)
+    )
+
+    result = await p.run("What is the weather in Atlantis?")
+
+    assert isinstance(result, PlannerFinish)
+    assert result.reason == "answer_complete"
+    assert result.payload == {"answer": "Atlantis has no forecast."}
+    assert len(client.calls) == 3
+
+
+async def test_a_finish_after_a_failure_then_a_success_is_taken_at_once() -> None:
+    calls: list[str] = []
+    failing = act("look", next_node="get_weather", args={"city": "Atlantis"})
+    p, (client, events) = planner(
+        [failing, CALL, ANSWER], calls, finish_check=FinishCheck(after_error=True)
+    )
+    result = await p.run("What is the weather in Atlantis or else Paris?")
+    assert isinstance(result, PlannerFinish)
+    assert result.payload == {"answer": "18.5 C in Paris"}
+    assert len(client.calls) == 3
+    assert not [e for e in events if e.event_type == "finish_rejected"]
+
+
+async def test_by_default_a_finish_after_a_failed_call_reports_it() -> None:
+    calls: list[str] = []
+    failing = act("look", next_node="get_weather", args={"city": "Atlantis"})
+    report = act("it fails", next_node=None, args={"answer": "Atlantis has no forecast."})
+    p, (client, _) = planner([failing, report], calls)
+    result = await p.run("What is the weather in Atlantis?")
+    assert isinstance(result, PlannerFinish)
+    assert result.payload == {"answer": "Atlantis has no forecast."}
+    assert len(client.calls) == 2

@@ -3,7 +3,9 @@
 * `FinishCheck` catches a finish that is really a tool call the model did not make:
   its `args` are a tool's arguments, or it carries no answer, or (a heuristic) no
   tool was tried while the query looks like it needs one. Instead of ending the run,
-  the planner feeds back a short correction; each kind of check intervenes at most
+  the planner feeds back a short correction. On request (`after_error=True`) it
+  also sends back a finish that comes right after a failed tool call, which a small
+  model tends to fill with made-up facts; each kind of check intervenes at most
   once per run, so a model that finishes again the same way is taken at its word.
 * `repeated_failure` notices the same failing call made again and says so.
 """
@@ -71,7 +73,7 @@ class FinishProblem:
     """Why a finish was not accepted: the check (`kind`), the correction sent back to
     the model, and the tool it concerns, if any."""
 
-    kind: Literal["tool_args", "empty_answer", "no_tool"]
+    kind: Literal["tool_args", "empty_answer", "after_error", "no_tool"]
     message: str
     tool: str | None = None
 
@@ -84,6 +86,9 @@ class FinishCheck:
       and carry no `answer`.
     * `empty_answer`: the finish has no payload (`args` null and no observation to
       fall back on) or its `answer` is null or blank.
+    * `after_error` (off by default: a finish reporting a failure is a valid reply
+      for the reference): the latest tool call of the run failed (the tool raised,
+      or its arguments or name were refused) and nothing was called since.
     * `tool_first`: a finish before any tool was tried. `"auto"` (the default) only
       when the thought names a tool or the query shares a distinctive word with a
       tool's name; `"always"`; `"never"`; or a callable given the query.
@@ -91,12 +96,13 @@ class FinishCheck:
 
     tool_args: bool = True
     empty_answer: bool = True
+    after_error: bool = False
     tool_first: ToolFirst = "auto"
 
     @classmethod
     def off(cls) -> FinishCheck:
         """A check that accepts every finish (the reference's behaviour)."""
-        return cls(tool_args=False, empty_answer=False, tool_first="never")
+        return cls(tool_args=False, empty_answer=False, after_error=False, tool_first="never")
 
     def problem(
         self,
@@ -128,6 +134,16 @@ class FinishCheck:
                 'Not finished: a finish needs the answer. Reply with "next_node": null '
                 'and "args": {"answer": "<the final answer>"}, or call a tool to find it.',
             )
+        if self.after_error and "after_error" not in used:
+            failed = _last_call_failed(trajectory)
+            if failed is not None:
+                return FinishProblem(
+                    "after_error",
+                    f"Not finished: the last call of '{failed}' failed, so its result is "
+                    "unknown. Call it again (a tool can fail once) or call another tool. "
+                    "If it cannot succeed, send the same finish again.",
+                    failed,
+                )
         if "no_tool" not in used and specs and not _tool_tried(trajectory):
             tool = self._needs_tool(trajectory.query, action.thought, specs)
             if tool is not None:
@@ -176,6 +192,18 @@ def _tool_tried(trajectory: Trajectory) -> bool:
     """Whether the run has called (or tried to call) any tool: a model that tried one
     and then finished, say with the failure, did not skip the tools."""
     return any(step.action.next_node or step.action.plan for step in trajectory.steps)
+
+
+def _last_call_failed(trajectory: Trajectory) -> str | None:
+    """The tool of the run's latest call when that call failed, else `None`. Rejected
+    finishes in between do not count as calls."""
+    for step in reversed(trajectory.steps):
+        action = step.action
+        if action.plan:
+            return None
+        if action.next_node:
+            return action.next_node if step.error is not None else None
+    return None
 
 
 def _empty(payload: Any) -> bool:
