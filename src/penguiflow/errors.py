@@ -26,8 +26,10 @@ catches (`except KeyError`, `except RuntimeError`, ...), so both styles work::
     ├── ResumeTokenError (KeyError)        penguiflow.state: unknown or used resume token
     ├── StateFileNotFoundError (FileNotFoundError)  penguiflow-admin: no SQLite file
     ├── LLMError (RuntimeError)            penguiflow.planner.clients: a failed LLM call
-    │   └── LLMRateLimitError, LLMServerError, LLMTimeoutError, LLMConnectionError,
-    │       LLMEmptyResponseError, LLMRequestError
+    │   ├── LLMRateLimitError, LLMServerError, LLMTimeoutError, LLMConnectionError,
+    │   │   LLMEmptyResponseError
+    │   └── LLMRequestError
+    │       └── LLMAuthenticationError     a refused or missing API key
     ├── PlannerError (RuntimeError)        penguiflow.planner: a run cannot go on
     │   ├── ActionRepairError              no valid PlannerAction after repair_attempts
     │   ├── PauseDisabledError             planner.pause() with pause_enabled=False

@@ -11,7 +11,6 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,46 +23,15 @@ from penguiflow.planner.clients import (
     LLMRequestError,
     LLMServerError,
     LLMTimeoutError,
-    OpenAICompatibleClient,
     RetryPolicy,
 )
 from penguiflow.planner.clients.retry import parse_retry_after
 from penguiflow.planner.react import _LiteLLMJSONClient
 from penguiflow.testkit import ScriptedLLMServer, ServerReply
 
-SECRET = "sk-test-SECRET-0123456789"
-MESSAGES = [{"role": "user", "content": "hi"}]
+from .conftest import CLIENTS, MESSAGES, SECRET, ClientFactory, native
+
 SCHEMA = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
-
-ClientFactory = Callable[..., Any]
-
-
-def native(server: ScriptedLLMServer, **options: Any) -> OpenAICompatibleClient:
-    options.setdefault("backoff_base_s", 0.001)
-    options.setdefault("max_retries", 3)
-    options.setdefault("timeout_s", 5.0)
-    return OpenAICompatibleClient(server.base_url, "scripted", api_key=SECRET, **options)
-
-
-def via_litellm(server: ScriptedLLMServer, **options: Any) -> _LiteLLMJSONClient:
-    llm = {"model": "openai/scripted", "api_base": server.base_url, "api_key": SECRET}
-    return _LiteLLMJSONClient(
-        llm,
-        temperature=0.0,
-        json_schema_mode=options.pop("json_schema_mode", True),
-        max_retries=options.pop("max_retries", 3),
-        timeout_s=options.pop("timeout_s", 5.0),
-        backoff_base_s=0.001,
-    )
-
-
-CLIENTS = [pytest.param(native, id="httpx"), pytest.param(via_litellm, id="litellm")]
-
-
-@pytest.fixture
-def server() -> Any:
-    with ScriptedLLMServer() as running:
-        yield running
 
 
 @pytest.mark.parametrize("make", CLIENTS)
@@ -152,7 +120,7 @@ async def test_retry_after_is_honoured(
 def test_retry_after_parsing() -> None:
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after(" 1.5 ") == 1.5
-    assert parse_retry_after("-4") == 0.0
+    assert parse_retry_after("-4") is None  # negative: absent, backoff applies
     soon = parse_retry_after(email.utils.formatdate(time.time() + 30, usegmt=True))
     assert soon is not None
     assert 28 <= soon <= 30
@@ -184,8 +152,8 @@ async def test_timeouts_exhaust_into_a_typed_error(
 
 
 async def test_a_malformed_body_is_a_typed_error(server: ScriptedLLMServer) -> None:
-    server.add(ServerReply.malformed(), "{}")
-    with pytest.raises(LLMRequestError, match="malformed completion"):
+    server.add(*[ServerReply.malformed()] * 3)
+    with pytest.raises(LLMServerError, match="malformed completion"):
         await native(server).complete(messages=MESSAGES)
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .protocol import JSONLLMClient, LLMReply
 from .retry import (
+    LLMAuthenticationError,
     LLMConnectionError,
     LLMEmptyResponseError,
     LLMError,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JSONLLMClient",
+    "LLMAuthenticationError",
     "LLMConnectionError",
     "LLMEmptyResponseError",
     "LLMError",

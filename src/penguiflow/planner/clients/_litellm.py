@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from ...errors import MissingExtraError
 from ._usage import dollars, provider_cost, token_count
 from .protocol import LLMReply
 from .retry import (
+    LLMAuthenticationError,
     LLMConnectionError,
     LLMEmptyResponseError,
     LLMError,
@@ -29,6 +31,17 @@ from .retry import (
 logger = logging.getLogger("penguiflow.planner")
 
 _SECRET_KEYS = ("api_key", "azure_ad_token", "aws_secret_access_key", "vertex_credentials")
+
+# What LiteLLM and the provider SDKs say when the key is missing or wrong; a missing
+# OpenAI key arrives as an InternalServerError (500), so the class alone is not enough.
+_AUTH_TEXT = re.compile(
+    r"missing (credentials|[\w ]*api[ _-]?key)|no api key|api[ _]?key[\w ]* must be set"
+    r"|(incorrect|invalid) api[ _-]?key",
+    re.IGNORECASE,
+)
+_KEY_VARIABLE = re.compile(r"\b[A-Z][A-Z0-9]*_(?:API_KEY|ACCESS_KEY_ID|API_TOKEN)\b")
+
+_quiet = False
 
 
 class _LiteLLMJSONClient:
@@ -87,6 +100,7 @@ class _LiteLLMJSONClient:
                 "llm_client.",
                 extra="planner",
             ) from exc
+        _quiet_litellm(litellm)
         params: dict[str, Any] = (
             {"model": self._llm} if isinstance(self._llm, str) else dict(self._llm)
         )
@@ -104,8 +118,13 @@ class _LiteLLMJSONClient:
             try:
                 response = await litellm.acompletion(**params)
             except Exception as exc:
-                raise _classify(exc, model, secrets) from None
-            content = response["choices"][0]["message"]["content"]
+                raise _classify(exc, model, secrets) from exc
+            try:
+                content = response["choices"][0]["message"]["content"]
+            except (KeyError, IndexError, TypeError, AttributeError) as exc:
+                raise LLMServerError(
+                    f"LiteLLM returned a malformed completion from {model} ({type(exc).__name__})"
+                ) from exc
             if not content:
                 raise LLMEmptyResponseError(f"LiteLLM returned empty content from {model}")
             usage = response.get("usage") or {}
@@ -157,23 +176,120 @@ def _redact(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+def _quiet_litellm(litellm: Any) -> None:
+    """Turn off LiteLLM's console banners ("Give Feedback / Get Help"), once: errors
+    reach the caller as exceptions, and its logger still logs at WARNING."""
+    global _quiet
+    if not _quiet:
+        litellm.suppress_debug_info = True
+        _quiet = True
+
+
 def _classify(exc: Exception, model: str, secrets: Sequence[str]) -> Exception:
-    """Map a LiteLLM/provider exception to our typed errors (what is retried)."""
+    """Map a LiteLLM/provider exception to our typed errors (what is retried).
+
+    A non-retryable error is raised as an instance of both the typed class and the
+    original LiteLLM class (with the original's attributes), so code that catches
+    LiteLLM's exceptions, as written for the reference, still catches it.
+    """
     if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
         return TimeoutError(f"LiteLLM call to {model} timed out")
-    status = getattr(exc, "status_code", None)
+    status = _status(exc)
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None) or {}
     retry_after = parse_retry_after(headers.get("retry-after")) if headers else None
-    message = f"LiteLLM call to {model} failed: {type(exc).__name__}: {_redact(str(exc), secrets)}"
+    text = _redact(str(exc), secrets)
+    message = f"LiteLLM call to {model} failed: {type(exc).__name__}: {text}"
     name = type(exc).__name__
     error: LLMError
+    if _is_auth_failure(exc, status):
+        provider = getattr(exc, "llm_provider", None) or model.partition("/")[0]
+        found = _KEY_VARIABLE.search(_chain_text(exc))
+        variable = found.group(0) if found else f"{str(provider).upper()}_API_KEY"
+        return _as_original(
+            LLMAuthenticationError(
+                f"LiteLLM call to {model} failed: the {provider} API key is missing or "
+                f"was refused. Set {variable} (or pass api_key in llm=...). "
+                f"Provider said: {text[:300]}",
+                provider=str(provider),
+                variable=variable,
+                status=status,
+            ),
+            exc,
+        )
     if status == 429 or "RateLimit" in name:
         error = LLMRateLimitError(message, status=status, retry_after=retry_after)
-    elif (isinstance(status, int) and status >= 500) or "ServiceUnavailable" in name:
+    elif (status is not None and status >= 500) or "ServiceUnavailable" in name:
         error = LLMServerError(message, status=status, retry_after=retry_after)
     elif "Connection" in name:
         error = LLMConnectionError(message, status=status)
     else:
-        error = LLMRequestError(message, status=status)
+        return _as_original(LLMRequestError(message, status=status), exc)
     return error
+
+
+def _status(exc: Exception) -> int | None:
+    """The HTTP status LiteLLM reports (an int, or sometimes its text)."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, bool):
+        return None
+    if isinstance(status, int):
+        return status
+    if isinstance(status, str) and status.isdigit():
+        return int(status)
+    return None
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The messages of `exc` and the exceptions it was raised from."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(parts) < 8:
+        seen.add(id(current))
+        parts.append(str(current))
+        current = current.__cause__ or current.__context__
+    return "\n".join(parts)
+
+
+def _is_auth_failure(exc: Exception, status: int | None) -> bool:
+    name = type(exc).__name__
+    if "Authentication" in name or "PermissionDenied" in name or status in (401, 403):
+        return True
+    return bool(_AUTH_TEXT.search(_chain_text(exc)))
+
+
+_BOTH: dict[tuple[type[LLMError], type[BaseException]], type[LLMError] | None] = {}
+
+
+def _as_original(error: LLMError, original: Exception) -> LLMError:
+    """`error`, as an instance of its class and of `original`'s class.
+
+    Falls back to `error` alone (chained to `original`) when the two classes cannot
+    be combined (an exception class with an incompatible layout).
+    """
+    key = (type(error), type(original))
+    if key not in _BOTH:
+        try:
+            combined: type[LLMError] | None = type(
+                type(error).__name__,
+                (type(error), type(original)),
+                {
+                    "__module__": type(error).__module__,
+                    "__qualname__": type(error).__qualname__,
+                    "__str__": BaseException.__str__,
+                    "__repr__": BaseException.__repr__,
+                },
+            )
+        except TypeError:
+            logger.debug("llm_error_not_combined", extra={"original": type(original).__name__})
+            combined = None
+        _BOTH[key] = combined
+    combined = _BOTH[key]
+    if combined is None:
+        return error
+    both = combined.__new__(combined, *error.args)
+    both.__dict__.update(vars(original))
+    both.__dict__.update(vars(error))
+    both.args = error.args
+    return both

@@ -7,7 +7,6 @@ requests to `base_url`; it never appears in logs, errors or `repr()`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from ...errors import InvalidArgumentError
 from ._usage import provider_cost, token_count
 from .protocol import LLMReply
 from .retry import (
+    LLMAuthenticationError,
     LLMConnectionError,
     LLMEmptyResponseError,
     LLMRateLimitError,
@@ -136,6 +136,12 @@ class OpenAICompatibleClient:
             )
         except httpx.TimeoutException as exc:
             raise TimeoutError(str(exc)) from exc
+        except httpx.DecodingError as exc:
+            # A body labelled with an encoding it does not have (say gzip): the same
+            # retried server fault as LiteLLM reports for it.
+            raise LLMServerError(
+                f"{self._url} sent a body that does not decode: {type(exc).__name__}"
+            ) from exc
         except httpx.TransportError as exc:
             raise LLMConnectionError(
                 f"connection to {self._url} failed: {type(exc).__name__}"
@@ -157,12 +163,25 @@ class OpenAICompatibleClient:
             detail = _error_text(response)
             if self._api_key:
                 detail = detail.replace(self._api_key, "***")
+            if status in (401, 403):
+                fix = (
+                    "check the api_key given to OpenAICompatibleClient"
+                    if self._api_key
+                    else "pass api_key= to OpenAICompatibleClient"
+                )
+                raise LLMAuthenticationError(
+                    f"{self._url} refused the credentials ({status}: {detail}); {fix}",
+                    provider=self._url,
+                    status=status,
+                )
             raise LLMRequestError(f"{self._url} answered {status}: {detail}", status=status)
         try:
             data = response.json()
             choice = data["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise LLMRequestError(
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError) as exc:
+            # Truncated, nested past the parser's depth or of the wrong shape: a server
+            # fault, retried, as the LiteLLM client treats the same bodies.
+            raise LLMServerError(
                 f"{self._url} returned a malformed completion ({type(exc).__name__})",
                 status=status,
             ) from exc
@@ -187,9 +206,9 @@ class OpenAICompatibleClient:
 def _error_text(response: httpx.Response) -> str:
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.text[:200]
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict) and "message" in error:
         return str(error["message"])[:200]
-    return json.dumps(data)[:200]
+    return response.text[:200]
