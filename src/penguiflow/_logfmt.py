@@ -24,6 +24,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import exception_text
+
 __all__ = ["MAX_VALUE_CHARS", "LogLine", "RenderedLine", "render_line", "render_value"]
 
 MAX_VALUE_CHARS = 80
@@ -106,12 +108,15 @@ def render_value(key: str, value: Any) -> str:
         # Large values are timestamps (`deadline_s`): keep every second.
         return f"{value:.3f}" if abs(value) >= 1e6 else f"{value:.6g}"
     if isinstance(value, BaseException):
-        message = str(value)
+        message = exception_text(value)
         text = f"{type(value).__name__}: {message}" if message else type(value).__name__
     elif isinstance(value, str):
         text = value
     else:
-        text = repr(value)
+        try:
+            text = repr(value)
+        except Exception as broken:  # a user's __repr__ may raise anything
+            text = f"<{type(value).__name__}: repr() raised {type(broken).__name__}>"
     if "://" in text:
         text = _URL_USERINFO.sub("://***@", text)
     if len(text) > MAX_VALUE_CHARS:

@@ -62,6 +62,23 @@ class PenguiflowError(Exception):
     """The root of every error raised by penguiflow (see the module docstring)."""
 
 
+def exception_text(exc: BaseException) -> str:
+    """`str(exc)`, or a stand-in naming the class when the exception's own `__str__`
+    raises: a user's broken exception must not break the report of its failure."""
+    try:
+        return str(exc)
+    except Exception as inner:  # a user's __str__ may raise anything
+        return f"<{type(exc).__name__}: str() raised {type(inner).__name__}>"
+
+
+def exception_repr(exc: BaseException) -> str:
+    """`repr(exc)`, or the class name when the exception's own `__repr__` raises."""
+    try:
+        return repr(exc)
+    except Exception as inner:  # a user's __repr__ may raise anything
+        return f"<{type(exc).__name__}: repr() raised {type(inner).__name__}>"
+
+
 class FlowErrorCode(StrEnum):
     """Machine-readable classification of a `FlowError`."""
 
@@ -143,7 +160,7 @@ class FlowError(PenguiflowError):
         metadata: Mapping[str, Any] | None = None,
     ) -> FlowError:
         """Wrap `exc`; the message defaults to `str(exc)` or the exception's class name."""
-        text = message or str(exc) or exc.__class__.__name__
+        text = message or exception_text(exc) or exc.__class__.__name__
         return cls(
             trace_id=trace_id,
             node_name=node_name,

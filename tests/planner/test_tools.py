@@ -329,3 +329,37 @@ async def test_models_that_override_model_validate_or_model_dump_are_honoured() 
     assert steps[1]["observation"]["branches"][0]["observation"] == {"n": 6}
     assert steps[1]["observation"]["branches"][0]["args"] == {"n": 6}
     assert llm.calls[1]["messages"][-1]["content"] == '{"observation": {"n": 4}}'
+
+
+class Unprintable(Exception):
+    """An exception whose own `__str__` raises, and whose suggestion cannot be read."""
+
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+    @property
+    def suggestion(self) -> str:
+        raise RuntimeError("no suggestion either")
+
+
+async def test_a_tool_raising_an_unprintable_exception_is_an_error_step() -> None:
+    async def broken(args: Item, ctx: Any) -> Item:
+        raise Unprintable()
+
+    client = ScriptedLLMClient(
+        [
+            act("call", next_node="broken", args={"n": 1}),
+            act("done", next_node=None, args={"answer": "it failed"}),
+        ]
+    )
+    planner = ReactPlanner(llm_client=client, catalog=catalog_of(broken))
+    result = await planner.run("try it")
+    assert isinstance(result, PlannerFinish)
+    step = result.metadata["steps"][0]
+    assert (
+        step["error"] == "tool 'broken' raised Unprintable: <Unprintable: str() raised ValueError>"
+    )
+    assert step["failure"]["message"] == "<Unprintable: str() raised ValueError>"
+    assert step["failure"]["suggestion_error"] == "RuntimeError"
+    # The model read the error like any other tool error.
+    assert "str() raised ValueError" in client.calls[1]["messages"][-1]["content"]

@@ -269,3 +269,36 @@ async def test_returning_none_emits_nothing(flows: Any) -> None:
     assert not flow.traces.known(message.trace_id)
     assert recorder.kinds() == [("node_start", 0), ("node_success", 0)]
     assert flow.contexts[ROOKERY].queue_depth_in() == 0
+
+
+class Unprintable(Exception):
+    """An exception whose own `__str__` and `__repr__` raise."""
+
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+    def __repr__(self) -> str:
+        raise ValueError("no repr")
+
+
+async def test_a_node_raising_an_unprintable_exception_still_fails_its_trace(
+    flows: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    async def broken(message: Any, ctx: Any) -> Any:
+        raise Unprintable()
+
+    policy = NodePolicy(validate="none", max_retries=1, backoff_base=0.0)  # retried, then failed
+    flow = flows(Node(broken, name="broken", policy=policy).to(), emit_errors_to_rookery=True)
+    flow.run()
+    message = make_message("x")
+    await flow.emit(message)
+    error = await asyncio.wait_for(flow.fetch(), timeout=5)
+    assert isinstance(error, FlowError)
+    assert (
+        error.message == "Node 'broken' raised Unprintable: <Unprintable: str() raised ValueError>"
+    )
+    assert error.metadata["exception_repr"] == "<Unprintable: repr() raised ValueError>"
+    assert isinstance(error.original_exc, Unprintable)
+    assert 'error="Unprintable: <Unprintable: str() raised ValueError>"' in caplog.text
+    assert "Logging error" not in capfd.readouterr().err
+    assert flow.traces.active() == ()

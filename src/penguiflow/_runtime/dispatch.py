@@ -13,6 +13,7 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import exception_repr
 from ..types import WM, Message
 from .graph import OPEN_SEA, ROOKERY, Endpoint, Floe, label_of
 from .hooks import FlowHooks, RookeryDelivery, call_hooks
@@ -243,7 +244,7 @@ class Dispatcher:
                     "event": "message_bus_publish_failed",
                     "edge": envelope.edge,
                     "trace_id": envelope.trace_id,
-                    "exception": repr(exc),
+                    "exception": exception_repr(exc),
                 },
             )
 

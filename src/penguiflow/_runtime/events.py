@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._logfmt import LogLine
+from ..errors import exception_repr
 from ..metrics import FlowEvent, build_event
 from .hooks import EventHook, FlowHooks, call_hooks
 from .traces import TraceBook
@@ -177,7 +178,7 @@ class EventSink:
                         "event": "state_store_save_failed",
                         "trace_id": trace_id,
                         "kind": event_type,
-                        "exception": repr(exc),
+                        "exception": exception_repr(exc),
                     },
                 )
         if hooks:

@@ -8,7 +8,12 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FlowLifecycleError, FlowStoppedError, RegistryCoverageError
+from ..errors import (
+    FlowLifecycleError,
+    FlowStoppedError,
+    RegistryCoverageError,
+    exception_repr,
+)
 from ..node import Node
 from ..types import WM, Message, StreamChunk
 from .context import Context
@@ -381,7 +386,7 @@ class PenguiFlow:
                     "context_id": binding.context_id,
                     "task_id": binding.task_id,
                     "agent_url": binding.agent_url,
-                    "exception": repr(exc),
+                    "exception": exception_repr(exc),
                 },
             )
 

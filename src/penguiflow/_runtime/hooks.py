@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..errors import exception_repr
+
 if TYPE_CHECKING:
     from ..errors import FlowError
     from ..metrics import FlowEvent
@@ -124,5 +126,5 @@ def call_hooks(kind: str, hooks: Sequence[Callable[[_T], None]], argument: _T) -
         except Exception as exc:
             logger.exception(
                 "flow_hook_error",
-                extra={"event": "flow_hook_error", "hook": kind, "exception": repr(exc)},
+                extra={"event": "flow_hook_error", "hook": kind, "exception": exception_repr(exc)},
             )

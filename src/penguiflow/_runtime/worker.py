@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ..errors import FlowError, FlowErrorCode
+from ..errors import FlowError, FlowErrorCode, exception_repr, exception_text
 from ..node import Node
 from ..types import WM, FinalAnswer, Message
 from .controller import DEADLINE_EXCEEDED_TEXT, route_result
@@ -288,7 +288,7 @@ class NodeWorker:
             attempt,
             latency,
             logging.WARNING if timed_out else logging.ERROR,
-            extra={"exception": repr(exc)},
+            extra={"exception": exception_repr(exc)},
             exc_info=exc,
         )
 
@@ -308,7 +308,7 @@ class NodeWorker:
             attempt,
             None,
             _INFO,
-            extra={"sleep_s": delay, "exception": repr(exc)},
+            extra={"sleep_s": delay, "exception": exception_repr(exc)},
         )
         if deadline is not None:
             # Never sleep past the deadline: wake at it and end the trace there.
@@ -356,8 +356,8 @@ class NodeWorker:
             metadata["timeout_s"] = timeout_s
         else:
             code = FlowErrorCode.NODE_EXCEPTION
-            text = f"Node '{node.name}' raised {type(exc).__name__}: {exc}"
-            metadata["exception_repr"] = repr(exc)
+            text = f"Node '{node.name}' raised {type(exc).__name__}: {exception_text(exc)}"
+            metadata["exception_repr"] = exception_repr(exc)
             if isinstance(exc, ValidationError):
                 metadata["validation_errors"] = exc.errors(
                     include_url=False, include_context=False, include_input=False
@@ -379,7 +379,7 @@ class NodeWorker:
             attempt,
             latency,
             logging.ERROR,
-            extra={"exception": repr(exc), "flow_error": error.to_payload()},
+            extra={"exception": exception_repr(exc), "flow_error": error.to_payload()},
             exc_info=exc,
         )
         if self.emit_errors and error.trace_id is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._logfmt import LogLine
+from ..errors import exception_text
 from ..state.protocol import PlannerStateStore
 from .constraints import ConstraintTracker
 from .errors import PauseDisabledError, ResumeError
@@ -187,7 +188,7 @@ class PauseBook:
             await _maybe_await(save(token, record.to_payload()))
         except Exception as exc:
             _log_store_failure("state_store_save_failed", token, exc)
-            return f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {exception_text(exc)}"
         logger.debug("pause_record_saved", extra={"token": _token_hint(token)})
         return ""
 

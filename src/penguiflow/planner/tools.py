@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from ..catalog import NodeSpec
+from ..errors import exception_text
 from ..tracing.emitter import current_span
 from . import prompts
 from .constraints import ConstraintTracker
@@ -91,13 +92,16 @@ def failure_payload(spec: NodeSpec, args: BaseModel, exc: Exception) -> dict[str
         "node": spec.name,
         "args": dump_json(args),
         "error_code": type(exc).__name__,
-        "message": str(exc),
+        "message": exception_text(exc),
     }
-    suggestion = getattr(exc, "suggestion", None)
-    if suggestion is None:
-        suggestion = getattr(exc, "remedy", None)
-    if suggestion:
-        payload["suggestion"] = str(suggestion)
+    try:
+        suggestion = getattr(exc, "suggestion", None)
+        if suggestion is None:
+            suggestion = getattr(exc, "remedy", None)
+        if suggestion:
+            payload["suggestion"] = str(suggestion)
+    except Exception as broken:  # a user's property or __str__ may raise anything
+        payload["suggestion_error"] = type(broken).__name__
     return payload
 
 
@@ -196,7 +200,7 @@ class ToolRunner:
             return ToolOutcome(pause=signal.pause)
         except Exception as exc:
             return ToolOutcome(
-                error=f"tool '{spec.name}' raised {type(exc).__name__}: {exc}",
+                error=f"tool '{spec.name}' raised {type(exc).__name__}: {exception_text(exc)}",
                 failure=failure_payload(spec, args, exc),
             )
         try:
