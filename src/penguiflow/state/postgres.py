@@ -9,6 +9,7 @@ resumes of one token exactly one gets the state.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -112,6 +113,8 @@ class PostgresStateStore:
         self._ttl_s = ttl_s
         self._now = time_source
         self._pool: Any = None
+        # One pool per store: concurrent first calls wait for the one being opened.
+        self._opening = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"PostgresStateStore(schema={self._schema!r})"  # never the DSN: it has passwords
@@ -119,6 +122,13 @@ class PostgresStateStore:
     async def _get_pool(self) -> Any:
         if self._pool is not None:
             return self._pool
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await self._open_pool()
+        return self._pool
+
+    async def _open_pool(self) -> Any:
+        """A new pool with the schema migrated; closed again if migrating fails."""
         import asyncpg
 
         try:
@@ -127,6 +137,14 @@ class PostgresStateStore:
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise StateStoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
+        try:
+            await self._migrate(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+
+    async def _migrate(self, pool: Any) -> None:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
@@ -139,7 +157,6 @@ class PostgresStateStore:
             )
             migrations = _migrations(self._schema)
             if current > len(migrations):
-                await pool.close()
                 raise StateStoreError(
                     f"store schema version {current} is newer than this penguiflow "
                     f"({len(migrations)})"
@@ -152,8 +169,6 @@ class PostgresStateStore:
                     version,
                     time.time(),
                 )
-        self._pool = pool
-        return pool
 
     async def _execute(self, query: str, *args: Any) -> str:
         pool = await self._get_pool()
@@ -175,9 +190,10 @@ class PostgresStateStore:
 
     async def close(self) -> None:
         """Close the connection pool."""
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        async with self._opening:
+            if self._pool is not None:
+                pool, self._pool = self._pool, None
+                await pool.close()
 
     async def save_event(self, event: StoredEvent) -> None:
         """Append an event to its trace's history (an identical re-save is ignored)."""

@@ -12,6 +12,7 @@ batch of spans is sent as one MULTI/EXEC pipeline, so no reader sees half of it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +79,8 @@ class RedisStateStore:
         self._now = time_source
         self._client: Any = None
         self._append: Any = None
+        # One client per store: concurrent first calls wait for the one being opened.
+        self._opening = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"RedisStateStore(prefix={self._prefix!r})"  # never the URL: it may hold a password
@@ -88,6 +91,12 @@ class RedisStateStore:
     async def _redis(self) -> Any:
         if self._client is not None:
             return self._client
+        async with self._opening:
+            if self._client is None:
+                await self._open()
+        return self._client
+
+    async def _open(self) -> None:
         import redis.asyncio as aioredis
         from redis.exceptions import RedisError
 
@@ -104,9 +113,11 @@ class RedisStateStore:
         except (RedisError, OSError) as exc:
             await client.aclose()
             raise StateStoreError(f"cannot use Redis: {type(exc).__name__}") from exc
+        except BaseException:
+            await client.aclose()
+            raise
         self._append = client.register_script(_APPEND_ONCE)
         self._client = client
-        return client
 
     async def schema_version(self) -> int:
         """The schema version the store is at."""
@@ -115,9 +126,10 @@ class RedisStateStore:
 
     async def close(self) -> None:
         """Close the connection pool."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        async with self._opening:
+            if self._client is not None:
+                client, self._client = self._client, None
+                await client.aclose()
 
     async def save_event(self, event: StoredEvent) -> None:
         """Append an event to its trace's history (an identical re-save is ignored)."""

@@ -143,8 +143,8 @@ class SQLiteStateStore:
             check_same_thread=False,
         )
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+            self._enable_wal(conn)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             self._migrate(conn)
         except sqlite3.Error as exc:
@@ -152,6 +152,26 @@ class SQLiteStateStore:
             raise StateStoreError(f"cannot open SQLite store {self._path}: {exc}") from exc
         self._conn = conn
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL, waiting within the busy timeout like any statement.
+
+        SQLite does not call its busy handler while another connection is creating
+        the same fresh file, so a cold open from several processes at once answers
+        "database is locked" at once: retry with a short backoff until the timeout.
+        """
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        pause = 0.002
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
