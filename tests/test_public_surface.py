@@ -98,6 +98,9 @@ UNLISTED = {
         "FlowAssertionError",
         "StateStoreError",
         "InvalidDataError",
+        # How a failure's text is read when the exception's own __str__/__repr__ raise.
+        "exception_text",
+        "exception_repr",
     },
 }
 

@@ -35,6 +35,7 @@ catches (`except KeyError`, `except RuntimeError`, ...), so both styles work::
     │   ├── PauseDisabledError             planner.pause() with pause_enabled=False
     │   └── NoActiveRunError               planner.pause() outside a run
     ├── ResumeError (KeyError)             penguiflow.planner: resume(token) found nothing
+    │   └── ResumeLoadError                the state store failed to load it (transient)
     ├── BusError (RuntimeError)            penguiflow.bus.errors: a broker failed a call
     │   ├── BrokerUnavailableError (ConnectionError)   the broker cannot be reached
     │   └── PublishError                   an envelope was not confirmed stored

@@ -16,6 +16,7 @@ from penguiflow.planner.errors import (
     PauseDisabledError,
     PlannerError,
     ResumeError,
+    ResumeLoadError,
 )
 from penguiflow.testkit import ScriptedLLMClient, ScriptExhaustedError
 
@@ -31,6 +32,7 @@ def test_every_error_class_has_the_root_and_its_builtin_base() -> None:
         InvalidArgumentError: ValueError,
         MissingExtraError: RuntimeError,
         ResumeError: KeyError,
+        ResumeLoadError: KeyError,
         ScriptExhaustedError: RuntimeError,
         llm_clients.LLMError: RuntimeError,
     }
@@ -115,6 +117,24 @@ async def test_a_store_that_fails_to_load_is_a_resume_error_caused_by_it(
         await planner.resume("a" * 32)
     assert failed.value.args == ("Failed to load pause record: disk gone",)
     assert isinstance(failed.value.__cause__, OSError)
+    # Still a KeyError, but told apart from an unknown token: worth trying again.
+    assert isinstance(failed.value, ResumeLoadError)
+    assert isinstance(failed.value, KeyError)
+
+
+async def test_an_unknown_token_is_not_a_load_error(catalog: list[Any], tmp_path: Any) -> None:
+    from penguiflow.state.sqlite import SQLiteStateStore
+
+    store = SQLiteStateStore(tmp_path / "state.db")
+    planner = ReactPlanner(llm_client=ScriptedLLMClient(), catalog=catalog, state_store=store)
+    try:
+        with pytest.raises(ResumeError) as unknown:
+            await planner.resume("b" * 32)
+    finally:
+        await store.close()
+    assert not isinstance(unknown.value, ResumeLoadError)
+    assert unknown.value.args == ("b" * 32,)
+    assert unknown.value.token == "b" * 32
 
 
 async def test_missing_provider_libraries_are_typed_llm_errors() -> None:

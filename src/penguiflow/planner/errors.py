@@ -9,6 +9,7 @@ specified message::
     │   ├── PauseDisabledError                  `planner.pause()` with `pause_enabled=False`
     │   └── NoActiveRunError                    `planner.pause()` outside a run
     └── ResumeError (KeyError)                  `resume(token)`: unknown, used or unloadable
+        └── ResumeLoadError                     the state store failed (try again later)
 
 `ReactPlanner(...)` without a catalog or an LLM raises penguiflow's
 `InvalidArgumentError` (a `ValueError`); a missing LiteLLM or DSPy, its
@@ -27,6 +28,7 @@ __all__ = [
     "PauseDisabledError",
     "PlannerError",
     "ResumeError",
+    "ResumeLoadError",
 ]
 
 
@@ -79,3 +81,12 @@ class ResumeError(PenguiflowError, KeyError):
     def __init__(self, message: str, *, token: str) -> None:
         super().__init__(message)
         self.token = token
+
+
+class ResumeLoadError(ResumeError):
+    """The state store failed to load the pause record: the token may well be valid.
+
+    Still a `KeyError` (a `ResumeError`), as code written for the specified API
+    expects, but callers can tell it from an unknown token and try again. The store's
+    error is the `__cause__`.
+    """

@@ -13,7 +13,7 @@ from .._logfmt import LogLine
 from ..errors import exception_text
 from ..state.protocol import PlannerStateStore
 from .constraints import ConstraintTracker
-from .errors import PauseDisabledError, ResumeError
+from .errors import PauseDisabledError, ResumeError, ResumeLoadError
 from .events import EventSink
 from .models import PlannerPause, PlannerPauseReason, Trajectory
 
@@ -206,14 +206,25 @@ class PauseBook:
             raise ResumeError(token, token=token)
         try:
             data = await _maybe_await(load(token))
-            if data is None:
-                raise ResumeError(token, token=token)
-            record = PauseRecord.from_payload(data)
-        except KeyError:
+        except ResumeError:
             raise
+        except KeyError as exc:
+            # The store's own "unknown or used token" (a `ResumeTokenError`, say).
+            raise ResumeError(token, token=token) from exc
         except Exception as exc:
             _log_store_failure("state_store_load_failed", token, exc)
-            raise ResumeError(f"Failed to load pause record: {exc}", token=token) from exc
+            raise ResumeLoadError(
+                f"Failed to load pause record: {exception_text(exc)}", token=token
+            ) from exc
+        if data is None:
+            raise ResumeError(token, token=token)
+        try:
+            record = PauseRecord.from_payload(data)
+        except Exception as exc:  # a stored record this planner cannot read
+            _log_store_failure("state_store_record_invalid", token, exc)
+            raise ResumeError(
+                f"Failed to load pause record: {exception_text(exc)}", token=token
+            ) from exc
         logger.debug(
             "pause_record_loaded", extra={"token": _token_hint(token), "source": "state_store"}
         )
