@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 import pytest
 
+from penguiflow.errors import InvalidArgumentError
 from penguiflow.planner import PlannerEvent, PlannerFinish, PlannerPause, ReactPlanner
+from penguiflow.planner.errors import ResumeLoadError
+from penguiflow.planner.pause import DEFAULT_STORE_TIMEOUT_S, PlannerStateMethods
 from penguiflow.testkit import ScriptedLLMClient
 
 from .conftest import Calls, act
@@ -180,3 +185,63 @@ async def test_a_store_with_only_some_planner_state_methods_is_used_for_those(
     assert isinstance(await nothing.resume(paused.resume_token), PlannerFinish)  # from memory
     with pytest.raises(KeyError):
         await nothing.resume(paused.resume_token)
+
+
+class HangingStore:
+    """A planner-state store whose calls never answer, with a short `timeout_s`."""
+
+    timeout_s = 0.2
+
+    async def save_planner_state(self, token: str, payload: dict[str, Any]) -> None:
+        await asyncio.Event().wait()
+
+    async def load_planner_state(self, token: str) -> dict[str, Any] | None:
+        await asyncio.Event().wait()
+        return None
+
+    async def discard_planner_state(self, token: str) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_save_that_never_returns_gives_an_unpersisted_pause(catalog: list[Any]) -> None:
+    events: list[PlannerEvent] = []
+    p = ReactPlanner(
+        llm_client=ScriptedLLMClient(approval_script()),
+        catalog=catalog,
+        state_store=HangingStore(),
+        event_callback=events.append,
+    )
+    started = time.monotonic()
+    paused = await asyncio.wait_for(p.run("ship"), timeout=10)
+    assert time.monotonic() - started < 2
+    assert isinstance(paused, PlannerPause)
+    (event,) = [e for e in events if e.event_type == "pause"]
+    assert event.extra["persisted"] is False
+    assert event.error is not None
+    assert "save_planner_state did not answer within 0.2s" in event.error
+    # The record is still held in memory: this planner can resume it.
+    assert isinstance(await p.resume(paused.resume_token), PlannerFinish)
+
+
+async def test_a_load_that_never_returns_is_a_load_error(catalog: list[Any]) -> None:
+    p = ReactPlanner(llm_client=ScriptedLLMClient(), catalog=catalog, state_store=HangingStore())
+    with pytest.raises(ResumeLoadError, match=r"did not answer within 0\.2s"):
+        await asyncio.wait_for(p.resume("c" * 32), timeout=10)
+
+
+def test_a_store_names_its_call_timeout_or_gets_the_default(catalog: list[Any]) -> None:
+    class Plain:
+        async def load_planner_state(self, token: str) -> None:
+            return None
+
+    class Unlimited(Plain):
+        timeout_s = None
+
+    class Broken(Plain):
+        timeout_s = "soon"
+
+    assert PlannerStateMethods.of(Plain()).timeout_s == DEFAULT_STORE_TIMEOUT_S == 30.0
+    assert PlannerStateMethods.of(HangingStore()).timeout_s == 0.2
+    assert PlannerStateMethods.of(Unlimited()).timeout_s is None
+    with pytest.raises(InvalidArgumentError, match="timeout_s must be a positive number"):
+        ReactPlanner(llm_client=ScriptedLLMClient(), catalog=catalog, state_store=Broken())

@@ -137,3 +137,38 @@ async def test_a_cold_sqlite_open_gives_up_at_the_busy_timeout(tmp_path: Path) -
         writer.execute("ROLLBACK")
         writer.close()
         await store.close()
+
+
+async def test_a_sqlite_call_that_cannot_finish_in_time_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    store = SQLiteStateStore(path, busy_timeout_ms=5000, timeout_s=0.3)
+    await store.schema_version()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # holds the write lock for longer than timeout_s
+    try:
+        started = time.monotonic()
+        with pytest.raises(StateStoreError, match=r"did not answer within 0\.3s"):
+            await store.save_planner_state("d" * 32, {"x": 1})
+        assert time.monotonic() - started < 2
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    await asyncio.sleep(0)
+    await store.save_planner_state("d" * 32, {"x": 1})  # the store still works after
+    assert await store.load_planner_state("d" * 32) == {"x": 1}
+    await store.close()
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "30", True])
+def test_a_store_timeout_must_be_a_positive_number(tmp_path: Path, bad: object) -> None:
+    from penguiflow.errors import InvalidArgumentError
+    from penguiflow.state.postgres import PostgresStateStore
+    from penguiflow.state.redis import RedisStateStore
+
+    for build in (
+        lambda: SQLiteStateStore(tmp_path / "x.db", timeout_s=bad),  # type: ignore[arg-type]
+        lambda: PostgresStateStore(POSTGRES_DSN, timeout_s=bad),  # type: ignore[arg-type]
+        lambda: RedisStateStore(REDIS_URL, timeout_s=bad),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(InvalidArgumentError, match="timeout_s must be a positive number"):
+            build()

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .._logfmt import LogLine
-from ..errors import exception_text
+from ..errors import InvalidArgumentError, StateStoreError, exception_text
 from ..state.protocol import PlannerStateStore
 from .constraints import ConstraintTracker
 from .errors import PauseDisabledError, ResumeError, ResumeLoadError
 from .events import EventSink
 from .models import PlannerPause, PlannerPauseReason, Trajectory
 
-__all__ = ["PauseBook", "PauseRecord", "PauseSignal", "PlannerStateMethods", "new_pause"]
+__all__ = [
+    "DEFAULT_STORE_TIMEOUT_S",
+    "PauseBook",
+    "PauseRecord",
+    "PauseSignal",
+    "PlannerStateMethods",
+    "new_pause",
+]
 
 logger = logging.getLogger("penguiflow.planner")
 
@@ -83,22 +92,33 @@ Loader = Callable[[str], Awaitable[Mapping[str, Any] | None] | Mapping[str, Any]
 Discarder = Callable[[str], object]
 
 
+DEFAULT_STORE_TIMEOUT_S = 30.0
+"""How long a planner waits for one state-store call when the store names no
+`timeout_s` of its own."""
+
+
 @dataclass(frozen=True, slots=True)
 class PlannerStateMethods:
-    """The planner-state methods of a state store, decided once (`None`: not offered)."""
+    """The planner-state methods of a state store, decided once (`None`: not offered),
+    and how long one call may take (`timeout_s`; `None`: no limit)."""
 
     save: Saver | None = None
     load: Loader | None = None
     discard: Discarder | None = None
+    timeout_s: float | None = DEFAULT_STORE_TIMEOUT_S
 
     @classmethod
     def of(cls, store: object | None) -> PlannerStateMethods:
         """What `store` offers: all of `PlannerStateStore`, some of it, or nothing."""
         if store is None:
             return _NO_STORE
+        timeout_s = _timeout_of(store)
         if isinstance(store, PlannerStateStore):
             return cls(
-                store.save_planner_state, store.load_planner_state, store.discard_planner_state
+                store.save_planner_state,
+                store.load_planner_state,
+                store.discard_planner_state,
+                timeout_s,
             )
         # A store offering only some of the methods is accepted (the specified planner
         # looks each one up by name and tolerates its absence): take those it has.
@@ -106,7 +126,37 @@ class PlannerStateMethods:
             getattr(store, "save_planner_state", None),
             getattr(store, "load_planner_state", None),
             getattr(store, "discard_planner_state", None),
+            timeout_s,
         )
+
+    async def call(self, method: Callable[[], Any], what: str) -> Any:
+        """Run one store call within `timeout_s`; a call that does not answer in time
+        is a `StateStoreError` naming it (a blocking, non-async method cannot be cut
+        short)."""
+        if self.timeout_s is None:
+            return await _maybe_await(method())
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await _maybe_await(method())
+        except TimeoutError as exc:
+            raise StateStoreError(
+                f"state store {what} did not answer within {self.timeout_s:g}s"
+            ) from exc
+
+
+def _timeout_of(store: object) -> float | None:
+    """The store's own `timeout_s` option (ours all have one) if it is a positive
+    number or `None`; otherwise the planner's default."""
+    if not hasattr(store, "timeout_s"):
+        return DEFAULT_STORE_TIMEOUT_S
+    value = store.timeout_s
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf:
+        return float(value)
+    raise InvalidArgumentError(
+        f"state store timeout_s must be a positive number of seconds or None, got {value!r}"
+    )
 
 
 _NO_STORE = PlannerStateMethods()
@@ -185,7 +235,8 @@ class PauseBook:
             logger.debug("state_store_no_save_method", extra={"token": _token_hint(token)})
             return None
         try:
-            await _maybe_await(save(token, record.to_payload()))
+            payload = record.to_payload()
+            await self.methods.call(lambda: save(token, payload), "save_planner_state")
         except Exception as exc:
             _log_store_failure("state_store_save_failed", token, exc)
             return f"{type(exc).__name__}: {exception_text(exc)}"
@@ -205,7 +256,7 @@ class PauseBook:
         if load is None:
             raise ResumeError(token, token=token)
         try:
-            data = await _maybe_await(load(token))
+            data = await self.methods.call(lambda: load(token), "load_planner_state")
         except ResumeError:
             raise
         except KeyError as exc:
@@ -236,7 +287,7 @@ class PauseBook:
         if discard is None:
             return
         try:
-            await _maybe_await(discard(token))
+            await self.methods.call(lambda: discard(token), "discard_planner_state")
         except Exception as exc:
             _log_store_failure("state_store_discard_failed", token, exc)
 

@@ -49,6 +49,9 @@ class InMemoryStateStore:
     ) -> None:
         self._ttl_s = ttl_s
         self._now = time_source
+        # Nothing here can block: callers need no limit on a call (the store option
+        # the other stores have).
+        self.timeout_s: float | None = None
         self._events: dict[str, list[str]] = defaultdict(list)
         self._event_keys: dict[str, set[str]] = defaultdict(set)
         self._bindings: dict[str, dict[str, str]] = defaultdict(dict)

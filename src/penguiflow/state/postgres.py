@@ -31,6 +31,7 @@ from ._codec import (
     encode_spans,
     event_key,
     require_mapping,
+    timeout_option,
     token_digest,
 )
 from .errors import ResumeTokenError, StateStoreError
@@ -101,12 +102,14 @@ class PostgresStateStore:
         max_size: int = 10,
         ttl_s: float | None = None,
         time_source: Callable[[], float] = time.time,
+        timeout_s: float | None = 30.0,
     ) -> None:
         if not _IDENTIFIER.match(schema):
             raise InvalidArgumentError(
                 f"schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*), got {schema!r}"
             )
         self._dsn = dsn
+        self.timeout_s = timeout_option(timeout_s)
         self._schema = schema
         self._min_size = min_size
         self._max_size = max_size
@@ -133,8 +136,17 @@ class PostgresStateStore:
 
         try:
             pool = await asyncpg.create_pool(
-                self._dsn, min_size=self._min_size, max_size=self._max_size
+                self._dsn,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                # Every statement, and every connection attempt, within the option.
+                command_timeout=self.timeout_s,
+                timeout=self.timeout_s if self.timeout_s is not None else 60.0,
             )
+        except TimeoutError as exc:
+            raise StateStoreError(
+                f"cannot connect to PostgreSQL within {self.timeout_s:g}s"
+            ) from exc
         except (OSError, asyncpg.PostgresError) as exc:
             raise StateStoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from exc
         try:

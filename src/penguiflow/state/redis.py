@@ -35,6 +35,7 @@ from ._codec import (
     event_key,
     require_mapping,
     run_search_text,
+    timeout_option,
     token_digest,
 )
 from .errors import CorruptRecordError, ResumeTokenError, StateStoreError
@@ -68,12 +69,14 @@ class RedisStateStore:
         prefix: str = "penguiflow",
         ttl_s: float | None = None,
         time_source: Callable[[], float] = time.time,
+        timeout_s: float | None = 30.0,
     ) -> None:
         if not prefix or any(c in prefix for c in "*?[] \n"):
             raise InvalidArgumentError(
                 f"prefix must be non-empty without glob characters, got {prefix!r}"
             )
         self._url = url
+        self.timeout_s = timeout_option(timeout_s)
         self._prefix = prefix
         self._ttl_s = ttl_s
         self._now = time_source
@@ -100,7 +103,13 @@ class RedisStateStore:
         import redis.asyncio as aioredis
         from redis.exceptions import RedisError
 
-        client = aioredis.Redis.from_url(self._url, decode_responses=True)
+        client = aioredis.Redis.from_url(
+            self._url,
+            decode_responses=True,
+            # Every command, and connecting, within the option.
+            socket_timeout=self.timeout_s,
+            socket_connect_timeout=self.timeout_s,
+        )
         try:
             version: Any = await client.get(self._key("schema"))
             if version is None:

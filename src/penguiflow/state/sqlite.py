@@ -34,6 +34,7 @@ from ._codec import (
     encode_span_chunks,
     event_key,
     require_mapping,
+    timeout_option,
     token_digest,
 )
 from .errors import ResumeTokenError, StateStoreError
@@ -116,12 +117,14 @@ class SQLiteStateStore:
         busy_timeout_ms: int = 5000,
         ttl_s: float | None = None,
         time_source: Callable[[], float] = time.time,
+        timeout_s: float | None = 30.0,
     ) -> None:
         if synchronous.upper() not in _SYNC_MODES:
             raise InvalidArgumentError(f"synchronous must be one of {sorted(_SYNC_MODES)}")
         self._path = os.fspath(path)
         self._synchronous = synchronous.upper()
         self._busy_timeout_ms = int(busy_timeout_ms)
+        self.timeout_s = timeout_option(timeout_s)
         self._ttl_s = ttl_s
         self._now = time_source
         self._lock = threading.Lock()
@@ -211,7 +214,14 @@ class SQLiteStateStore:
                         conn.execute("ROLLBACK")
                     raise StateStoreError(f"SQLite store {self._path}: {exc}") from exc
 
-        return await asyncio.to_thread(call)
+        if self.timeout_s is None:
+            return await asyncio.to_thread(call)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(call), self.timeout_s)
+        except TimeoutError as exc:
+            raise StateStoreError(
+                f"SQLite store {self._path} did not answer within {self.timeout_s:g}s"
+            ) from exc
 
     async def schema_version(self) -> int:
         """The schema version the store is at."""
