@@ -122,6 +122,8 @@ def create_a2a_app(
         reply = await _until_disconnect(
             request, handle_jsonrpc(adapter, body, principal_of(request))
         )
+        if reply.is_empty:
+            return Response(status_code=204)
         if reply.stream is not None:
             return StreamingResponse(
                 reply.stream,
@@ -130,7 +132,9 @@ def create_a2a_app(
             )
         return Response(reply.body, media_type="application/json")
 
-    app.add_middleware(RequestGuard, auth=auth, max_body_bytes=max_body_bytes)
+    app.add_middleware(
+        RequestGuard, auth=auth, max_body_bytes=max_body_bytes, jsonrpc_path=jsonrpc_path
+    )
     app.add_middleware(_TraceContext)
     return app
 

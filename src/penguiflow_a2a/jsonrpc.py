@@ -77,10 +77,16 @@ class _Envelope(BaseModel):
 
 @dataclass(slots=True)
 class JsonRpcReply:
-    """A JSON body (`body`) or an SSE stream (`stream`), always HTTP 200."""
+    """A JSON body (`body`) or an SSE stream (`stream`), HTTP 200; neither for a
+    notification, which gets no reply (HTTP 204)."""
 
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """No reply at all: the request was a notification."""
+        return self.body is None and self.stream is None
 
 
 class _RpcError(PenguiflowError):  # becomes a JSON-RPC error reply; never raised out
@@ -224,7 +230,7 @@ async def handle_jsonrpc(
 ) -> JsonRpcReply:
     """Answer one JSON-RPC request body."""
     try:
-        raw = json.loads(body)
+        raw = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         return JsonRpcReply(body=_error(None, PARSE_ERROR, "Invalid JSON payload"))
     request_id = raw.get("id") if isinstance(raw, dict) else None
@@ -241,10 +247,31 @@ async def handle_jsonrpc(
                 _validation_data(exc),
             )
         )
+    if isinstance(raw, dict) and "id" not in raw:
+        await _notification(adapter, envelope, principal)
+        return JsonRpcReply()
     try:
         return await _dispatch(adapter, envelope, principal)
     except _RpcError as exc:
         return JsonRpcReply(body=_error(envelope.id, exc.code, exc.message, exc.data))
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+async def _notification(
+    adapter: A2AServerAdapter, envelope: _Envelope, principal: Principal | None
+) -> None:
+    """Carry out a notification (a request without `id`): JSON-RPC gives it no reply,
+    so what comes of it is only logged. A stream nobody asked to read is not started."""
+    if envelope.method == "message/stream":
+        logger.info("a2a: message/stream sent as a notification; nothing to stream to")
+        return
+    try:
+        await _dispatch(adapter, envelope, principal)
+    except _RpcError as exc:
+        logger.info("a2a: notification %s failed: %s (%s)", envelope.method, exc.message, exc.code)
 
 
 def _params(model: type[BaseModel], params: Any) -> Any:

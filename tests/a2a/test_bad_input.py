@@ -1,0 +1,129 @@
+"""Bad input found by probing the server from outside: deep nesting, NaN and
+Infinity, notifications, and oversized bodies on the JSON-RPC route. Each gets a
+protocol error (never a 500) in the route's own terms."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from penguiflow_a2a import create_a2a_app
+from penguiflow_a2a.guard import MAX_JSON_DEPTH, json_screen
+
+from .conftest import CALLS, adapter_for, echo_flow, served
+
+
+def send_params(data: Any) -> dict[str, Any]:
+    return {
+        "message": {
+            "role": "user",
+            "messageId": "m-1",
+            "parts": [{"kind": "data", "data": data}],
+        }
+    }
+
+
+def nested(depth: int) -> str:
+    """JSON text of `depth` nested arrays (built as text: Python's encoder would
+    recurse as deep)."""
+    return "[" * depth + "1" + "]" * depth
+
+
+def send_body(method: str, data_json: str, request_id: int = 7) -> str:
+    parts = f'[{{"kind": "data", "data": {data_json}}}]'
+    message = f'{{"role": "user", "messageId": "m-1", "parts": {parts}}}'
+    return (
+        f'{{"jsonrpc": "2.0", "id": {request_id}, "method": "{method}", '
+        f'"params": {{"message": {message}}}}}'
+    )
+
+
+@pytest.fixture
+async def client() -> Any:
+    adapter = adapter_for(echo_flow())
+    async with (
+        served(create_a2a_app(adapter, max_body_bytes=64 * 1024)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        yield http
+
+
+def test_the_screen_finds_depth_and_constants_outside_strings() -> None:
+    assert json_screen(nested(MAX_JSON_DEPTH).encode()) is None
+    assert "nested deeper" in (json_screen(nested(MAX_JSON_DEPTH + 1).encode()) or "")
+    assert json_screen(b'{"a": NaN}') == "NaN is not a JSON value"
+    assert json_screen(b'{"a": -Infinity}') == "-Infinity is not a JSON value"
+    # Inside strings, brackets and the words are data.
+    assert json_screen(json.dumps({"t": "[" * 500 + "NaN Infinity"}).encode()) is None
+    assert json_screen(b'{"t": "a \\" [[[ NaN"}') is None
+
+
+@pytest.mark.parametrize("depth", [255, 500, 989])
+async def test_deep_nesting_is_a_protocol_error_on_every_route(client: Any, depth: int) -> None:
+    CALLS.clear()
+    rpc = await client.post("/", content=send_body("message/send", nested(depth)))
+    assert rpc.status_code == 200  # as every JSON-RPC error of this route
+    assert rpc.json()["error"]["code"] == -32700
+    assert "nested deeper than 64" in rpc.json()["error"]["message"]
+
+    streamed = await client.post("/", content=send_body("message/stream", nested(depth)))
+    assert streamed.status_code == 200
+    assert streamed.json()["error"]["code"] == -32700
+
+    spec = await client.post("/message/send", content=f'{{"payload": {nested(depth)}}}')
+    assert spec.status_code == 400
+    assert "nested deeper" in spec.json()["detail"]
+    assert CALLS == []  # nothing reached the flow
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+async def test_nan_and_infinity_are_refused_not_echoed(client: Any, constant: str) -> None:
+    refused = await client.post("/", content=send_body("message/send", f'{{"x": {constant}}}'))
+    assert refused.status_code == 200
+    assert refused.json()["error"]["code"] == -32700
+    assert constant not in refused.text.replace(f"{constant} is not", "")
+
+    spec = await client.post("/message/send", content=f'{{"payload": {{"x": {constant}}}}}')
+    assert spec.status_code == 400
+
+
+async def test_a_notification_gets_no_reply(client: Any) -> None:
+    CALLS.clear()
+    note = {"jsonrpc": "2.0", "method": "message/send", "params": send_params({"n": 1})}
+    reply = await client.post("/", json=note)
+    assert reply.status_code == 204
+    assert reply.content == b""
+    assert CALLS == [{"n": 1}]  # carried out all the same
+
+    unknown = await client.post("/", json={"jsonrpc": "2.0", "method": "no/such"})
+    assert unknown.status_code == 204
+    assert unknown.content == b""
+
+    # "id": null is a request (discouraged), not a notification: it is answered.
+    answered = await client.post("/", json=dict(note, id=None))
+    assert answered.status_code == 200
+    assert answered.json()["id"] is None
+
+
+async def test_a_body_over_the_limit_on_the_jsonrpc_route_is_a_jsonrpc_413() -> None:
+    adapter = adapter_for(echo_flow())
+    async with (
+        served(create_a2a_app(adapter, max_body_bytes=1024)) as url,
+        httpx.AsyncClient(base_url=url, timeout=5) as http,
+    ):
+        body = {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "message/send",
+            "params": send_params("x" * 4000),
+        }
+        reply = await http.post("/", json=body)
+        spec = await http.post("/message/send", json={"payload": "x" * 4000})
+    assert reply.status_code == 413
+    assert reply.json()["jsonrpc"] == "2.0"
+    assert reply.json()["error"] == {"code": -32600, "message": "request body over 1024 bytes"}
+    assert spec.status_code == 413
+    assert spec.json() == {"detail": "request body over 1024 bytes"}
