@@ -29,11 +29,13 @@ from .sse import dumps
 from .tasks import Outcome, TaskRecord, outcome_error
 from .wire import (
     CONTENT_TYPE_NOT_SUPPORTED,
+    EXTENDED_CARD_NOT_CONFIGURED,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    PUSH_NOT_SUPPORTED,
     TASK_NOT_CANCELABLE,
     TASK_NOT_FOUND,
     UNSUPPORTED_OPERATION,
@@ -51,14 +53,13 @@ logger = logging.getLogger("penguiflow_a2a")
 
 PROTOCOL_VERSION = "0.3.0"
 
-_UNSUPPORTED_METHODS = frozenset(
+_UNSUPPORTED_METHODS = frozenset({"tasks/resubscribe"})
+_PUSH_METHODS = frozenset(
     {
-        "tasks/resubscribe",
         "tasks/pushNotificationConfig/set",
         "tasks/pushNotificationConfig/get",
         "tasks/pushNotificationConfig/list",
         "tasks/pushNotificationConfig/delete",
-        "agent/getAuthenticatedExtendedCard",
     }
 )
 
@@ -303,6 +304,12 @@ async def _dispatch(
         if not await adapter.cancel_task(record):
             raise _RpcError(TASK_NOT_CANCELABLE, "Task cannot be canceled")
         return JsonRpcReply(body=_result(request_id, _cancelled_view(record)))
+    if method in _PUSH_METHODS:
+        raise _RpcError(PUSH_NOT_SUPPORTED, "Push Notification is not supported")
+    if method == "agent/getAuthenticatedExtendedCard":
+        raise _RpcError(
+            EXTENDED_CARD_NOT_CONFIGURED, "Authenticated Extended Card is not configured"
+        )
     if method in _UNSUPPORTED_METHODS:
         raise _RpcError(UNSUPPORTED_OPERATION, "This operation is not supported")
     raise _RpcError(METHOD_NOT_FOUND, "Method not found")

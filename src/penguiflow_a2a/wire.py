@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "CONTENT_TYPE_NOT_SUPPORTED",
+    "EXTENDED_CARD_NOT_CONFIGURED",
     "DataPart",
     "FilePart",
     "INTERNAL_ERROR",
@@ -39,6 +40,7 @@ TASK_NOT_CANCELABLE = -32002
 PUSH_NOT_SUPPORTED = -32003
 UNSUPPORTED_OPERATION = -32004
 CONTENT_TYPE_NOT_SUPPORTED = -32005
+EXTENDED_CARD_NOT_CONFIGURED = -32007
 
 
 class _Strictish(BaseModel):

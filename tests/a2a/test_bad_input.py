@@ -127,3 +127,22 @@ async def test_a_body_over_the_limit_on_the_jsonrpc_route_is_a_jsonrpc_413() -> 
     assert reply.json()["error"] == {"code": -32600, "message": "request body over 1024 bytes"}
     assert spec.status_code == 413
     assert spec.json() == {"detail": "request body over 1024 bytes"}
+
+
+@pytest.mark.parametrize(
+    ("method", "code"),
+    [
+        ("tasks/pushNotificationConfig/set", -32003),
+        ("tasks/pushNotificationConfig/get", -32003),
+        ("tasks/pushNotificationConfig/list", -32003),
+        ("tasks/pushNotificationConfig/delete", -32003),
+        ("agent/getAuthenticatedExtendedCard", -32007),
+    ],
+)
+async def test_methods_not_offered_answer_their_own_a2a_codes(
+    client: Any, method: str, code: int
+) -> None:
+    reply = await client.post("/", json={"jsonrpc": "2.0", "id": 9, "method": method})
+    assert reply.status_code == 200
+    assert reply.json()["id"] == 9
+    assert reply.json()["error"]["code"] == code
