@@ -225,6 +225,9 @@ class ScriptedLLMServer:
 def _handler_for(exchange: _Exchange) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as separate writes: without TCP_NODELAY, Nagle's
+        # algorithm holds the body until the client's delayed ACK (about 40 ms a reply).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: tests assert on `requests`, not on stderr."""
