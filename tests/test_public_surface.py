@@ -79,8 +79,9 @@ UNLISTED = {
     "penguiflow.registry": {"RegistryEntry"},
     # The type of `emit_stream_events(ctx=...)`: a Context or a PenguiFlow.
     "penguiflow.streaming": {"ChunkEmitter"},
-    # The default of A2AServerAdapter(result_timeout_s=...).
-    "penguiflow_a2a.server": {"DEFAULT_RESULT_TIMEOUT_S"},
+    # The default of A2AServerAdapter(result_timeout_s=...), and the tenant of a plain
+    # A2A client on the JSON-RPC route.
+    "penguiflow_a2a.server": {"DEFAULT_RESULT_TIMEOUT_S", "DEFAULT_TENANT"},
     # The engine's fast way to build a FlowEvent equal to `FlowEvent(...)`.
     "penguiflow.metrics": {"build_event"},
     # Typed errors that subclass the builtins the spec names; errors.__all__ is fixed.

@@ -24,7 +24,7 @@ from penguiflow.transports.a2a_parts import from_parts, to_parts
 
 from .auth import Principal
 from .models import A2AMessagePayload
-from .server import A2ARequestError, A2AServerAdapter
+from .server import DEFAULT_TENANT, A2ARequestError, A2AServerAdapter
 from .sse import dumps
 from .tasks import Outcome, TaskRecord, outcome_error
 from .wire import (
@@ -352,7 +352,11 @@ def _prepare(
         raise _RpcError(INVALID_PARAMS, "Invalid parameters", _validation_data(exc)) from None
     wire = message.model_dump(mode="json", by_alias=True, exclude_none=True)
     try:
-        return adapter.prepare(request, principal=principal, a2a_message=wire)
+        # A plain A2A client sends no penguiflow headers: it works out of the box, in
+        # the default tenant (without `auth` there is no isolation to keep).
+        return adapter.prepare(
+            request, principal=principal, a2a_message=wire, default_tenant=DEFAULT_TENANT
+        )
     except A2ARequestError as exc:
         code = {409: INVALID_REQUEST, 422: INVALID_PARAMS}.get(exc.status_code, INTERNAL_ERROR)
         raise _RpcError(code, exc.detail) from None

@@ -62,6 +62,8 @@ __all__ = [
 logger = logging.getLogger("penguiflow_a2a")
 
 DEFAULT_RESULT_TIMEOUT_S = 300.0
+DEFAULT_TENANT = "default"
+"""The tenant of a request that names none, from a caller with no tenant of its own."""
 
 
 class A2ARequestError(PenguiflowError):
@@ -285,16 +287,22 @@ class A2AServerAdapter:
         *,
         principal: Principal | None = None,
         a2a_message: dict[str, Any] | None = None,
+        default_tenant: str | None = None,
     ) -> TaskRecord:
         """Register a task for `request` without running it (errors: `A2ARequestError`).
 
-        `a2a_message` is the A2A message that asked for it (kept as its history).
+        `a2a_message` is the A2A message that asked for it (kept as its history). The
+        tenant is the principal's, else the request's or `default_headers`', else
+        `default_tenant` when given (standard A2A clients send no penguiflow headers),
+        else missing: a 422, as specified for the penguiflow routes.
         """
         if not self._started:
             raise A2ARequestError(status_code=503, detail="flow is not running")
         merged = {**self._default_headers, **dict(request.headers)}
         if principal is not None and principal.tenant is not None:
             merged["tenant"] = principal.tenant
+        elif "tenant" not in merged and default_tenant is not None:
+            merged["tenant"] = default_tenant
         try:
             headers = Headers.model_validate(merged)
         except ValidationError as exc:

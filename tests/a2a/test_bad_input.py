@@ -146,3 +146,42 @@ async def test_methods_not_offered_answer_their_own_a2a_codes(
     assert reply.status_code == 200
     assert reply.json()["id"] == 9
     assert reply.json()["error"]["code"] == code
+
+
+async def test_a_plain_a2a_client_works_without_penguiflow_headers() -> None:
+    from penguiflow_a2a import A2AServerAdapter
+    from penguiflow_a2a.auth import Principal, bearer_token_auth
+    from penguiflow_a2a.server import DEFAULT_TENANT
+
+    from .conftest import CARD
+
+    adapter = A2AServerAdapter(echo_flow(), agent_card=CARD, agent_url="http://127.0.0.1")
+    plain = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "message/send",
+        "params": send_params({"whoami": 1}),
+    }
+    async with (
+        served(create_a2a_app(adapter)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        reply = await http.post("/", json=plain)
+        # The penguiflow routes keep the specified rule: no tenant, 422.
+        spec = await http.post("/message/send", json={"payload": {"whoami": 1}})
+    task = reply.json()["result"]
+    assert task["status"]["state"] == "completed"
+    assert task["artifacts"][0]["parts"][0]["data"] == {"tenant": DEFAULT_TENANT}
+    assert spec.status_code == 422
+
+    # An authenticated caller's own tenant wins over the default.
+    auth = bearer_token_auth({"t-1": Principal("ann", tenant="acme")})
+    adapter = A2AServerAdapter(echo_flow(), agent_card=CARD, agent_url="http://127.0.0.1")
+    async with (
+        served(create_a2a_app(adapter, auth=auth)) as url,
+        httpx.AsyncClient(
+            base_url=url, timeout=10, headers={"Authorization": "Bearer t-1"}
+        ) as http,
+    ):
+        task = (await http.post("/", json=plain)).json()["result"]
+    assert task["artifacts"][0]["parts"][0]["data"] == {"tenant": "acme"}
