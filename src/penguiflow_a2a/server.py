@@ -44,7 +44,14 @@ from penguiflow.types import Headers, Message, StreamChunk
 from .auth import Principal
 from .models import A2AAgentCard, A2AMessagePayload, A2ASkill, A2ATaskCancelRequest
 from .sse import chunk_frame, comment_frame, event_frame
-from .tasks import Outcome, StreamItem, TaskRecord, TaskTable, outcome_error
+from .tasks import (
+    DEFAULT_MAX_FINISHED_BYTES,
+    Outcome,
+    StreamItem,
+    TaskRecord,
+    TaskTable,
+    outcome_error,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -108,7 +115,8 @@ class A2AServerAdapter:
 
     Beyond the spec: `result_timeout_s` bounds how long a request waits for the
     flow's answer (the trace is cancelled when it runs out; `None` waits forever),
-    `max_finished_tasks` bounds the history kept for `tasks/get`, and
+    `max_finished_tasks` and `max_finished_bytes` (measured as JSON) bound the
+    history kept for `tasks/get` (a finished task keeps only what that answers), and
     `stream_heartbeat_s` sends an SSE comment on idle streams.
     """
 
@@ -124,6 +132,7 @@ class A2AServerAdapter:
         result_timeout_s: float | None = DEFAULT_RESULT_TIMEOUT_S,
         max_finished_tasks: int = 10_000,
         stream_heartbeat_s: float | None = 15.0,
+        max_finished_bytes: int = DEFAULT_MAX_FINISHED_BYTES,
     ) -> None:
         if isinstance(agent_card, A2AAgentCard):
             self.agent_card = agent_card
@@ -140,7 +149,7 @@ class A2AServerAdapter:
         self._default_headers = dict(default_headers or {})
         self._result_timeout_s = result_timeout_s
         self._heartbeat_s = stream_heartbeat_s
-        self._tasks = TaskTable(max_finished_tasks)
+        self._tasks = TaskTable(max_finished_tasks, max_finished_bytes)
         self._in_transit: dict[str, int] = {}
         self._dispatcher: asyncio.Task[None] | None = None
         self._started = False
@@ -602,6 +611,17 @@ class A2AServerAdapter:
     def active_tasks(self) -> int:
         """How many tasks are running right now."""
         return len(self._tasks.active)
+
+    @property
+    def finished_tasks(self) -> int:
+        """How many finished tasks are kept for `tasks/get`."""
+        return len(self._tasks.finished)
+
+    @property
+    def finished_bytes(self) -> int:
+        """What the kept finished tasks hold, as JSON bytes (bounded by
+        `max_finished_bytes`)."""
+        return self._tasks.finished_bytes
 
     @property
     def heartbeat_s(self) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ __all__ = [
     "TaskRecord",
     "TaskState",
     "TaskTable",
+    "DEFAULT_MAX_FINISHED_BYTES",
     "outcome_error",
 ]
 
@@ -65,6 +67,7 @@ class TaskRecord:
     released: bool = False
     waiter: asyncio.Future[None] | None = None
     runner: asyncio.Task[Any] | None = None
+    kept_bytes: int = 0  # what a finished record holds, as JSON (set on release)
 
     def put(self, item: Any) -> None:
         """Buffer an item for the waiting request (ignored once released)."""
@@ -97,16 +100,40 @@ class TaskRecord:
         self.updated_at = time.time()
 
 
-class TaskTable:
-    """Active tasks by task id and trace id, plus a bounded history of finished ones."""
+DEFAULT_MAX_FINISHED_BYTES = 64 * 1024 * 1024
 
-    def __init__(self, max_finished: int = 10_000) -> None:
+
+def _json_size(value: Any) -> int:
+    if value is None:
+        return 0
+    try:
+        return len(json.dumps(value, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return len(repr(value))
+
+
+class TaskTable:
+    """Active tasks by task id and trace id, plus a bounded history of finished ones.
+
+    The history is bounded by count (`max_finished`) and by the bytes its records
+    hold (`max_finished_bytes`, measured as JSON); the oldest go first. A finished
+    record keeps only what `tasks/get` answers: the request message that is its
+    history and the outcome, not the flow message it was sent as.
+    """
+
+    def __init__(
+        self, max_finished: int = 10_000, max_finished_bytes: int = DEFAULT_MAX_FINISHED_BYTES
+    ) -> None:
         if max_finished < 0:
             raise InvalidArgumentError(f"max_finished must be >= 0, got {max_finished}")
+        if max_finished_bytes < 0:
+            raise InvalidArgumentError(f"max_finished_bytes must be >= 0, got {max_finished_bytes}")
         self.active: dict[str, TaskRecord] = {}
         self.by_trace: dict[str, TaskRecord] = {}
         self.finished: OrderedDict[str, TaskRecord] = OrderedDict()
         self._max_finished = max_finished
+        self._max_finished_bytes = max_finished_bytes
+        self.finished_bytes = 0
 
     def lookup(self, task_id: str, owner: str | None) -> TaskRecord | None:
         """The task if it exists and belongs to `owner` (otherwise `None`, either way)."""
@@ -125,11 +152,27 @@ class TaskTable:
             del self.active[record.task_id]
         if self.by_trace.get(record.trace_id) is record:
             del self.by_trace[record.trace_id]
-        if self._max_finished:
-            self.finished[record.task_id] = record
-            self.finished.move_to_end(record.task_id)
-            while len(self.finished) > self._max_finished:
-                self.finished.popitem(last=False)
+        # Keep what tasks/get answers, not the flow message (its payload and meta).
+        record.message = record.message.model_copy(update={"payload": None, "meta": {}})
+        if not self._max_finished:
+            return
+        outcome = record.outcome
+        record.kept_bytes = _json_size(record.request) + (
+            _json_size(outcome.output) + _json_size(outcome.meta) + _json_size(outcome.error)
+            if outcome is not None
+            else 0
+        )
+        previous = self.finished.pop(record.task_id, None)
+        if previous is not None:
+            self.finished_bytes -= previous.kept_bytes
+        self.finished[record.task_id] = record
+        self.finished_bytes += record.kept_bytes
+        while self.finished and (
+            len(self.finished) > self._max_finished
+            or self.finished_bytes > self._max_finished_bytes
+        ):
+            _, dropped = self.finished.popitem(last=False)
+            self.finished_bytes -= dropped.kept_bytes
 
     def clear(self) -> list[TaskRecord]:
         """Drop every active task (on shutdown); returns them."""

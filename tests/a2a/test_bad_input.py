@@ -185,3 +185,62 @@ async def test_a_plain_a2a_client_works_without_penguiflow_headers() -> None:
     ):
         task = (await http.post("/", json=plain)).json()["result"]
     assert task["artifacts"][0]["parts"][0]["data"] == {"tenant": "acme"}
+
+
+async def test_finished_tasks_are_bounded_by_bytes_and_keep_what_tasks_get_answers() -> None:
+    from penguiflow_a2a import A2AServerAdapter
+
+    from .conftest import CARD
+
+    adapter = A2AServerAdapter(
+        echo_flow(),
+        agent_card=CARD,
+        agent_url="http://127.0.0.1",
+        max_finished_bytes=1_000_000,
+    )
+    big = "x" * 100_000  # each task keeps its request and its echoed output: ~200 KB
+    async with (
+        served(create_a2a_app(adapter, max_body_bytes=512 * 1024)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        ids = []
+        for n in range(20):
+            body = {
+                "jsonrpc": "2.0",
+                "id": n,
+                "method": "message/send",
+                "params": send_params({"blob": big}),
+            }
+            ids.append((await http.post("/", json=body)).json()["result"]["id"])
+        latest = await http.post(
+            "/", json={"jsonrpc": "2.0", "id": 99, "method": "tasks/get", "params": {"id": ids[-1]}}
+        )
+        oldest = await http.post(
+            "/", json={"jsonrpc": "2.0", "id": 98, "method": "tasks/get", "params": {"id": ids[0]}}
+        )
+    assert adapter.finished_bytes <= 1_000_000
+    assert 3 <= adapter.finished_tasks < 20  # the oldest went first
+    task = latest.json()["result"]
+    assert task["status"]["state"] == "completed"
+    assert task["history"][0]["parts"][0]["data"] == {"blob": big}  # what tasks/get answers
+    assert task["artifacts"][0]["parts"][0]["data"] == {"echo": {"blob": big}}
+    assert oldest.json()["error"]["code"] == -32001  # evicted: task not found
+    assert adapter.active_tasks == 0
+
+
+def test_a_finished_record_drops_the_flow_message_it_was_sent_as() -> None:
+    from penguiflow import Headers, Message
+    from penguiflow_a2a.tasks import Outcome, TaskRecord, TaskTable
+
+    table = TaskTable(max_finished=10, max_finished_bytes=10_000)
+    message = Message(payload={"big": "y" * 5000}, headers=Headers(tenant="t"), meta={"k": "v"})
+    record = TaskRecord("t1", "c1", "tr1", None, message, request={"parts": ["req"]})
+    table.active[record.task_id] = record
+    record.finish("completed", Outcome("result", output={"ok": 1}))
+    table.release(record)
+    assert record.message.payload is None
+    assert record.message.meta == {}
+    assert table.lookup("t1", None) is record
+    assert table.finished_bytes == record.kept_bytes > 0
+    with pytest.raises(ValueError, match="max_finished_bytes must be >= 0"):
+        TaskTable(max_finished_bytes=-1)
