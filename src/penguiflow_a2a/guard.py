@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -31,15 +32,25 @@ MAX_JSON_DEPTH = 64
 """The deepest nesting of arrays and objects a request body may have."""
 
 # Strings (skipped whole), brackets, and the non-standard constants Python accepts.
-_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]|NaN|-?Infinity')
+_JSON_TOKEN = re.compile(
+    rb'"(?:[^"\\]|\\.)*"|[\[\]{}]|NaN|-?Infinity|-?\d+(?:\.\d+)?[eE][+-]?\d{3,}'
+)
+# A number whose exponent has three digits or more may not fit a float (1e400).
+_BIG_EXPONENT = re.compile(rb"\d[eE][+-]?\d{3,}")
 
 
 def json_screen(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     """Why `body` is refused before it is parsed, or `None`: nested deeper than
-    `max_depth`, or `NaN`/`Infinity` outside a string. Bodies with few brackets and
+    `max_depth`, or `NaN`/`Infinity` (or a number too large for a float, which
+    Python would read as infinity) outside a string. Bodies with few brackets and
     neither word skip the scan."""
     brackets = body.count(b"[") + body.count(b"{")
-    if brackets <= max_depth and b"NaN" not in body and b"Infinity" not in body:
+    if (
+        brackets <= max_depth
+        and b"NaN" not in body
+        and b"Infinity" not in body
+        and _BIG_EXPONENT.search(body) is None
+    ):
         return None
     depth = 0
     for match in _JSON_TOKEN.finditer(body):
@@ -51,8 +62,10 @@ def json_screen(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | None:
                 return f"JSON nested deeper than {max_depth} levels"
         elif first in (b"]", b"}"):
             depth -= 1
-        elif first != b'"':
+        elif first in (b"N", b"I", b"-") and not token[-1:].isdigit():
             return f"{token.decode()} is not a JSON value"
+        elif first != b'"' and not math.isfinite(float(token)):
+            return f"{token.decode()[:40]} is too large for a number"
     return None
 
 

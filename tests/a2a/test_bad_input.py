@@ -4,7 +4,10 @@ protocol error (never a 500) in the route's own terms."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -244,3 +247,70 @@ def test_a_finished_record_drops_the_flow_message_it_was_sent_as() -> None:
     assert table.finished_bytes == record.kept_bytes > 0
     with pytest.raises(ValueError, match="max_finished_bytes must be >= 0"):
         TaskTable(max_finished_bytes=-1)
+
+
+def _hostile_bodies(count: int, seed: int = 13) -> list[tuple[str, bytes]]:
+    """Malformed requests (those of the safety suite) mixed with deep nesting, huge
+    numbers, NaN/Infinity, oversized bodies and notifications."""
+    from .test_safety import _bad_requests
+
+    rng = random.Random(seed)
+    extra = [
+        lambda: send_body("message/send", nested(rng.randint(65, 3000))),
+        lambda: send_body("message/send", f'{{"n": 1e{rng.randint(309, 99999)}}}'),
+        lambda: send_body("message/send", f'{{"n": {"9" * rng.randint(5000, 20000)}}}'),
+        lambda: send_body(
+            "message/send", f'{{"n": {rng.choice(["NaN", "Infinity", "-Infinity"])}}}'
+        ),
+        lambda: send_body("message/send", json.dumps({"blob": "z" * 70_000})),
+        lambda: '{"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": "nope"}}',
+    ]
+    spec_extra = [
+        lambda: f'{{"payload": {nested(rng.randint(65, 3000))}}}',
+        lambda: f'{{"payload": 1e{rng.randint(309, 99999)}}}',
+        lambda: '{"payload": NaN}',
+    ]
+    bodies = _bad_requests(count // 2, seed=seed)
+    while len(bodies) < count:
+        if rng.random() < 0.8:
+            bodies.append(("/", rng.choice(extra)().encode()))
+        else:
+            bodies.append(("/message/send", rng.choice(spec_extra)().encode()))
+    rng.shuffle(bodies)
+    return bodies
+
+
+async def test_five_thousand_hostile_bodies_never_get_a_500() -> None:
+    import resource
+
+    adapter = adapter_for(echo_flow())
+    CALLS.clear()
+    bodies = _hostile_bodies(5000)
+    statuses: Counter[int] = Counter()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    async with served(create_a2a_app(adapter, max_body_bytes=64 * 1024)) as url:
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(base_url=url, timeout=20, limits=limits) as http:
+            gate = asyncio.Semaphore(16)
+
+            async def one(path: str, body: bytes) -> None:
+                async with gate:
+                    reply = await http.post(
+                        path, content=body, headers={"content-type": "application/json"}
+                    )
+                statuses[reply.status_code] += 1
+                assert reply.status_code < 500, (path, body[:120], reply.text[:200])
+                assert "Infinity" not in reply.text.replace("Infinity is not", "")
+                assert "NaN" not in reply.text.replace("NaN is not", "")
+
+            await asyncio.gather(*(one(path, body) for path, body in bodies))
+            health = await http.post("/message/send", json={"payload": "still here"})
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        f"\n5,000 hostile bodies: statuses {dict(sorted(statuses.items()))}, "
+        f"peak RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB (server and client)"
+    )
+    assert sum(statuses.values()) == 5000
+    assert health.json()["output"] == {"echo": "still here"}
+    assert CALLS == ["still here"]  # nothing hostile reached the flow
+    assert adapter.active_tasks == 0
