@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import exception_text
+from .errors import exception_repr, exception_text
 
 __all__ = ["MAX_VALUE_CHARS", "LogLine", "RenderedLine", "render_line", "render_value"]
 
@@ -113,10 +113,7 @@ def render_value(key: str, value: Any) -> str:
     elif isinstance(value, str):
         text = value
     else:
-        try:
-            text = repr(value)
-        except Exception as broken:  # a user's __repr__ may raise anything
-            text = f"<{type(value).__name__}: repr() raised {type(broken).__name__}>"
+        text = exception_repr(value)
     if "://" in text:
         text = _URL_USERINFO.sub("://***@", text)
     if len(text) > MAX_VALUE_CHARS:

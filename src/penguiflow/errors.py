@@ -72,12 +72,13 @@ def exception_text(exc: BaseException) -> str:
         return f"<{type(exc).__name__}: str() raised {type(inner).__name__}>"
 
 
-def exception_repr(exc: BaseException) -> str:
-    """`repr(exc)`, or the class name when the exception's own `__repr__` raises."""
+def exception_repr(value: object) -> str:
+    """`repr(value)` (an exception, or any value a user supplied), or a stand-in naming
+    the class when its own `__repr__` raises."""
     try:
-        return repr(exc)
+        return repr(value)
     except Exception as inner:  # a user's __repr__ may raise anything
-        return f"<{type(exc).__name__}: repr() raised {type(inner).__name__}>"
+        return f"<{type(value).__name__}: repr() raised {type(inner).__name__}>"
 
 
 class FlowErrorCode(StrEnum):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .._logfmt import LogLine
-from ..errors import InvalidArgumentError, StateStoreError, exception_text
-from ..state.protocol import PlannerStateStore
+from ..errors import StateStoreError, exception_text
+from ..state.protocol import PlannerStateStore, timeout_option
 from .constraints import ConstraintTracker
 from .errors import PauseDisabledError, ResumeError, ResumeLoadError
 from .events import EventSink
@@ -145,18 +144,8 @@ class PlannerStateMethods:
 
 
 def _timeout_of(store: object) -> float | None:
-    """The store's own `timeout_s` option (ours all have one) if it is a positive
-    number or `None`; otherwise the planner's default."""
-    if not hasattr(store, "timeout_s"):
-        return DEFAULT_STORE_TIMEOUT_S
-    value = store.timeout_s
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf:
-        return float(value)
-    raise InvalidArgumentError(
-        f"state store timeout_s must be a positive number of seconds or None, got {value!r}"
-    )
+    """The store's own `timeout_s` (ours all have one), else the planner's default."""
+    return timeout_option(getattr(store, "timeout_s", DEFAULT_STORE_TIMEOUT_S))
 
 
 _NO_STORE = PlannerStateMethods()

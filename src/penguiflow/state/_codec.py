@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -41,7 +40,6 @@ __all__ = [
     "decode_summary",
     "check_run_filters",
     "run_search_text",
-    "timeout_option",
 ]
 
 
@@ -402,15 +400,3 @@ def decode_summary(text: Any, span_count: int, *, key: str) -> RunSummary:
 
     root = _span_from_text(text, key=key, what="run")
     return RunSummary.from_root(root, int(span_count))
-
-
-def timeout_option(value: object) -> float | None:
-    """A store's `timeout_s` option, checked: a positive number of seconds, or `None`
-    for no limit on a call."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise InvalidArgumentError(
-            f"timeout_s must be a positive number of seconds or None, got {value!r}"
-        )
-    return float(value)

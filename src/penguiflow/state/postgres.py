@@ -31,11 +31,10 @@ from ._codec import (
     encode_spans,
     event_key,
     require_mapping,
-    timeout_option,
     token_digest,
 )
 from .errors import ResumeTokenError, StateStoreError
-from .protocol import RemoteBinding, StoredEvent
+from .protocol import RemoteBinding, StoredEvent, timeout_option
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from ..metrics import FlowEvent
     from ..spans import RunSummary, Span
 
-__all__ = ["StateStore", "StoredEvent", "RemoteBinding", "PlannerStateStore", "SpanStore"]
+__all__ = [
+    "StateStore",
+    "StoredEvent",
+    "RemoteBinding",
+    "PlannerStateStore",
+    "SpanStore",
+    "timeout_option",
+]
 
 
 @dataclass(slots=True)
@@ -128,3 +138,16 @@ class SpanStore(Protocol):
     async def load_run(self, run_id: str) -> Sequence[Span]:
         """Every span of the run, by start time; `[]` for an unknown run."""
         ...
+
+
+def timeout_option(value: object) -> float | None:
+    """A store's `timeout_s`, checked: a positive number of seconds, or `None` for no
+    limit on a call. A store may name its limit so; callers such as the planner then
+    bound their calls to it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise InvalidArgumentError(
+            f"timeout_s must be a positive number of seconds or None, got {value!r}"
+        )
+    return float(value)

@@ -35,11 +35,10 @@ from ._codec import (
     event_key,
     require_mapping,
     run_search_text,
-    timeout_option,
     token_digest,
 )
 from .errors import CorruptRecordError, ResumeTokenError, StateStoreError
-from .protocol import RemoteBinding, StoredEvent
+from .protocol import RemoteBinding, StoredEvent, timeout_option
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span

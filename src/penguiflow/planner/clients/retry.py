@@ -197,9 +197,7 @@ async def retry_call(
                 return await call()
         except TimeoutError as exc:
             error: LLMError = LLMTimeoutError(
-                f"LLM call to {describe} timed out after {budget:g}s"
-                if budget < policy.timeout_s
-                else f"LLM call to {describe} timed out after {policy.timeout_s:g}s"
+                f"LLM call to {describe} timed out after {max(budget, 0.0):g}s"
             )
             error.__cause__ = exc
         except LLMError as exc:
