@@ -6,10 +6,15 @@ called (`pip install penguiflow[a2a-server]`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .auth import Principal as Principal  # beyond the spec: not in __all__
 from .auth import bearer_token_auth as bearer_token_auth
 from .models import A2AAgentCard, A2AMessagePayload, A2ASkill, A2ATaskCancelRequest
 from .server import A2AServerAdapter, create_a2a_app
+
+if TYPE_CHECKING:
+    from .planning import planner_node as planner_node  # beyond the spec
 
 __all__ = [
     "A2AAgentCard",
@@ -19,3 +24,11 @@ __all__ = [
     "A2AServerAdapter",
     "create_a2a_app",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "planner_node":  # imports the planner: only when asked for
+        from .planning import planner_node
+
+        return planner_node
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

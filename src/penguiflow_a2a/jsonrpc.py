@@ -53,7 +53,6 @@ logger = logging.getLogger("penguiflow_a2a")
 
 PROTOCOL_VERSION = "0.3.0"
 
-_UNSUPPORTED_METHODS = frozenset({"tasks/resubscribe"})
 _PUSH_METHODS = frozenset(
     {
         "tasks/pushNotificationConfig/set",
@@ -136,14 +135,27 @@ def _payload_of(parts: list[TextPart | DataPart | FilePart]) -> Any:
 def _status(record: TaskRecord) -> dict[str, Any]:
     status: dict[str, Any] = {"state": record.state, "timestamp": _now()}
     outcome = record.outcome
-    if outcome is not None and record.state in ("failed", "canceled"):
+    if outcome is not None and record.state in ("failed", "canceled", "input-required"):
         status["message"] = _agent_message(record, outcome)
     return status
 
 
+def _pause_text(pause: dict[str, Any]) -> str:
+    payload = pause.get("payload") or {}
+    for key in ("prompt", "question", "message"):
+        if isinstance(payload.get(key), str) and payload[key]:
+            return str(payload[key])
+    return f"input required ({pause.get('reason', 'await_input')})"
+
+
 def _agent_message(record: TaskRecord, outcome: Outcome) -> dict[str, Any]:
-    data = outcome_error(outcome)
-    text = str(data.get("message") or outcome.kind)
+    """What the agent says of how the turn ended: why it failed, or what it asks."""
+    if outcome.kind == "paused":
+        data = dict(outcome.output or {})
+        text = _pause_text(data)
+    else:
+        data = outcome_error(outcome)
+        text = str(data.get("message") or outcome.kind)
     return {
         "kind": "message",
         "role": "agent",
@@ -178,7 +190,7 @@ def task_json(record: TaskRecord, history_length: int | None = None) -> dict[str
     outcome = record.outcome
     if outcome is not None and outcome.kind == "result":
         task["artifacts"] = [_result_artifact(record, outcome)]
-    history = [record.request] if record.request is not None else []
+    history = record.messages()
     if history_length is not None:
         history = history[-history_length:] if history_length else []
     task["history"] = history
@@ -292,8 +304,12 @@ async def _dispatch(
     if method == "message/stream":
         params = _params(SendParams, envelope.params)
         record = _prepare(adapter, params, principal)
-        frames = adapter.guard_unstarted(_stream(adapter, record, request_id), record)
+        frames = adapter.guard_unstarted(_stream(adapter, record, request_id, start=True), record)
         return JsonRpcReply(stream=frames)
+    if method == "tasks/resubscribe":
+        target = _params(TaskIdParams, envelope.params)
+        record = _visible(adapter, target.id, principal)
+        return JsonRpcReply(stream=_stream(adapter, record, request_id, start=False))
     if method == "tasks/get":
         query = _params(TaskQueryParams, envelope.params)
         record = _visible(adapter, query.id, principal)
@@ -310,8 +326,6 @@ async def _dispatch(
         raise _RpcError(
             EXTENDED_CARD_NOT_CONFIGURED, "Authenticated Extended Card is not configured"
         )
-    if method in _UNSUPPORTED_METHODS:
-        raise _RpcError(UNSUPPORTED_OPERATION, "This operation is not supported")
     raise _RpcError(METHOD_NOT_FOUND, "Method not found")
 
 
@@ -333,12 +347,20 @@ def _prepare(
     adapter: A2AServerAdapter, params: SendParams, principal: Principal | None
 ) -> TaskRecord:
     message = params.message
+    paused = None
     if message.task_id is not None:
-        if adapter.get_task(message.task_id, principal=principal) is None:
-            raise _RpcError(TASK_NOT_FOUND, "Task not found")
-        raise _RpcError(
-            UNSUPPORTED_OPERATION, "This agent does not continue existing tasks; omit taskId"
-        )
+        paused = _visible(adapter, message.task_id, principal)
+        if paused.state != "input-required":
+            raise _RpcError(
+                UNSUPPORTED_OPERATION,
+                f"Task is {paused.state}: only a task in state input-required takes a "
+                "follow-up message; omit taskId to start a new task",
+            )
+        if message.context_id and message.context_id != paused.context_id:
+            raise _RpcError(
+                INVALID_PARAMS,
+                f"contextId {message.context_id!r} is not the task's ({paused.context_id!r})",
+            )
     metadata = {**(params.metadata or {}), **(message.metadata or {})}
     fields: dict[str, Any] = {"payload": _payload_of(message.parts)}
     for key in ("headers", "meta", "traceId", "deadlineSeconds"):
@@ -351,6 +373,15 @@ def _prepare(
     except ValidationError as exc:
         raise _RpcError(INVALID_PARAMS, "Invalid parameters", _validation_data(exc)) from None
     wire = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if paused is not None:
+        wire.setdefault("contextId", paused.context_id)
+        outcome = paused.outcome
+        said = _agent_message(paused, outcome) if outcome is not None else None
+        try:
+            return adapter.continue_task(paused, request, a2a_message=wire, agent_message=said)
+        except A2ARequestError as exc:
+            code = {409: UNSUPPORTED_OPERATION}.get(exc.status_code, INTERNAL_ERROR)
+            raise _RpcError(code, exc.detail) from None
     try:
         # A plain A2A client sends no penguiflow headers: it works out of the box, in
         # the default tenant (without `auth` there is no isolation to keep).
@@ -367,24 +398,40 @@ async def _send(
 ) -> dict[str, Any]:
     record = _prepare(adapter, params, principal)
     configuration = params.configuration
+    adapter.start_background(record)
     if configuration is not None and configuration.blocking is False:
-        adapter.start_background(record)
         return task_json(record, configuration.history_length)
-    async for _ in adapter.run_task(record):
+    async for _ in adapter.follow(record):
         pass
     history_length = configuration.history_length if configuration is not None else None
     return task_json(record, history_length)
 
 
 async def _stream(
+    adapter: A2AServerAdapter, record: TaskRecord, request_id: Any, *, start: bool
+) -> AsyncIterator[bytes]:
+    """The SSE frames of a task: its `Task` object, then every step of its running
+    turn (from the turn's start: a resubscription misses nothing) to the final
+    status. `start` runs the turn first (`message/stream`)."""
+    if start:
+        adapter.start_background(record)
+    yield _frame(request_id, task_json(record))
+    async for frame in _step_frames(adapter, record, request_id):
+        yield frame
+
+
+def _frame(request_id: Any, result: dict[str, Any]) -> bytes:
+    return b"data: " + _result(request_id, result) + b"\n\n"
+
+
+async def _step_frames(
     adapter: A2AServerAdapter, record: TaskRecord, request_id: Any
 ) -> AsyncIterator[bytes]:
     def frame(result: dict[str, Any]) -> bytes:
-        return b"data: " + _result(request_id, result) + b"\n\n"
+        return _frame(request_id, result)
 
     ids = {"taskId": record.task_id, "contextId": record.context_id}
-    yield frame(task_json(record))
-    steps = adapter.run_task(record, heartbeat_s=adapter.heartbeat_s)
+    steps = adapter.follow(record, heartbeat_s=adapter.heartbeat_s)
     first_chunk = True
     try:
         async for step in steps:

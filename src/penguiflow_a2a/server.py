@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 import uuid
 import weakref
@@ -46,6 +47,7 @@ from .models import A2AAgentCard, A2AMessagePayload, A2ASkill, A2ATaskCancelRequ
 from .sse import chunk_frame, comment_frame, event_frame
 from .tasks import (
     DEFAULT_MAX_FINISHED_BYTES,
+    EventLog,
     Outcome,
     StreamItem,
     TaskRecord,
@@ -69,6 +71,10 @@ __all__ = [
 logger = logging.getLogger("penguiflow_a2a")
 
 DEFAULT_RESULT_TIMEOUT_S = 300.0
+DEFAULT_RESUBSCRIBE_GRACE_S = 30.0
+"""How long a task whose stream dropped keeps running with nobody attached."""
+RESUME_TOKEN_META = "a2a_resume_token"
+"""The `Message.meta` key holding the resume token of a follow-up to a paused task."""
 DEFAULT_TENANT = "default"
 """The tenant of a request that names none, from a caller with no tenant of its own."""
 
@@ -106,6 +112,14 @@ def _convert_output(value: Any) -> Any:
     return value
 
 
+def _is_pause(value: Any) -> bool:
+    """Whether `value` is a `PlannerPause`; without importing the planner (a value
+    cannot be one unless the planner was imported)."""
+    models = sys.modules.get("penguiflow.planner.models")
+    pause = getattr(models, "PlannerPause", None)
+    return pause is not None and isinstance(value, pause)
+
+
 def _owner(principal: Principal | None) -> str | None:
     return None if principal is None else principal.owner
 
@@ -116,8 +130,11 @@ class A2AServerAdapter:
     Beyond the spec: `result_timeout_s` bounds how long a request waits for the
     flow's answer (the trace is cancelled when it runs out; `None` waits forever),
     `max_finished_tasks` and `max_finished_bytes` (measured as JSON) bound the
-    history kept for `tasks/get` (a finished task keeps only what that answers), and
-    `stream_heartbeat_s` sends an SSE comment on idle streams.
+    history kept for `tasks/get` (a finished task keeps only what that answers),
+    `stream_heartbeat_s` sends an SSE comment on idle streams, and
+    `resubscribe_grace_s` is how long a task whose JSON-RPC stream dropped keeps
+    running with nobody attached (a client may `tasks/resubscribe` meanwhile)
+    before it is cancelled.
     """
 
     def __init__(
@@ -133,6 +150,7 @@ class A2AServerAdapter:
         max_finished_tasks: int = 10_000,
         stream_heartbeat_s: float | None = 15.0,
         max_finished_bytes: int = DEFAULT_MAX_FINISHED_BYTES,
+        resubscribe_grace_s: float = DEFAULT_RESUBSCRIBE_GRACE_S,
     ) -> None:
         if isinstance(agent_card, A2AAgentCard):
             self.agent_card = agent_card
@@ -142,7 +160,12 @@ class A2AServerAdapter:
             raise InvalidArgumentError(
                 f"result_timeout_s must be > 0 or None, got {result_timeout_s!r}"
             )
+        if not resubscribe_grace_s >= 0:
+            raise InvalidArgumentError(
+                f"resubscribe_grace_s must be >= 0, got {resubscribe_grace_s!r}"
+            )
         self.agent_url = agent_url
+        self._grace_s = resubscribe_grace_s
         self._flow = flow
         self._target = target
         self._registry = registry
@@ -421,14 +444,20 @@ class A2AServerAdapter:
         payload = item.payload if hasattr(item, "payload") else item
         if isinstance(payload, StreamChunk):
             return None
+        if _is_pause(payload):
+            return Outcome(
+                "paused",
+                output=_convert_output(payload.model_dump(exclude={"resume_token"})),
+                resume_token=payload.resume_token,
+            )
         if isinstance(item, RookeryResult):
             return Outcome("result", output=_convert_output(item.value))
-        meta = getattr(item, "meta", None)
-        return Outcome(
-            "result",
-            output=_convert_output(payload),
-            meta=dict(meta) if meta else None,
-        )
+        meta = {
+            key: value
+            for key, value in (getattr(item, "meta", None) or {}).items()
+            if key != RESUME_TOKEN_META  # a used token is nobody's business
+        }
+        return Outcome("result", output=_convert_output(payload), meta=meta or None)
 
     async def run_task(
         self, record: TaskRecord, *, heartbeat_s: float | None = None
@@ -466,6 +495,7 @@ class A2AServerAdapter:
                     await self._cancel_trace(record)
                 finished = True
                 record.finish(_STATE_OF[outcome.kind], outcome)
+                record.resume_token = outcome.resume_token
                 yield step
                 return
         finally:
@@ -498,8 +528,8 @@ class A2AServerAdapter:
     def _send_response(self, record: TaskRecord, outcome: Outcome) -> dict[str, Any]:
         ids = {"taskId": record.task_id, "contextId": record.context_id, "traceId": record.trace_id}
         kind = outcome.kind
-        if kind in ("result", "no_result"):
-            body: dict[str, Any] = {"status": "succeeded", **ids, "output": outcome.output}
+        if kind in ("result", "no_result", "paused"):
+            body: dict[str, Any] = {"status": "succeeded", **ids, "output": _spec_output(outcome)}
             if outcome.meta:
                 body["meta"] = outcome.meta
             return body
@@ -555,8 +585,8 @@ class A2AServerAdapter:
                 if outcome is None:
                     yield comment_frame()
                     continue
-                if outcome.kind in ("result", "no_result"):
-                    yield event_frame("artifact", {**ids, "output": outcome.output})
+                if outcome.kind in ("result", "no_result", "paused"):
+                    yield event_frame("artifact", {**ids, "output": _spec_output(outcome)})
                 elif outcome.kind == "failed":
                     yield event_frame("error", {**outcome_error(outcome), **ids})
                 else:
@@ -591,21 +621,121 @@ class A2AServerAdapter:
         return self._tasks.lookup(task_id, _owner(principal))
 
     async def cancel_task(self, record: TaskRecord) -> bool:
-        """Cancel a task's trace; `False` if it had already finished."""
+        """Cancel a task's trace (or a task waiting for input); `False` if it had
+        already finished."""
+        if record.state == "input-required" and record.released:
+            record.state = "canceled"
+            record.outcome = Outcome("cancelled")
+            record.resume_token = None
+            return True
         if record.released or not self._started:
             return False
         record.mark_cancelled()
         await self._flow.cancel(record.trace_id)
         return True
 
-    def start_background(self, record: TaskRecord) -> None:
-        """Run a task to completion in the background (non-blocking `message/send`)."""
+    def start_background(self, record: TaskRecord) -> EventLog:
+        """Run a task's turn in the background, every step into `record.log`.
+
+        Streams and resubscriptions follow that log (`follow`); the task does not
+        depend on any of them staying attached.
+        """
+        log = record.log = EventLog()
 
         async def drain() -> None:
-            async for _ in self.run_task(record):
-                pass
+            try:
+                async for step in self.run_task(record):
+                    log.append(step)
+            finally:
+                log.close()
 
-        record.runner = asyncio.get_running_loop().create_task(drain())
+        record.runner = asyncio.get_running_loop().create_task(
+            drain(), name=f"penguiflow_a2a:task:{record.task_id}"
+        )
+        return log
+
+    async def follow(
+        self, record: TaskRecord, *, heartbeat_s: float | None = None
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Every step of the task's current turn from its start, then the new ones as
+        they come; nothing for a task that has no turn running (`tasks/get` tells
+        where it stands).
+
+        When the last follower of a running task goes, the task keeps running for
+        `resubscribe_grace_s`; if nobody attaches again within it, it is cancelled.
+        """
+        log = record.log
+        if log is None or log.closed:
+            return
+        record.cancel_grace()
+        steps = log.follow(heartbeat_s=heartbeat_s)
+        try:
+            async for step in steps:
+                yield step
+        finally:
+            await steps.aclose()
+            if log.followers == 0 and not log.closed:
+                record.grace = asyncio.get_running_loop().call_later(
+                    self._grace_s, self._grace_expired, record, log
+                )
+
+    def _grace_expired(self, record: TaskRecord, log: EventLog) -> None:
+        record.grace = None
+        if log.followers or log.closed or record.released:
+            return
+        logger.info(
+            "a2a: task %s had nobody attached for %ss: cancelling it",
+            record.task_id,
+            self._grace_s,
+        )
+        record.mark_cancelled()
+        asyncio.get_running_loop().create_task(self._cancel_trace(record))
+
+    def continue_task(
+        self,
+        record: TaskRecord,
+        request: A2AMessagePayload,
+        *,
+        a2a_message: dict[str, Any] | None = None,
+        agent_message: dict[str, Any] | None = None,
+    ) -> TaskRecord:
+        """Start the next turn of a task waiting for input (`input-required`).
+
+        The follow-up goes to the flow as a new trace of the same task: its payload
+        is the user's answer, `meta[RESUME_TOKEN_META]` the paused planner's token
+        (see `planner_node`). `agent_message` (the pause as the agent said it) and
+        the previous request join the task's history.
+        """
+        if not self._started:
+            raise A2ARequestError(status_code=503, detail="flow is not running")
+        if record.state != "input-required" or record.resume_token is None:
+            raise A2ARequestError(
+                status_code=409,
+                detail=f"task {record.task_id!r} is {record.state}, not waiting for input",
+            )
+        trace_id = uuid.uuid4().hex
+        message = Message(
+            payload=request.payload,
+            headers=record.message.headers,
+            trace_id=trace_id,
+            deadline_s=request.deadline_s,
+        )
+        message.meta.update(request.meta or {})
+        message.meta[RESUME_TOKEN_META] = record.resume_token
+        traceparent = incoming_traceparent.get() or extract(request.meta)
+        if traceparent is not None:
+            message.meta["traceparent"] = traceparent
+        if record.request is not None:
+            record.history.append(record.request)
+        if agent_message is not None:
+            record.history.append(agent_message)
+        record.request = a2a_message
+        record.message = message
+        record.trace_id = trace_id
+        record.resume_token = None
+        record.turns += 1
+        self._tasks.reactivate(record)
+        return record
 
     @property
     def active_tasks(self) -> int:
@@ -629,8 +759,16 @@ class A2AServerAdapter:
         return self._heartbeat_s
 
 
+def _spec_output(outcome: Outcome) -> Any:
+    """The output the spec'd routes answer: a pause is the whole `PlannerPause`."""
+    if outcome.kind == "paused":
+        return {**outcome.output, "resume_token": outcome.resume_token}
+    return outcome.output
+
+
 _STATE_OF: dict[str, Any] = {
     "result": "completed",
+    "paused": "input-required",
     "no_result": "completed",
     "failed": "failed",
     "cancelled": "canceled",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import OrderedDict, deque
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -13,6 +15,8 @@ from penguiflow.errors import InvalidArgumentError
 from penguiflow.types import Message, StreamChunk
 
 __all__ = [
+    "DEFAULT_MAX_LOG_ITEMS",
+    "EventLog",
     "Outcome",
     "StreamItem",
     "TERMINAL_STATES",
@@ -23,7 +27,9 @@ __all__ = [
     "outcome_error",
 ]
 
-TaskState = Literal["submitted", "working", "completed", "canceled", "failed"]
+logger = logging.getLogger("penguiflow_a2a")
+
+TaskState = Literal["submitted", "working", "input-required", "completed", "canceled", "failed"]
 TERMINAL_STATES: frozenset[str] = frozenset({"completed", "canceled", "failed"})
 
 
@@ -31,15 +37,19 @@ TERMINAL_STATES: frozenset[str] = frozenset({"completed", "canceled", "failed"})
 class Outcome:
     """How a task ended.
 
-    `kind` is `result` (with `output`/`meta`), `no_result` (the trace finished
+    `kind` is `result` (with `output`/`meta`), `paused` (a planner paused: `output`
+    is its `PlannerPause` without the resume token), `no_result` (the trace finished
     without producing anything), `failed` (`error` is the FlowError payload),
     `cancelled`, `timeout`, `shutdown` or `internal` (`error["message"]`).
     """
 
-    kind: Literal["result", "no_result", "failed", "cancelled", "timeout", "shutdown", "internal"]
+    kind: Literal[
+        "result", "paused", "no_result", "failed", "cancelled", "timeout", "shutdown", "internal"
+    ]
     output: Any = None
     meta: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    resume_token: str | None = None  # `paused`: what resumes the planner (never sent to A2A)
 
 
 @dataclass(slots=True, eq=False)
@@ -56,7 +66,8 @@ class TaskRecord:
     trace_id: str
     owner: str | None
     message: Message
-    request: dict[str, Any] | None = None  # the A2A message that created it (JSON-RPC)
+    request: dict[str, Any] | None = None  # the A2A message of the current turn (JSON-RPC)
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier turns' messages
     state: TaskState = "submitted"
     outcome: Outcome | None = None
     created_at: float = field(default_factory=time.time)
@@ -68,6 +79,16 @@ class TaskRecord:
     waiter: asyncio.Future[None] | None = None
     runner: asyncio.Task[Any] | None = None
     kept_bytes: int = 0  # what a finished record holds, as JSON (set on release)
+    resume_token: str | None = None  # a paused planner's, while input is required
+    log: EventLog | None = None  # every step, for streams that (re)attach
+    turns: int = 0  # follow-up messages that continued the task
+    grace: asyncio.TimerHandle | None = None  # cancels the task if nobody re-attaches
+
+    def cancel_grace(self) -> None:
+        """Somebody attached again: the task no longer runs for nobody."""
+        if self.grace is not None:
+            self.grace.cancel()
+            self.grace = None
 
     def put(self, item: Any) -> None:
         """Buffer an item for the waiting request (ignored once released)."""
@@ -92,12 +113,17 @@ class TaskRecord:
         return self.waiter
 
     def finish(self, state: TaskState, outcome: Outcome) -> None:
-        """Record the terminal state (first call wins)."""
-        if self.state in TERMINAL_STATES:
+        """Record how this turn ended (first call wins; a pause ends a turn too)."""
+        if self.state in TERMINAL_STATES or self.state == "input-required":
             return
         self.state = state
         self.outcome = outcome
         self.updated_at = time.time()
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The task's history: each turn's A2A message, oldest first."""
+        current = [self.request] if self.request is not None else []
+        return [*self.history, *current]
 
 
 DEFAULT_MAX_FINISHED_BYTES = 64 * 1024 * 1024
@@ -148,6 +174,7 @@ class TaskTable:
             return
         record.released = True
         record.items.clear()
+        record.cancel_grace()
         if self.active.get(record.task_id) is record:
             del self.active[record.task_id]
         if self.by_trace.get(record.trace_id) is record:
@@ -157,7 +184,7 @@ class TaskTable:
         if not self._max_finished:
             return
         outcome = record.outcome
-        record.kept_bytes = _json_size(record.request) + (
+        record.kept_bytes = sum(_json_size(item) for item in record.messages()) + (
             _json_size(outcome.output) + _json_size(outcome.meta) + _json_size(outcome.error)
             if outcome is not None
             else 0
@@ -173,6 +200,20 @@ class TaskTable:
         ):
             _, dropped = self.finished.popitem(last=False)
             self.finished_bytes -= dropped.kept_bytes
+
+    def reactivate(self, record: TaskRecord) -> None:
+        """Make a finished (paused) task active again, for its next turn."""
+        previous = self.finished.pop(record.task_id, None)
+        if previous is not None:
+            self.finished_bytes -= previous.kept_bytes
+        record.released = False
+        record.state = "submitted"
+        record.outcome = None
+        record.cancelled = False
+        record.started = False
+        record.items.clear()
+        self.active[record.task_id] = record
+        self.by_trace[record.trace_id] = record
 
     def clear(self) -> list[TaskRecord]:
         """Drop every active task (on shutdown); returns them."""
@@ -190,6 +231,80 @@ class StreamItem:
     chunk: StreamChunk | None = None
     outcome: Outcome | None = None
     accepted: bool = False
+
+
+DEFAULT_MAX_LOG_ITEMS = 10_000
+
+
+class EventLog:
+    """Every step of one task turn, in order, for any number of followers.
+
+    The stream that started the task is one follower; each `tasks/resubscribe` is
+    another, and reads the log from the start, so nothing is missed. The log holds
+    at most `max_items` steps: beyond that the oldest go, and a follower that had
+    not read them starts at the oldest kept (logged).
+    """
+
+    def __init__(self, max_items: int = DEFAULT_MAX_LOG_ITEMS) -> None:
+        self._items: deque[StreamItem] = deque()
+        self._max_items = max(1, max_items)
+        self._dropped = 0
+        self._changed = asyncio.Event()
+        self.closed = False
+        self.followers = 0
+
+    def append(self, item: StreamItem) -> None:
+        """Add a step and wake the followers."""
+        self._items.append(item)
+        if len(self._items) > self._max_items:
+            self._items.popleft()
+            self._dropped += 1
+        self._wake()
+
+    def close(self) -> None:
+        """No more steps will come (the turn ended)."""
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    @property
+    def size(self) -> int:
+        """How many steps were appended (kept or dropped)."""
+        return self._dropped + len(self._items)
+
+    async def follow(
+        self, start: int = 0, *, heartbeat_s: float | None = None
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Every step from position `start` on, waiting for new ones until the log
+        closes; an empty `StreamItem` whenever `heartbeat_s` passes with nothing new."""
+        position = start
+        self.followers += 1
+        try:
+            while True:
+                if position < self._dropped:
+                    logger.warning(
+                        "a2a: a follower missed %d steps over the log's limit of %d",
+                        self._dropped - position,
+                        self._max_items,
+                    )
+                    position = self._dropped
+                if position < self.size:
+                    item = self._items[position - self._dropped]
+                    position += 1
+                    yield item
+                    continue
+                if self.closed:
+                    return
+                changed = self._changed
+                try:
+                    await asyncio.wait_for(changed.wait(), heartbeat_s)
+                except TimeoutError:
+                    yield StreamItem()
+        finally:
+            self.followers -= 1
 
 
 def outcome_error(outcome: Outcome) -> dict[str, Any]:
