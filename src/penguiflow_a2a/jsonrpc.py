@@ -303,20 +303,20 @@ async def _dispatch(
         return JsonRpcReply(body=_result(request_id, await _send(adapter, params, principal)))
     if method == "message/stream":
         params = _params(SendParams, envelope.params)
-        record = _prepare(adapter, params, principal)
+        record = await _prepare(adapter, params, principal)
         frames = adapter.guard_unstarted(_stream(adapter, record, request_id, start=True), record)
         return JsonRpcReply(stream=frames)
     if method == "tasks/resubscribe":
         target = _params(TaskIdParams, envelope.params)
-        record = _visible(adapter, target.id, principal)
+        record = await _visible(adapter, target.id, principal)
         return JsonRpcReply(stream=_stream(adapter, record, request_id, start=False))
     if method == "tasks/get":
         query = _params(TaskQueryParams, envelope.params)
-        record = _visible(adapter, query.id, principal)
+        record = await _visible(adapter, query.id, principal)
         return JsonRpcReply(body=_result(request_id, task_json(record, query.history_length)))
     if method == "tasks/cancel":
         target = _params(TaskIdParams, envelope.params)
-        record = _visible(adapter, target.id, principal)
+        record = await _visible(adapter, target.id, principal)
         if not await adapter.cancel_task(record):
             raise _RpcError(TASK_NOT_CANCELABLE, "Task cannot be canceled")
         return JsonRpcReply(body=_result(request_id, _cancelled_view(record)))
@@ -336,20 +336,22 @@ def _cancelled_view(record: TaskRecord) -> dict[str, Any]:
     return view
 
 
-def _visible(adapter: A2AServerAdapter, task_id: str, principal: Principal | None) -> TaskRecord:
-    record = adapter.get_task(task_id, principal=principal)
+async def _visible(
+    adapter: A2AServerAdapter, task_id: str, principal: Principal | None
+) -> TaskRecord:
+    record = await adapter.find_task(task_id, principal=principal)
     if record is None:
         raise _RpcError(TASK_NOT_FOUND, "Task not found")
     return record
 
 
-def _prepare(
+async def _prepare(
     adapter: A2AServerAdapter, params: SendParams, principal: Principal | None
 ) -> TaskRecord:
     message = params.message
     paused = None
     if message.task_id is not None:
-        paused = _visible(adapter, message.task_id, principal)
+        paused = await _visible(adapter, message.task_id, principal)
         if paused.state != "input-required":
             raise _RpcError(
                 UNSUPPORTED_OPERATION,
@@ -396,7 +398,7 @@ def _prepare(
 async def _send(
     adapter: A2AServerAdapter, params: SendParams, principal: Principal | None
 ) -> dict[str, Any]:
-    record = _prepare(adapter, params, principal)
+    record = await _prepare(adapter, params, principal)
     configuration = params.configuration
     adapter.start_background(record)
     if configuration is not None and configuration.blocking is False:
@@ -416,6 +418,20 @@ async def _stream(
     if start:
         adapter.start_background(record)
     yield _frame(request_id, task_json(record))
+    if record.replica is not None:  # another replica runs it: follow its shared record
+        async for current in adapter.watch_remote(record):
+            ids = {"taskId": current.task_id, "contextId": current.context_id}
+            outcome = current.outcome
+            if outcome is not None and outcome.kind == "result":
+                artifact = _result_artifact(current, outcome)
+                yield _frame(
+                    request_id,
+                    {"kind": "artifact-update", **ids, "artifact": artifact, "lastChunk": True},
+                )
+            final = current.state in ("completed", "failed", "canceled", "input-required")
+            update = {"kind": "status-update", **ids, "final": final, "status": _status(current)}
+            yield _frame(request_id, update)
+        return
     async for frame in _step_frames(adapter, record, request_id):
         yield frame
 

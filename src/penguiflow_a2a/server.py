@@ -38,15 +38,17 @@ from pydantic import BaseModel, ValidationError
 from penguiflow.core import PenguiFlow
 from penguiflow.errors import FlowError, InvalidArgumentError, PenguiflowError
 from penguiflow.observation import FlowHooks, RookeryDelivery
-from penguiflow.state import RemoteBinding
+from penguiflow.state import RemoteBinding, TaskStore
 from penguiflow.tracing.propagation import adopt, extract, incoming_traceparent
 from penguiflow.types import Headers, Message, StreamChunk
 
 from .auth import Principal
 from .models import A2AAgentCard, A2AMessagePayload, A2ASkill, A2ATaskCancelRequest
+from .replicas import DEFAULT_POLL_S, TaskSync
 from .sse import chunk_frame, comment_frame, event_frame
 from .tasks import (
     DEFAULT_MAX_FINISHED_BYTES,
+    TERMINAL_STATES,
     EventLog,
     Outcome,
     StreamItem,
@@ -135,6 +137,13 @@ class A2AServerAdapter:
     `resubscribe_grace_s` is how long a task whose JSON-RPC stream dropped keeps
     running with nobody attached (a client may `tasks/resubscribe` meanwhile)
     before it is cancelled.
+
+    `task_store` (a `penguiflow.state.TaskStore`, such as any store of
+    `penguiflow.state`) shares the task records with the other replicas of this
+    server: each answers `tasks/get`, `tasks/cancel` and `tasks/resubscribe` for
+    tasks that another runs. `replica` names this process (default: host, pid and a
+    random suffix); `task_poll_s` is how often it takes the cancel requests that
+    others queued for it.
     """
 
     def __init__(
@@ -151,6 +160,9 @@ class A2AServerAdapter:
         stream_heartbeat_s: float | None = 15.0,
         max_finished_bytes: int = DEFAULT_MAX_FINISHED_BYTES,
         resubscribe_grace_s: float = DEFAULT_RESUBSCRIBE_GRACE_S,
+        task_store: TaskStore | None = None,
+        replica: str | None = None,
+        task_poll_s: float = DEFAULT_POLL_S,
     ) -> None:
         if isinstance(agent_card, A2AAgentCard):
             self.agent_card = agent_card
@@ -164,8 +176,17 @@ class A2AServerAdapter:
             raise InvalidArgumentError(
                 f"resubscribe_grace_s must be >= 0, got {resubscribe_grace_s!r}"
             )
+        if not task_poll_s > 0:
+            raise InvalidArgumentError(f"task_poll_s must be > 0, got {task_poll_s!r}")
         self.agent_url = agent_url
         self._grace_s = resubscribe_grace_s
+        self._sync = (
+            None
+            if task_store is None
+            else TaskSync(task_store, replica=replica, poll_s=task_poll_s)
+        )
+        self._cancel_watcher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._flow = flow
         self._target = target
         self._registry = registry
@@ -284,6 +305,10 @@ class A2AServerAdapter:
         self._dispatcher = asyncio.get_running_loop().create_task(
             self._dispatch(), name="penguiflow_a2a:dispatcher"
         )
+        if self._sync is not None:
+            self._cancel_watcher = asyncio.get_running_loop().create_task(
+                self._take_cancels(self._sync), name="penguiflow_a2a:cancel-requests"
+            )
 
     async def stop(self) -> None:
         """Stop the flow; waiting requests get `flow is shutting down`. Idempotent."""
@@ -292,6 +317,10 @@ class A2AServerAdapter:
         dispatcher, self._dispatcher = self._dispatcher, None
         if dispatcher is not None:
             dispatcher.cancel()
+        watcher, self._cancel_watcher = self._cancel_watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         self._stopping = True
         try:
             await self._flow.stop()
@@ -310,6 +339,8 @@ class A2AServerAdapter:
                 if runner is not None and not runner.done():
                     runner.cancel()
             self._in_transit.clear()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- requests --------------------------------------------------------------------
 
@@ -387,6 +418,27 @@ class A2AServerAdapter:
     def _release(self, record: TaskRecord) -> None:
         self._tasks.release(record)
         self._in_transit.pop(record.trace_id, None)
+        evicted = self._tasks.take_evicted()
+        if evicted and self._sync is not None:
+            forget = asyncio.get_running_loop().create_task(self._sync.forget(evicted))
+            self._background.add(forget)
+            forget.add_done_callback(self._background.discard)
+
+    async def _share(self, record: TaskRecord) -> None:
+        """Write a task this replica runs to the shared store (if there is one)."""
+        if self._sync is not None and record.replica is None:
+            await self._sync.save(record)
+
+    async def _take_cancels(self, sync: TaskSync) -> None:
+        """Cancel the tasks that other replicas were asked to cancel."""
+        while True:
+            await asyncio.sleep(sync.poll_s)
+            for task_id in await sync.take_cancels():
+                record = self._tasks.active.get(task_id) or self._tasks.finished.get(task_id)
+                if record is None:
+                    continue
+                logger.info("a2a: task %s cancelled from another replica", task_id)
+                await self.cancel_task(record)
 
     def _deadline(self, record: TaskRecord) -> float | None:
         limits = []
@@ -471,6 +523,7 @@ class A2AServerAdapter:
         finished = False
         record.started = True
         try:
+            await self._share(record)
             await self._bind(record)
             # The caller's trace context becomes the remote parent of this flow trace.
             adopt(record.trace_id, extract(record.message.meta))
@@ -480,9 +533,11 @@ class A2AServerAdapter:
                 finished = True
                 outcome = Outcome("internal", error={"message": str(exc) or type(exc).__name__})
                 record.finish("failed", outcome)
+                await self._share(record)
                 yield StreamItem(outcome=outcome)
                 return
             record.state = "working"
+            await self._share(record)
             yield StreamItem(accepted=True)
             deadline = self._deadline(record)
             while True:
@@ -496,12 +551,14 @@ class A2AServerAdapter:
                 finished = True
                 record.finish(_STATE_OF[outcome.kind], outcome)
                 record.resume_token = outcome.resume_token
+                await self._share(record)  # other replicas know before the client does
                 yield step
                 return
         finally:
             if not finished:
                 record.finish("canceled", Outcome("cancelled"))
                 await self._cancel_trace(record)
+                await self._share(record)
             self._release(record)
 
     async def _cancel_trace(self, record: TaskRecord) -> None:
@@ -617,16 +674,54 @@ class A2AServerAdapter:
     # -- beyond the spec: used by the JSON-RPC endpoint ------------------------------
 
     def get_task(self, task_id: str, *, principal: Principal | None = None) -> TaskRecord | None:
-        """A task visible to `principal` (active or recently finished), else `None`."""
+        """A task of this replica visible to `principal` (active or recently
+        finished), else `None`."""
         return self._tasks.lookup(task_id, _owner(principal))
+
+    async def find_task(
+        self, task_id: str, *, principal: Principal | None = None
+    ) -> TaskRecord | None:
+        """A task visible to `principal`, on this replica or (with a `task_store`)
+        on another one, as its shared record says; else `None`."""
+        record = self._tasks.lookup(task_id, _owner(principal))
+        if record is None and self._sync is not None:
+            record = await self._sync.load(task_id, _owner(principal))
+        return record
+
+    async def watch_remote(self, record: TaskRecord) -> AsyncGenerator[TaskRecord, None]:
+        """Another replica's task each time its shared record changes state, until
+        it ends or waits for input (nothing without a `task_store`)."""
+        if self._sync is None:
+            return
+        async for current in self._sync.watch(record):
+            yield current
+
+    @property
+    def replica(self) -> str | None:
+        """This process's name among the replicas sharing a `task_store`."""
+        return None if self._sync is None else self._sync.replica
+
+    @property
+    def task_store_errors(self) -> int:
+        """How many calls to the `task_store` failed (each logged; no task failed)."""
+        return 0 if self._sync is None else self._sync.errors
 
     async def cancel_task(self, record: TaskRecord) -> bool:
         """Cancel a task's trace (or a task waiting for input); `False` if it had
         already finished."""
+        if record.replica is not None:  # another replica runs it: ask that one
+            if record.state in TERMINAL_STATES or self._sync is None:
+                return False
+            ended = await self._sync.request_cancel(record)
+            if ended is None:
+                return False
+            record.state, record.outcome = ended.state, ended.outcome
+            return ended.state == "canceled"
         if record.state == "input-required" and record.released:
             record.state = "canceled"
             record.outcome = Outcome("cancelled")
             record.resume_token = None
+            await self._share(record)
             return True
         if record.released or not self._started:
             return False
@@ -708,6 +803,12 @@ class A2AServerAdapter:
         """
         if not self._started:
             raise A2ARequestError(status_code=503, detail="flow is not running")
+        if record.replica is not None and record.state == "input-required":
+            raise A2ARequestError(
+                status_code=409,
+                detail=f"task {record.task_id!r} waits for input on replica "
+                f"{record.replica!r}, which holds its resume token: send the follow-up there",
+            )
         if record.state != "input-required" or record.resume_token is None:
             raise A2ARequestError(
                 status_code=409,

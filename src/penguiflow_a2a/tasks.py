@@ -11,8 +11,10 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic_core import to_jsonable_python
+
 from penguiflow.errors import InvalidArgumentError
-from penguiflow.types import Message, StreamChunk
+from penguiflow.types import Headers, Message, StreamChunk
 
 __all__ = [
     "DEFAULT_MAX_LOG_ITEMS",
@@ -25,6 +27,8 @@ __all__ = [
     "TaskTable",
     "DEFAULT_MAX_FINISHED_BYTES",
     "outcome_error",
+    "record_data",
+    "record_from_data",
 ]
 
 logger = logging.getLogger("penguiflow_a2a")
@@ -83,6 +87,7 @@ class TaskRecord:
     log: EventLog | None = None  # every step, for streams that (re)attach
     turns: int = 0  # follow-up messages that continued the task
     grace: asyncio.TimerHandle | None = None  # cancels the task if nobody re-attaches
+    replica: str | None = None  # another server process runs it (loaded from the store)
 
     def cancel_grace(self) -> None:
         """Somebody attached again: the task no longer runs for nobody."""
@@ -160,6 +165,7 @@ class TaskTable:
         self._max_finished = max_finished
         self._max_finished_bytes = max_finished_bytes
         self.finished_bytes = 0
+        self._evicted: list[str] = []
 
     def lookup(self, task_id: str, owner: str | None) -> TaskRecord | None:
         """The task if it exists and belongs to `owner` (otherwise `None`, either way)."""
@@ -200,6 +206,12 @@ class TaskTable:
         ):
             _, dropped = self.finished.popitem(last=False)
             self.finished_bytes -= dropped.kept_bytes
+            self._evicted.append(dropped.task_id)
+
+    def take_evicted(self) -> list[str]:
+        """The finished tasks dropped from the history since the last call."""
+        evicted, self._evicted = self._evicted, []
+        return evicted
 
     def reactivate(self, record: TaskRecord) -> None:
         """Make a finished (paused) task active again, for its next turn."""
@@ -322,3 +334,70 @@ def outcome_error(outcome: Outcome) -> dict[str, Any]:
         return {"code": "INTERNAL_ERROR", "message": "flow is shutting down"}
     message = (outcome.error or {}).get("message") or "internal error"
     return {"code": "INTERNAL_ERROR", "message": str(message)}
+
+
+def record_data(record: TaskRecord) -> dict[str, Any]:
+    """What a task record shares with the other replicas, as JSON data: everything
+    `tasks/get` answers, and the headers a follow-up turn is sent with. Never the
+    resume token: a paused task is continued on the replica holding it."""
+    outcome = record.outcome
+    data = {
+        "trace_id": record.trace_id,
+        "headers": record.message.headers.model_dump(mode="json"),
+        "request": record.request,
+        "history": record.history,
+        "created_at": record.created_at,
+        "turns": record.turns,
+        "outcome": None
+        if outcome is None
+        else {
+            "kind": outcome.kind,
+            "output": outcome.output,
+            "meta": outcome.meta,
+            "error": outcome.error,
+        },
+    }
+    shared: dict[str, Any] = to_jsonable_python(data, fallback=repr)
+    return shared
+
+
+def record_from_data(
+    task_id: str,
+    context_id: str,
+    owner: str | None,
+    state: str,
+    updated_at: float,
+    replica: str,
+    data: Any,
+) -> TaskRecord:
+    """A read-only view of a task that another replica runs (from `record_data`).
+
+    Raises `ValueError`, `TypeError` or `KeyError` for data that is not such a record.
+    """
+    if state not in _STATES:
+        raise ValueError(f"unknown task state {state!r}")
+    saved = data["outcome"]
+    outcome = None
+    if saved is not None:
+        outcome = Outcome(saved["kind"], saved["output"], saved["meta"], saved["error"])
+    headers = Headers.model_validate(data["headers"])
+    record = TaskRecord(
+        task_id=task_id,
+        context_id=context_id,
+        trace_id=str(data["trace_id"]),
+        owner=owner,
+        message=Message(payload=None, headers=headers, trace_id=str(data["trace_id"])),
+        request=data["request"],
+        history=list(data["history"]),
+        state=state,  # type: ignore[arg-type]
+        outcome=outcome,
+        created_at=float(data["created_at"]),
+        updated_at=updated_at,
+        turns=int(data["turns"]),
+        replica=replica,
+    )
+    record.released = True
+    return record
+
+
+_STATES = frozenset({"submitted", "working", "input-required", *TERMINAL_STATES})

@@ -18,6 +18,8 @@ from .errors import StateStoreError as StateStoreError
 from .protocol import PlannerStateStore as PlannerStateStore
 from .protocol import RemoteBinding, StateStore, StoredEvent
 from .protocol import SpanStore as SpanStore
+from .protocol import StoredTask as StoredTask
+from .protocol import TaskStore as TaskStore
 
 if TYPE_CHECKING:
     from .memory import InMemoryStateStore as InMemoryStateStore

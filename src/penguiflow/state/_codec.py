@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import InvalidArgumentError
 from .errors import CorruptRecordError, InvalidDataError
-from .protocol import RemoteBinding, StoredEvent
+from .protocol import RemoteBinding, StoredEvent, StoredTask
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span
@@ -28,6 +28,7 @@ __all__ = [
     "event_key",
     "token_digest",
     "check_id",
+    "check_name",
     "check_page",
     "SpanRecord",
     "RunRecord",
@@ -40,6 +41,8 @@ __all__ = [
     "decode_summary",
     "check_run_filters",
     "run_search_text",
+    "encode_task",
+    "decode_task",
 ]
 
 
@@ -176,9 +179,17 @@ def token_digest(token: str, tenant: str | None = None) -> str:
     return hashlib.sha256(f"{scope}{token}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def require_mapping(payload: Any) -> Mapping[str, Any]:
+def check_name(value: Any, what: str) -> str:
+    """An id that names a record or a replica: `check_id`, and not empty."""
+    name = check_id(value, what)
+    if not name:
+        raise InvalidDataError(f"{what} must not be empty")
+    return name
+
+
+def require_mapping(payload: Any, *, what: str = "planner state") -> Mapping[str, Any]:
     if not isinstance(payload, Mapping):
-        raise InvalidDataError(f"planner state must be a mapping, got {type(payload).__name__}")
+        raise InvalidDataError(f"{what} must be a mapping, got {type(payload).__name__}")
     return payload
 
 
@@ -400,3 +411,63 @@ def decode_summary(text: Any, span_count: int, *, key: str) -> RunSummary:
 
     root = _span_from_text(text, key=key, what="run")
     return RunSummary.from_root(root, int(span_count))
+
+
+# -- A2A tasks ---------------------------------------------------------------------------
+
+
+class TaskRow(BaseModel):
+    """A stored task record, as it must come back from a backend."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    task_id: str
+    context_id: str
+    owner: str | None
+    replica: str
+    state: str
+    updated_at: float
+    data: dict[str, Any]
+
+
+def encode_task(task: StoredTask) -> str:
+    """Check and encode a task record before anything is written.
+
+    Raises `InvalidDataError` for an empty or unstorable `task_id`/`replica`, fields of
+    the wrong type, or `data` that is not a mapping of JSON data.
+    """
+    check_name(task.task_id, "task_id")
+    check_name(task.replica, "replica")
+    check_id(task.context_id, "context_id")
+    if task.owner is not None:
+        check_id(task.owner, "owner")
+    check_id(task.state, "task state")
+    updated_at = task.updated_at
+    if isinstance(updated_at, bool) or not isinstance(updated_at, int | float):
+        raise InvalidDataError(f"task updated_at must be a number, got {type(updated_at).__name__}")
+    data = require_mapping(task.data, what="task data")
+    return encode(
+        {
+            "task_id": task.task_id,
+            "context_id": task.context_id,
+            "owner": task.owner,
+            "replica": task.replica,
+            "state": task.state,
+            "updated_at": float(updated_at),
+            "data": dict(data),
+        },
+        what=f"task {task.task_id!r}",
+    )
+
+
+def decode_task(text: Any, *, key: str) -> StoredTask:
+    """The task record stored under the task id `key`; `CorruptRecordError` otherwise."""
+    try:
+        row = TaskRow.model_validate_json(text)
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise CorruptRecordError(f"stored task {key} is not a valid task", key=key) from exc
+    if row.task_id != key:
+        raise CorruptRecordError(f"stored task {key} holds task {row.task_id!r}", key=key)
+    return StoredTask(
+        row.task_id, row.context_id, row.owner, row.replica, row.state, row.updated_at, row.data
+    )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._codec import (
     RunRecord,
     check_id,
+    check_name,
     check_page,
     check_run_filters,
     decode_binding,
@@ -21,16 +22,18 @@ from ._codec import (
     decode_span,
     decode_state,
     decode_summary,
+    decode_task,
     encode,
     encode_binding,
     encode_event,
     encode_spans,
+    encode_task,
     event_key,
     require_mapping,
     token_digest,
 )
 from .errors import ResumeTokenError
-from .protocol import RemoteBinding, StoredEvent
+from .protocol import RemoteBinding, StoredEvent, StoredTask
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span
@@ -39,7 +42,7 @@ __all__ = ["InMemoryStateStore"]
 
 
 class InMemoryStateStore:
-    """Trace history, remote bindings, planner pauses and recorded runs in memory.
+    """Trace history, remote bindings, planner pauses, recorded runs and A2A tasks in memory.
 
     Everything is lost on exit.
     """
@@ -58,6 +61,8 @@ class InMemoryStateStore:
         self._states: dict[str, tuple[str, float | None]] = {}
         self._spans: dict[str, dict[str, tuple[float, str]]] = {}  # run -> span -> (start, body)
         self._runs: dict[str, RunRecord] = {}
+        self._tasks: dict[str, tuple[str, str]] = {}  # task -> (replica, body)
+        self._task_cancels: dict[str, str] = {}  # task -> replica it is queued for
 
     async def save_event(self, event: StoredEvent) -> None:
         """Append an event to its trace's history (an identical re-save is ignored)."""
@@ -168,6 +173,49 @@ class InMemoryStateStore:
         check_id(run_id, "run_id")
         self._spans.pop(run_id, None)
         self._runs.pop(run_id, None)
+
+    # -- A2A tasks -------------------------------------------------------------------
+
+    async def save_task(self, task: StoredTask) -> None:
+        """Insert or replace the record of `task.task_id` (a queued cancel request stays).
+
+        `InvalidDataError` (checked before writing) leaves the store unchanged.
+        """
+        body = encode_task(task)
+        self._tasks[task.task_id] = (task.replica, body)
+
+    async def load_task(self, task_id: str) -> StoredTask | None:
+        """The record, or `None` for an unknown task id."""
+        check_name(task_id, "task_id")
+        entry = self._tasks.get(task_id)
+        return None if entry is None else decode_task(entry[1], key=task_id)
+
+    async def request_task_cancel(self, task_id: str) -> bool:
+        """Queue a cancel request for the replica the record names; `False` if unknown.
+
+        A task has at most one queued request: a repeated request before the take
+        queues it once, for the replica the record names now.
+        """
+        check_name(task_id, "task_id")
+        entry = self._tasks.get(task_id)
+        if entry is None:
+            return False
+        self._task_cancels[task_id] = entry[0]
+        return True
+
+    async def take_task_cancels(self, replica: str) -> Sequence[str]:
+        """The task ids queued for `replica` (sorted), each once; they are forgotten."""
+        check_name(replica, "replica")
+        taken = sorted(task for task, queued in self._task_cancels.items() if queued == replica)
+        for task_id in taken:
+            del self._task_cancels[task_id]
+        return taken
+
+    async def delete_task(self, task_id: str) -> None:
+        """Forget the record and a cancel request queued for it."""
+        check_name(task_id, "task_id")
+        self._tasks.pop(task_id, None)
+        self._task_cancels.pop(task_id, None)
 
     async def close(self) -> None:
         """Nothing to release (present for symmetry with the durable stores)."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidArgumentError
 from ._codec import (
     check_id,
+    check_name,
     check_page,
     check_run_filters,
     decode_binding,
@@ -25,16 +26,18 @@ from ._codec import (
     decode_span,
     decode_state,
     decode_summary,
+    decode_task,
     encode,
     encode_binding,
     encode_event,
     encode_spans,
+    encode_task,
     event_key,
     require_mapping,
     token_digest,
 )
 from .errors import ResumeTokenError, StateStoreError
-from .protocol import RemoteBinding, StoredEvent, timeout_option
+from .protocol import RemoteBinding, StoredEvent, StoredTask, timeout_option
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span
@@ -86,11 +89,25 @@ def _migrations(schema: str) -> tuple[tuple[str, ...], ...]:
             )""",
             f'CREATE INDEX runs_by_start ON {schema}.runs (start DESC, run_id COLLATE "C" DESC)',
         ),
+        (
+            # A2A task records, and the cancel requests queued for the replica running
+            # them (at most one per task).
+            f"""CREATE TABLE {schema}.tasks (
+                task_id TEXT PRIMARY KEY,
+                replica TEXT NOT NULL,
+                body TEXT NOT NULL
+            )""",
+            f"""CREATE TABLE {schema}.task_cancels (
+                task_id TEXT PRIMARY KEY,
+                replica TEXT NOT NULL
+            )""",
+            f"CREATE INDEX task_cancels_by_replica ON {schema}.task_cancels (replica)",
+        ),
     )
 
 
 class PostgresStateStore:
-    """Trace history, remote bindings, planner pauses and recorded runs in PostgreSQL."""
+    """Trace history, remote bindings, planner pauses, runs and A2A tasks in PostgreSQL."""
 
     def __init__(
         self,
@@ -373,3 +390,63 @@ class PostgresStateStore:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(f"DELETE FROM {self._schema}.spans WHERE run_id = $1", run_id)
             await conn.execute(f"DELETE FROM {self._schema}.runs WHERE run_id = $1", run_id)
+
+    # -- A2A tasks -------------------------------------------------------------------
+
+    async def save_task(self, task: StoredTask) -> None:
+        """Insert or replace the record of `task.task_id` (a queued cancel request stays).
+
+        `InvalidDataError` (checked before writing) leaves the store unchanged.
+        """
+        body = encode_task(task)
+        await self._execute(
+            f"INSERT INTO {self._schema}.tasks (task_id, replica, body) VALUES ($1, $2, $3) "
+            "ON CONFLICT (task_id) DO UPDATE SET replica = EXCLUDED.replica, body = EXCLUDED.body",
+            task.task_id,
+            task.replica,
+            body,
+        )
+
+    async def load_task(self, task_id: str) -> StoredTask | None:
+        """The record, or `None` for an unknown task id."""
+        check_name(task_id, "task_id")
+        rows = await self._fetch(
+            f"SELECT body FROM {self._schema}.tasks WHERE task_id = $1", task_id
+        )
+        return decode_task(rows[0]["body"], key=task_id) if rows else None
+
+    async def request_task_cancel(self, task_id: str) -> bool:
+        """Queue a cancel request for the replica the record names; `False` if unknown.
+
+        A task has at most one queued request: a repeated request before the take
+        queues it once, for the replica the record names now. The record is read
+        `FOR SHARE`, so a concurrent `delete_task` leaves no request behind.
+        """
+        check_name(task_id, "task_id")
+        status = await self._execute(
+            f"INSERT INTO {self._schema}.task_cancels (task_id, replica) "
+            f"SELECT task_id, replica FROM {self._schema}.tasks WHERE task_id = $1 FOR SHARE "
+            "ON CONFLICT (task_id) DO UPDATE SET replica = EXCLUDED.replica",
+            task_id,
+        )
+        return status != "INSERT 0 0"
+
+    async def take_task_cancels(self, replica: str) -> Sequence[str]:
+        """The task ids queued for `replica` (sorted), each once; taken with one
+        `DELETE ... RETURNING`, so no two takers get the same id."""
+        check_name(replica, "replica")
+        rows = await self._fetch(
+            f"DELETE FROM {self._schema}.task_cancels WHERE replica = $1 RETURNING task_id",
+            replica,
+        )
+        return sorted(row["task_id"] for row in rows)
+
+    async def delete_task(self, task_id: str) -> None:
+        """Forget the record and a cancel request queued for it."""
+        check_name(task_id, "task_id")
+        pool = await self._get_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"DELETE FROM {self._schema}.tasks WHERE task_id = $1", task_id)
+            await conn.execute(
+                f"DELETE FROM {self._schema}.task_cancels WHERE task_id = $1", task_id
+            )

@@ -19,6 +19,8 @@ __all__ = [
     "RemoteBinding",
     "PlannerStateStore",
     "SpanStore",
+    "StoredTask",
+    "TaskStore",
     "timeout_option",
 ]
 
@@ -138,6 +140,59 @@ class SpanStore(Protocol):
     async def load_run(self, run_id: str) -> Sequence[Span]:
         """Every span of the run, by start time; `[]` for an unknown run."""
         ...
+
+
+@dataclass(slots=True)
+class StoredTask:
+    """The shared record of one A2A task, so that every replica of a server sees it.
+
+    `replica` names the server process running the task (cancel requests are queued
+    for it); `owner` is the principal that may see it (`None`: anyone without one);
+    `data` is the server's own JSON view of the task (its status, artifacts, history).
+    """
+
+    task_id: str
+    context_id: str
+    owner: str | None
+    replica: str
+    state: str
+    updated_at: float
+    data: Mapping[str, Any]
+
+
+@runtime_checkable
+class TaskStore(Protocol):
+    """Where an A2A server keeps its task records, shared by its replicas.
+
+    Every store in `penguiflow.state` offers these methods.
+
+    * `save_task` inserts or replaces the record by `task_id`; it never clears a
+      pending cancel request.
+    * `load_task` gives the record, or `None` for an unknown task id.
+    * `request_task_cancel` queues a cancel request for the replica named in the
+      record and returns `True`; `False` (nothing queued) for an unknown task.
+    * `take_task_cancels` returns the task ids queued for `replica` since its last
+      call, each once, and forgets them.
+    * `delete_task` forgets a record and any request queued for it.
+    """
+
+    async def save_task(self, task: StoredTask) -> None:
+        """Insert or replace the record of `task.task_id`."""
+
+    async def load_task(self, task_id: str) -> StoredTask | None:
+        """The record, or `None`."""
+        ...
+
+    async def request_task_cancel(self, task_id: str) -> bool:
+        """Queue a cancel request for the task's replica; `False` for an unknown task."""
+        ...
+
+    async def take_task_cancels(self, replica: str) -> Sequence[str]:
+        """The task ids whose cancellation was requested for `replica`, once each."""
+        ...
+
+    async def delete_task(self, task_id: str) -> None:
+        """Forget the record (and a queued cancel request)."""
 
 
 def timeout_option(value: object) -> float | None:

@@ -8,6 +8,10 @@ token exactly one gets the state.
 Recorded runs: a hash per run (`prefix:spans:RUN`, span id -> span), a sorted set of
 runs by root start (`prefix:runs`) and a hash of their roots (`prefix:runinfo`). A
 batch of spans is sent as one MULTI/EXEC pipeline, so no reader sees half of it.
+
+A2A tasks: a hash per task (`prefix:task:TASK`, its `replica` and `body`) and one hash
+of queued cancel requests (`prefix:taskcancels`, task id -> replica). Requests are
+queued and taken by server-side scripts, so of concurrent takers each id goes to one.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidArgumentError
 from ._codec import (
     check_id,
+    check_name,
     check_page,
     check_run_filters,
     decode_binding,
@@ -28,24 +33,26 @@ from ._codec import (
     decode_span,
     decode_state,
     decode_summary,
+    decode_task,
     encode,
     encode_binding,
     encode_event,
     encode_spans,
+    encode_task,
     event_key,
     require_mapping,
     run_search_text,
     token_digest,
 )
 from .errors import CorruptRecordError, ResumeTokenError, StateStoreError
-from .protocol import RemoteBinding, StoredEvent, timeout_option
+from .protocol import RemoteBinding, StoredEvent, StoredTask, timeout_option
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span
 
 __all__ = ["RedisStateStore"]
 
-_SCHEMA_VERSION = 1  # the span keys are new key families: version 1 data stays valid
+_SCHEMA_VERSION = 1  # span and task keys are new key families: version 1 data stays valid
 
 _SCAN_CHUNK = 200  # runs fetched per round trip while filtering the run list
 
@@ -57,9 +64,32 @@ end
 return 0
 """
 
+# KEYS: the task's hash, the cancel-request hash. ARGV: task id.
+_REQUEST_CANCEL = """
+local replica = redis.call('HGET', KEYS[1], 'replica')
+if not replica then
+    return 0
+end
+redis.call('HSET', KEYS[2], ARGV[1], replica)
+return 1
+"""
+
+# KEYS: the cancel-request hash. ARGV: replica. Returns the task ids taken.
+_TAKE_CANCELS = """
+local pending = redis.call('HGETALL', KEYS[1])
+local taken = {}
+for i = 1, #pending, 2 do
+    if pending[i + 1] == ARGV[1] then
+        taken[#taken + 1] = pending[i]
+        redis.call('HDEL', KEYS[1], pending[i])
+    end
+end
+return taken
+"""
+
 
 class RedisStateStore:
-    """Trace history, remote bindings, planner pauses and recorded runs in Redis."""
+    """Trace history, remote bindings, planner pauses, recorded runs and A2A tasks in Redis."""
 
     def __init__(
         self,
@@ -81,6 +111,8 @@ class RedisStateStore:
         self._now = time_source
         self._client: Any = None
         self._append: Any = None
+        self._request_cancel: Any = None
+        self._take_cancels: Any = None
         # One client per store: concurrent first calls wait for the one being opened.
         self._opening = asyncio.Lock()
 
@@ -125,6 +157,8 @@ class RedisStateStore:
             await client.aclose()
             raise
         self._append = client.register_script(_APPEND_ONCE)
+        self._request_cancel = client.register_script(_REQUEST_CANCEL)
+        self._take_cancels = client.register_script(_TAKE_CANCELS)
         self._client = client
 
     async def schema_version(self) -> int:
@@ -317,4 +351,54 @@ class RedisStateStore:
             pipe.delete(self._key("spans", run_id))
             pipe.hdel(self._key("runinfo"), run_id)
             pipe.zrem(self._key("runs"), run_id)
+            await pipe.execute()
+
+    # -- A2A tasks -------------------------------------------------------------------
+
+    async def save_task(self, task: StoredTask) -> None:
+        """Insert or replace the record of `task.task_id` (a queued cancel request stays).
+
+        `InvalidDataError` (checked before writing) sends nothing.
+        """
+        body = encode_task(task)
+        client = await self._redis()
+        await client.hset(
+            self._key("task", task.task_id), mapping={"replica": task.replica, "body": body}
+        )
+
+    async def load_task(self, task_id: str) -> StoredTask | None:
+        """The record, or `None` for an unknown task id."""
+        check_name(task_id, "task_id")
+        client = await self._redis()
+        body = await client.hget(self._key("task", task_id), "body")
+        return None if body is None else decode_task(body, key=task_id)
+
+    async def request_task_cancel(self, task_id: str) -> bool:
+        """Queue a cancel request for the replica the record names; `False` if unknown.
+
+        A task has at most one queued request: a repeated request before the take
+        queues it once, for the replica the record names now.
+        """
+        check_name(task_id, "task_id")
+        await self._redis()
+        queued = await self._request_cancel(
+            keys=[self._key("task", task_id), self._key("taskcancels")], args=[task_id]
+        )
+        return bool(queued)
+
+    async def take_task_cancels(self, replica: str) -> Sequence[str]:
+        """The task ids queued for `replica` (sorted), each once; taken by one script,
+        so no two takers get the same id."""
+        check_name(replica, "replica")
+        await self._redis()
+        taken: list[str] = await self._take_cancels(keys=[self._key("taskcancels")], args=[replica])
+        return sorted(taken)
+
+    async def delete_task(self, task_id: str) -> None:
+        """Forget the record and a cancel request queued for it."""
+        check_name(task_id, "task_id")
+        client = await self._redis()
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key("task", task_id))
+            pipe.hdel(self._key("taskcancels"), task_id)
             await pipe.execute()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import InvalidArgumentError
 from ._codec import (
     check_id,
+    check_name,
     check_page,
     check_run_filters,
     decode_binding,
@@ -28,16 +29,18 @@ from ._codec import (
     decode_span_chunk,
     decode_state,
     decode_summary,
+    decode_task,
     encode,
     encode_binding,
     encode_event,
     encode_span_chunks,
+    encode_task,
     event_key,
     require_mapping,
     token_digest,
 )
 from .errors import ResumeTokenError, StateStoreError
-from .protocol import RemoteBinding, StoredEvent, timeout_option
+from .protocol import RemoteBinding, StoredEvent, StoredTask, timeout_option
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span
@@ -100,13 +103,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "SELECT run_id, '[' || body || ']' FROM spans ORDER BY run_id, start, span_id",
         "DROP TABLE spans",
     ),
+    (
+        # A2A task records, and the cancel requests queued for the replica running them
+        # (at most one per task).
+        """CREATE TABLE tasks (
+            task_id TEXT PRIMARY KEY,
+            replica TEXT NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        """CREATE TABLE task_cancels (
+            task_id TEXT PRIMARY KEY,
+            replica TEXT NOT NULL
+        )""",
+        "CREATE INDEX task_cancels_by_replica ON task_cancels (replica)",
+    ),
 )
 
 _SYNC_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 
 class SQLiteStateStore:
-    """Trace history, remote bindings, planner pauses and recorded runs in one SQLite file."""
+    """Trace history, remote bindings, planner pauses, runs and A2A tasks in one SQLite file."""
 
     def __init__(
         self,
@@ -432,6 +449,75 @@ class SQLiteStateStore:
             c.execute("BEGIN IMMEDIATE")
             c.execute("DELETE FROM span_chunks WHERE run_id = ?", (run_id,))
             c.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            c.execute("COMMIT")
+
+        await self._run(delete)
+
+    # -- A2A tasks -------------------------------------------------------------------
+
+    async def save_task(self, task: StoredTask) -> None:
+        """Insert or replace the record of `task.task_id` (a queued cancel request stays).
+
+        `InvalidDataError` (checked before writing) leaves the store unchanged.
+        """
+        params = (task.task_id, task.replica, encode_task(task))
+        await self._run(
+            lambda c: c.execute(
+                "INSERT INTO tasks (task_id, replica, body) VALUES (?, ?, ?) "
+                "ON CONFLICT (task_id) DO UPDATE SET replica = excluded.replica, "
+                "body = excluded.body",
+                params,
+            )
+        )
+
+    async def load_task(self, task_id: str) -> StoredTask | None:
+        """The record, or `None` for an unknown task id."""
+        check_name(task_id, "task_id")
+        row = await self._run(
+            lambda c: c.execute("SELECT body FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        )
+        return None if row is None else decode_task(row[0], key=task_id)
+
+    async def request_task_cancel(self, task_id: str) -> bool:
+        """Queue a cancel request for the replica the record names; `False` if unknown.
+
+        A task has at most one queued request: a repeated request before the take
+        queues it once, for the replica the record names now.
+        """
+        check_name(task_id, "task_id")
+        cursor = await self._run(
+            lambda c: c.execute(
+                "INSERT INTO task_cancels (task_id, replica) "
+                "SELECT task_id, replica FROM tasks WHERE task_id = ? "
+                "ON CONFLICT (task_id) DO UPDATE SET replica = excluded.replica",
+                (task_id,),
+            )
+        )
+        return cursor.rowcount > 0
+
+    async def take_task_cancels(self, replica: str) -> Sequence[str]:
+        """The task ids queued for `replica` (sorted), each once; taken atomically
+        (`BEGIN IMMEDIATE` + `DELETE ... RETURNING`), so no two takers get the same id."""
+        check_name(replica, "replica")
+
+        def take(c: sqlite3.Connection) -> list[str]:
+            c.execute("BEGIN IMMEDIATE")
+            rows = c.execute(
+                "DELETE FROM task_cancels WHERE replica = ? RETURNING task_id", (replica,)
+            ).fetchall()
+            c.execute("COMMIT")
+            return sorted(row[0] for row in rows)
+
+        return await self._run(take)
+
+    async def delete_task(self, task_id: str) -> None:
+        """Forget the record and a cancel request queued for it."""
+        check_name(task_id, "task_id")
+
+        def delete(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("DELETE FROM tasks WHERE task_id = ?", (task_id,))
+            c.execute("DELETE FROM task_cancels WHERE task_id = ?", (task_id,))
             c.execute("COMMIT")
 
         await self._run(delete)

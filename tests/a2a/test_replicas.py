@@ -1,0 +1,218 @@
+"""Replicas behind a load balancer: two server processes over one state store
+(PostgreSQL, Redis, a SQLite file) answer for each other's tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from penguiflow.errors import InvalidArgumentError
+from penguiflow.state import InMemoryStateStore, StoredTask
+from penguiflow_a2a import create_a2a_app
+
+from ..state.conftest import POSTGRES_DSN, REDIS_URL, unavailable
+from .conftest import adapter_for, echo_flow, free_port, served
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rpc(method: str, params: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+
+
+def send_params(data: Any, *, blocking: bool = True) -> dict[str, Any]:
+    message = {
+        "role": "user",
+        "messageId": uuid.uuid4().hex,
+        "parts": [{"kind": "data", "data": data}],
+    }
+    return {"message": message, "configuration": {"blocking": blocking}}
+
+
+async def _reachable(backend: str) -> None:
+    if backend == "postgres":
+        import asyncpg
+
+        try:
+            connection = await asyncpg.connect(POSTGRES_DSN, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            unavailable("PostgreSQL", exc)
+        await connection.close()
+    elif backend == "redis":
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        client = aioredis.Redis.from_url(REDIS_URL)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            unavailable("Redis", exc)
+        finally:
+            await client.aclose()
+
+
+async def _drop(backend: str, namespace: str) -> None:
+    if backend == "postgres":
+        import asyncpg
+
+        connection = await asyncpg.connect(POSTGRES_DSN, timeout=5)
+        await connection.execute(f"DROP SCHEMA IF EXISTS {namespace} CASCADE")
+        await connection.close()
+    elif backend == "redis":
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(REDIS_URL)
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+def _start(url: str, namespace: str, name: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+        "PF_REPLICA_STORE": url,
+        "PF_REPLICA_NAMESPACE": namespace,
+        "PF_REPLICA_NAME": name,
+    }
+    command = [sys.executable, "-m", "uvicorn", "--factory", "tests.a2a.replica_app:build"]
+    options = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return subprocess.Popen([*command, *options], env=env, cwd=ROOT)
+
+
+async def _ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=2) as client:
+        for _ in range(300):
+            if process.poll() is not None:
+                raise AssertionError(f"replica at {base} exited with {process.returncode}")
+            try:
+                if (await client.get("/.well-known/agent-card.json")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"replica at {base} did not start")
+
+
+@pytest.fixture(params=["postgres", "redis", "sqlite"])
+async def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    backend = request.param
+    await _reachable(backend)
+    namespace = f"pf_replicas_{uuid.uuid4().hex[:10]}"
+    url = {
+        "postgres": POSTGRES_DSN,
+        "redis": REDIS_URL,
+        "sqlite": f"sqlite:///{tmp_path / 'tasks.db'}",
+    }[backend]
+    ports = free_port(), free_port()
+    processes = [_start(url, namespace, f"replica-{n}", port) for n, port in enumerate(ports)]
+    try:
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
+        for base, process in zip(bases, processes, strict=True):
+            await _ready(base, process)
+        async with (
+            httpx.AsyncClient(base_url=bases[0], timeout=20) as first,
+            httpx.AsyncClient(base_url=bases[1], timeout=20) as second,
+        ):
+            yield first, second
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
+        await _drop(backend, namespace)
+
+
+async def state_of(client: httpx.AsyncClient, task_id: str) -> str:
+    reply = await client.post("/", json=rpc("tasks/get", {"id": task_id}))
+    body = reply.json()
+    assert "result" in body, body
+    state: str = body["result"]["status"]["state"]
+    return state
+
+
+async def test_a_task_is_cancelled_from_the_replica_that_did_not_start_it(replicas) -> None:
+    starter, other = replicas
+    sent = await starter.post(
+        "/", json=rpc("message/send", send_params({"sleep": 60}, blocking=False))
+    )
+    task_id = sent.json()["result"]["id"]
+    for _ in range(100):
+        if await state_of(other, task_id) == "working":
+            break
+        await asyncio.sleep(0.05)
+    assert await state_of(other, task_id) == "working"  # the other replica sees it run
+
+    async def resubscribe() -> list[dict[str, Any]]:
+        async with other.stream("POST", "/", json=rpc("tasks/resubscribe", {"id": task_id})) as r:
+            return [
+                json.loads(line[6:])["result"]
+                async for line in r.aiter_lines()
+                if line.startswith("data: ")
+            ]
+
+    watching = asyncio.create_task(resubscribe())
+    cancelled = await other.post("/", json=rpc("tasks/cancel", {"id": task_id}))
+    assert cancelled.json()["result"]["status"]["state"] == "canceled"
+    assert await state_of(starter, task_id) == "canceled"  # the starter cancelled its trace
+    assert await state_of(other, task_id) == "canceled"
+    events = await asyncio.wait_for(watching, 10)
+    assert events[0]["kind"] == "task"
+    assert events[-1]["kind"] == "status-update"
+    assert events[-1]["final"] is True
+    assert events[-1]["status"]["state"] == "canceled"
+
+    again = await other.post("/", json=rpc("tasks/cancel", {"id": task_id}))
+    assert again.json()["error"]["code"] == -32002  # a finished task is not cancelable
+
+
+async def test_a_finished_task_is_seen_with_its_result_on_every_replica(replicas) -> None:
+    starter, other = replicas
+    sent = await starter.post("/", json=rpc("message/send", send_params({"q": "hello"})))
+    task = sent.json()["result"]
+    assert task["status"]["state"] == "completed"
+    seen = (await other.post("/", json=rpc("tasks/get", {"id": task["id"]}))).json()["result"]
+    assert seen["status"]["state"] == "completed"
+    assert seen["artifacts"] == task["artifacts"]
+    assert seen["artifacts"][0]["parts"][0]["data"] == {"done": {"q": "hello"}}
+    assert seen["history"] == task["history"]
+    missing = await other.post("/", json=rpc("tasks/get", {"id": "no-such-task"}))
+    assert missing.json()["error"]["code"] == -32001
+
+
+class FailingStore(InMemoryStateStore):
+    """A task store whose writes fail (a store outage)."""
+
+    async def save_task(self, task: StoredTask) -> None:
+        raise ConnectionError("store is down")
+
+
+async def test_a_task_store_outage_never_fails_a_task() -> None:
+    adapter = adapter_for(echo_flow(), task_store=FailingStore())
+    async with (
+        served(create_a2a_app(adapter)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        reply = await client.post("/", json=rpc("message/send", send_params({"q": 1})))
+    task = reply.json()["result"]
+    assert task["status"]["state"] == "completed"
+    assert task["artifacts"][0]["parts"][0]["data"] == {"echo": {"q": 1}}
+    assert adapter.task_store_errors >= 2  # each failed write counted (and logged)
+
+
+def test_a_task_store_must_offer_the_task_methods() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"penguiflow\.state\.TaskStore"):
+        adapter_for(echo_flow(), task_store=object())
