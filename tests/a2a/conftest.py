@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 uvicorn = pytest.importorskip("uvicorn", reason="the a2a-server extra is not installed")
@@ -108,6 +113,48 @@ async def served(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spawn(factory: str, port: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "uvicorn", "--factory", factory]
+    options = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return subprocess.Popen([*command, *options], env=env, cwd=ROOT)
+
+
+@contextlib.asynccontextmanager
+async def served_in_process(
+    factory: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Serve the app made by `factory` (`tests.a2a.apps:NAME`) with uvicorn in a
+    process of its own on 127.0.0.1; yields its base URL and the process."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+        **(env or {}),
+    }
+    process = _spawn(factory, port, environment)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=2) as client:
+            for _ in range(400):
+                if process.poll() is not None:
+                    raise AssertionError(f"{factory} exited with {process.returncode}")
+                try:
+                    if (await client.get("/.well-known/agent-card.json")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"{factory} did not start at {base}")
+        yield base, process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @pytest.fixture

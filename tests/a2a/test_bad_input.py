@@ -8,6 +8,7 @@ import asyncio
 import json
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +17,9 @@ import pytest
 from penguiflow_a2a import create_a2a_app
 from penguiflow_a2a.guard import MAX_JSON_DEPTH, json_screen
 
-from .conftest import CALLS, adapter_for, echo_flow, served
+from .conftest import CALLS, adapter_for, echo_flow, served, served_in_process
+
+TENANT = {"tenant": "acme"}
 
 
 def send_params(data: Any) -> dict[str, Any]:
@@ -314,3 +317,43 @@ async def test_five_thousand_hostile_bodies_never_get_a_500() -> None:
     assert health.json()["output"] == {"echo": "still here"}
     assert CALLS == ["still here"]  # nothing hostile reached the flow
     assert adapter.active_tasks == 0
+
+
+def _rss_mib(pid: int) -> float:
+    """A process's resident memory, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+async def test_a_server_process_survives_five_thousand_hostile_bodies() -> None:
+    bodies = _hostile_bodies(5000, seed=29)
+    statuses: Counter[int] = Counter()
+    async with served_in_process("tests.a2a.apps:echo") as (url, process):
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+            warm = await http.post("/message/send", json={"payload": 1, "headers": TENANT})
+            assert warm.status_code == 200
+            rss_before = _rss_mib(process.pid)
+            gate = asyncio.Semaphore(16)
+
+            async def one(path: str, body: bytes) -> None:
+                async with gate:
+                    reply = await http.post(
+                        path, content=body, headers={"content-type": "application/json"}
+                    )
+                statuses[reply.status_code] += 1
+                assert reply.status_code < 500, (path, body[:120], reply.text[:200])
+
+            await asyncio.gather(*(one(path, body) for path, body in bodies))
+            health = await http.post("/message/send", json={"payload": 2, "headers": TENANT})
+            rss_after = _rss_mib(process.pid)
+        assert process.poll() is None  # the same process, never restarted
+    print(
+        f"\n5,000 hostile bodies to server pid {process.pid}: statuses "
+        f"{dict(sorted(statuses.items()))}, server RSS {rss_before:.0f} -> {rss_after:.0f} MiB"
+    )
+    assert sum(statuses.values()) == 5000
+    assert health.json()["output"] == {"done": 2}

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,9 +18,7 @@ from penguiflow.state import InMemoryStateStore, StoredTask
 from penguiflow_a2a import create_a2a_app
 
 from ..state.conftest import POSTGRES_DSN, REDIS_URL, unavailable
-from .conftest import adapter_for, echo_flow, free_port, served
-
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import adapter_for, echo_flow, served, served_in_process
 
 
 def rpc(method: str, params: Any) -> dict[str, Any]:
@@ -78,33 +73,6 @@ async def _drop(backend: str, namespace: str) -> None:
         await client.aclose()
 
 
-def _start(url: str, namespace: str, name: str, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
-        "PF_REPLICA_STORE": url,
-        "PF_REPLICA_NAMESPACE": namespace,
-        "PF_REPLICA_NAME": name,
-    }
-    command = [sys.executable, "-m", "uvicorn", "--factory", "tests.a2a.replica_app:build"]
-    options = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    return subprocess.Popen([*command, *options], env=env, cwd=ROOT)
-
-
-async def _ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=2) as client:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise AssertionError(f"replica at {base} exited with {process.returncode}")
-            try:
-                if (await client.get("/.well-known/agent-card.json")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"replica at {base} did not start")
-
-
 @pytest.fixture(params=["postgres", "redis", "sqlite"])
 async def replicas(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -117,22 +85,16 @@ async def replicas(
         "redis": REDIS_URL,
         "sqlite": f"sqlite:///{tmp_path / 'tasks.db'}",
     }[backend]
-    ports = free_port(), free_port()
-    processes = [_start(url, namespace, f"replica-{n}", port) for n, port in enumerate(ports)]
+    env = {"PF_REPLICA_STORE": url, "PF_REPLICA_NAMESPACE": namespace}
     try:
-        bases = [f"http://127.0.0.1:{port}" for port in ports]
-        for base, process in zip(bases, processes, strict=True):
-            await _ready(base, process)
         async with (
-            httpx.AsyncClient(base_url=bases[0], timeout=20) as first,
-            httpx.AsyncClient(base_url=bases[1], timeout=20) as second,
+            served_in_process("tests.a2a.apps:replica", {**env, "PF_REPLICA_NAME": "a"}) as a,
+            served_in_process("tests.a2a.apps:replica", {**env, "PF_REPLICA_NAME": "b"}) as b,
+            httpx.AsyncClient(base_url=a[0], timeout=20) as first,
+            httpx.AsyncClient(base_url=b[0], timeout=20) as second,
         ):
             yield first, second
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
         await _drop(backend, namespace)
 
 
