@@ -261,12 +261,22 @@ async def handle_jsonrpc(
             )
         )
     if isinstance(raw, dict) and "id" not in raw:
-        await _notification(adapter, envelope, principal)
-        return JsonRpcReply()
+        return await _notification(adapter, envelope, principal)
     try:
         return await _dispatch(adapter, envelope, principal)
     except _RpcError as exc:
-        return JsonRpcReply(body=_error(envelope.id, exc.code, exc.message, exc.data))
+        error = _error(envelope.id, exc.code, exc.message, exc.data)
+        if envelope.method in _STREAMING_METHODS:
+            # A client asking for a stream reads one: the error is its only event.
+            return JsonRpcReply(stream=_one_frame(error))
+        return JsonRpcReply(body=error)
+
+
+_STREAMING_METHODS = frozenset({"message/stream", "tasks/resubscribe"})
+
+
+async def _one_frame(body: bytes) -> AsyncIterator[bytes]:
+    yield b"data: " + body + b"\n\n"
 
 
 def _refuse_constant(name: str) -> Any:
@@ -275,16 +285,22 @@ def _refuse_constant(name: str) -> Any:
 
 async def _notification(
     adapter: A2AServerAdapter, envelope: _Envelope, principal: Principal | None
-) -> None:
-    """Carry out a notification (a request without `id`): JSON-RPC gives it no reply,
-    so what comes of it is only logged. A stream nobody asked to read is not started."""
-    if envelope.method == "message/stream":
-        logger.info("a2a: message/stream sent as a notification; nothing to stream to")
-        return
+) -> JsonRpcReply:
+    """Carry out a notification (a request without `id`). One that succeeds gets no
+    reply, as JSON-RPC asks; one that fails (an unknown method, invalid params, ...)
+    gets its error with `id: null`, so a mistake is never silent. A stream nobody
+    can read is not started."""
     try:
+        if envelope.method in _STREAMING_METHODS:
+            if envelope.method == "message/stream":
+                _params(SendParams, envelope.params)  # invalid params are still an error
+            logger.info("a2a: %s sent as a notification; nothing to stream to", envelope.method)
+            return JsonRpcReply()
         await _dispatch(adapter, envelope, principal)
     except _RpcError as exc:
         logger.info("a2a: notification %s failed: %s (%s)", envelope.method, exc.message, exc.code)
+        return JsonRpcReply(body=_error(None, exc.code, exc.message, exc.data))
+    return JsonRpcReply()
 
 
 def _params(model: type[BaseModel], params: Any) -> Any:
@@ -400,9 +416,11 @@ async def _send(
 ) -> dict[str, Any]:
     record = await _prepare(adapter, params, principal)
     configuration = params.configuration
-    adapter.start_background(record)
     if configuration is not None and configuration.blocking is False:
+        await adapter.share_task(record)  # any replica answers for it from now on
+        adapter.start_background(record)
         return task_json(record, configuration.history_length)
+    adapter.start_background(record)
     async for _ in adapter.follow(record):
         pass
     history_length = configuration.history_length if configuration is not None else None
@@ -416,6 +434,7 @@ async def _stream(
     turn (from the turn's start: a resubscription misses nothing) to the final
     status. `start` runs the turn first (`message/stream`)."""
     if start:
+        await adapter.share_task(record)  # any replica answers for it from now on
         adapter.start_background(record)
     yield _frame(request_id, task_json(record))
     if record.replica is not None:  # another replica runs it: follow its shared record

@@ -424,6 +424,11 @@ class A2AServerAdapter:
             self._background.add(forget)
             forget.add_done_callback(self._background.discard)
 
+    async def share_task(self, record: TaskRecord) -> None:
+        """Write a task this replica runs to the `task_store` now, so that every
+        replica sees it from this moment (nothing without a `task_store`)."""
+        await self._share(record)
+
     async def _share(self, record: TaskRecord) -> None:
         """Write a task this replica runs to the shared store (if there is one)."""
         if self._sync is not None and record.replica is None:

@@ -118,10 +118,33 @@ async def served(app: Any) -> AsyncIterator[str]:
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _die_with_parent() -> None:
+    """In the child: be killed when the test process dies (Linux), so a killed
+    test run leaves no server behind."""
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _spawn(factory: str, port: int, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "uvicorn", "--factory", factory]
     options = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    return subprocess.Popen([*command, *options], env=env, cwd=ROOT)
+    linux = sys.platform.startswith("linux")
+    return subprocess.Popen(
+        [*command, *options], env=env, cwd=ROOT, preexec_fn=_die_with_parent if linux else None
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+        raise AssertionError(f"server pid {process.pid} did not stop on SIGTERM") from None
 
 
 @contextlib.asynccontextmanager
@@ -153,8 +176,7 @@ async def served_in_process(
                 raise AssertionError(f"{factory} did not start at {base}")
         yield base, process
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        _stop(process)
 
 
 @pytest.fixture

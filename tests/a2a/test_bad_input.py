@@ -104,9 +104,16 @@ async def test_a_notification_gets_no_reply(client: Any) -> None:
     assert reply.content == b""
     assert CALLS == [{"n": 1}]  # carried out all the same
 
+    # One that fails is not silent: its error comes back, with "id": null.
     unknown = await client.post("/", json={"jsonrpc": "2.0", "method": "no/such"})
-    assert unknown.status_code == 204
-    assert unknown.content == b""
+    assert unknown.status_code == 200
+    assert unknown.json() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32601, "message": "Method not found"},
+    }
+    invalid = await client.post("/", json={"jsonrpc": "2.0", "method": "message/stream"})
+    assert invalid.json()["error"]["code"] == -32602
 
     # "id": null is a request (discouraged), not a notification: it is answered.
     answered = await client.post("/", json=dict(note, id=None))

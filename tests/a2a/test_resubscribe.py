@@ -131,7 +131,13 @@ async def test_resubscribing_to_an_unknown_task_is_task_not_found() -> None:
         httpx.AsyncClient(base_url=url, timeout=10) as client,
     ):
         reply = await client.post("/", json=rpc("tasks/resubscribe", {"id": "missing"}))
-    assert reply.json()["error"]["code"] == -32001
+    assert reply.headers["content-type"].startswith("text/event-stream")
+    (event,) = [line for line in reply.text.splitlines() if line.startswith("data: ")]
+    assert json.loads(event[6:]) == {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "error": {"code": -32001, "message": "Task not found"},
+    }
 
 
 async def test_a_task_nobody_reattaches_to_is_cancelled_after_the_grace_period() -> None:
