@@ -79,9 +79,15 @@ UNLISTED = {
     "penguiflow.registry": {"RegistryEntry"},
     # The type of `emit_stream_events(ctx=...)`: a Context or a PenguiFlow.
     "penguiflow.streaming": {"ChunkEmitter"},
-    # The default of A2AServerAdapter(result_timeout_s=...), and the tenant of a plain
-    # A2A client on the JSON-RPC route.
-    "penguiflow_a2a.server": {"DEFAULT_RESULT_TIMEOUT_S", "DEFAULT_TENANT"},
+    # The defaults of A2AServerAdapter(result_timeout_s=..., resubscribe_grace_s=...),
+    # the tenant of a plain A2A client on the JSON-RPC route, and the meta key of a
+    # follow-up's resume token.
+    "penguiflow_a2a.server": {
+        "DEFAULT_RESULT_TIMEOUT_S",
+        "DEFAULT_RESUBSCRIBE_GRACE_S",
+        "DEFAULT_TENANT",
+        "RESUME_TOKEN_META",
+    },
     # The engine's fast way to build a FlowEvent equal to `FlowEvent(...)`.
     "penguiflow.metrics": {"build_event"},
     # Typed errors that subclass the builtins the spec names; errors.__all__ is fixed.

@@ -9,6 +9,7 @@ params, -32001 task not found, ...); nothing a client sends raises.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -421,8 +422,14 @@ async def _send(
         adapter.start_background(record)
         return task_json(record, configuration.history_length)
     adapter.start_background(record)
-    async for _ in adapter.follow(record):
-        pass
+    try:
+        async for _ in adapter.follow(record):
+            pass
+    except asyncio.CancelledError:
+        # The caller went before the answer, which is the only place it would have
+        # learnt the task id: nobody can resubscribe, so the task ends now.
+        await adapter.cancel_task(record)
+        raise
     history_length = configuration.history_length if configuration is not None else None
     return task_json(record, history_length)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,7 +27,11 @@ def native(server: ScriptedLLMServer, **options: Any) -> OpenAICompatibleClient:
 
 
 def via_litellm(server: ScriptedLLMServer, **options: Any) -> _LiteLLMJSONClient:
-    """The LiteLLM client the planner builds from `llm=`, pointed at the server."""
+    """The LiteLLM client the planner builds from `llm=`, pointed at the server.
+
+    LiteLLM is imported here, so that its one-time import (seconds on a loaded
+    machine) is not counted in what a test times."""
+    importlib.import_module("litellm")
     llm = {"model": "openai/scripted", "api_base": server.base_url, "api_key": SECRET}
     return _LiteLLMJSONClient(
         llm,

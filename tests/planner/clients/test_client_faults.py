@@ -45,8 +45,9 @@ async def test_a_bad_retry_after_never_hangs_the_call(
     server: ScriptedLLMServer, make: ClientFactory, value: str
 ) -> None:
     server.add(ServerReply.rate_limited(value), '{"after": "backoff"}')
+    client = make(server)
     started = time.monotonic()
-    reply = await asyncio.wait_for(make(server).complete(messages=MESSAGES), timeout=10)
+    reply = await asyncio.wait_for(client.complete(messages=MESSAGES), timeout=10)
     assert reply == '{"after": "backoff"}'
     assert time.monotonic() - started < 5
     assert len(server.requests) == 2
