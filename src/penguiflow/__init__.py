@@ -28,6 +28,16 @@ if TYPE_CHECKING:
     from .middlewares import LatencyCallback, Middleware, log_flow_events
     from .node import Node, NodePolicy
     from .patterns import join_k, map_concurrent, predicate_router, union_router
+    from .planner import (
+        PlannerAction,
+        PlannerFinish,
+        ReactPlanner,
+        Trajectory,
+        TrajectoryStep,
+    )
+    from .planner import (
+        PlannerPause as PlannerPause,
+    )
     from .policies import DictRoutingPolicy, RoutingPolicy, RoutingRequest
     from .registry import ModelRegistry
     from .remote import (
@@ -158,6 +168,7 @@ _LAZY = {
     "RemoteStreamEvent": "remote",
     "RemoteNode": "remote",
     "ReactPlanner": "planner",
+    "PlannerPause": "planner",  # beyond the spec's __all__: the other result of run()
     "PlannerAction": "planner",
     "PlannerFinish": "planner",
     "Trajectory": "planner",

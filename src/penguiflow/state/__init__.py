@@ -2,8 +2,8 @@
 
 `StateStore`, `StoredEvent` and `RemoteBinding` are the spec'd names;
 `PlannerStateStore` is what a store offers the planner for its pauses. The stores
-(`InMemoryStateStore`, `SQLiteStateStore`) load on first access; each backend imports
-its driver only when used.
+(`InMemoryStateStore`, `SQLiteStateStore`, `PostgresStateStore`, `RedisStateStore`)
+load on first access; each backend imports its driver only when used.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from .protocol import TaskStore as TaskStore
 
 if TYPE_CHECKING:
     from .memory import InMemoryStateStore as InMemoryStateStore
+    from .postgres import PostgresStateStore as PostgresStateStore
+    from .redis import RedisStateStore as RedisStateStore
     from .sqlite import SQLiteStateStore as SQLiteStateStore
     from .url import open_store as open_store
     from .url import store_url as store_url
@@ -32,6 +34,8 @@ __all__ = ["StateStore", "StoredEvent", "RemoteBinding"]
 _LAZY = {
     "InMemoryStateStore": "memory",
     "SQLiteStateStore": "sqlite",
+    "PostgresStateStore": "postgres",
+    "RedisStateStore": "redis",
     "open_store": "url",
     "store_url": "url",
 }
