@@ -146,6 +146,32 @@ async def test_a_failing_node_names_its_error_and_its_traceback_is_shown_once(
     assert lines.counts() == Counter({"node_error": 2, "node_retry": 1, "node_failed": 1})
 
 
+@pytest.mark.parametrize("emit_errors", [False, True])
+async def test_a_failure_nobody_receives_says_so_and_names_the_option(
+    lines: Lines, emit_errors: bool
+) -> None:
+    async def fetch(msg: Message, ctx: Any) -> Message:
+        raise ValueError("boom")
+
+    flow = create(Node(fetch, name="fetch").to(), emit_errors_to_rookery=emit_errors)
+    flow.run()
+    try:
+        sent = message("x")
+        await flow.emit(sent)
+        if emit_errors:
+            error = await asyncio.wait_for(flow.fetch(), 5)
+            assert isinstance(error, FlowError)
+        else:
+            while not flow.trace_status(sent.trace_id).done:
+                await asyncio.sleep(0.01)
+    finally:
+        await flow.stop()
+    (failed,) = [line for line in lines.lines if "node_failed" in line]
+    hint = 'undelivered="no result for fetch(); emit_errors_to_rookery=True sends it this error"'
+
+    assert (hint in failed) is not emit_errors
+
+
 async def test_records_keep_the_event_name_as_message_and_the_payload_as_extra(
     lines: Lines,
 ) -> None:

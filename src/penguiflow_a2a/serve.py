@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from penguiflow.errors import MissingExtraError
+from penguiflow.errors import MissingExtraError, PenguiflowError
 
 __all__ = ["serve", "main", "DEFAULT_HOST"]
 
@@ -42,7 +42,7 @@ def serve(app: Any, *, host: str = DEFAULT_HOST, port: int = 8000, **uvicorn_opt
     Announcing(uvicorn.Config(app, host=host, port=port, **uvicorn_options)).run()
 
 
-class _UsageError(Exception):
+class _UsageError(PenguiflowError):
     """A mistake on the command line: one line for the user, exit status 2."""
 
 

@@ -371,6 +371,11 @@ class NodeWorker:
             message=text,
             metadata=metadata,
         )
+        extra: dict[str, Any] = {"exception": exception_repr(exc), "flow_error": error.to_payload()}
+        delivered = self.emit_errors and error.trace_id is not None
+        if not delivered and not self.hooks.node_failed:
+            # Nobody gets the error: a caller waiting on fetch() would wait forever.
+            extra["undelivered"] = UNDELIVERED_HINT
         await self.sink.emit(
             "node_failed",
             node,
@@ -379,13 +384,18 @@ class NodeWorker:
             attempt,
             latency,
             logging.ERROR,
-            extra={"exception": exception_repr(exc), "flow_error": error.to_payload()},
+            extra=extra,
             exc_info=exc,
         )
-        if self.emit_errors and error.trace_id is not None:
+        if delivered:
             await self.dispatcher.deliver(error, self.ctx)
         elif self.hooks.node_failed:
             call_hooks("node_failed", self.hooks.node_failed, error)
+
+
+UNDELIVERED_HINT = "no result for fetch(); emit_errors_to_rookery=True sends it this error"
+"""Logged (key `undelivered`) on a final failure nobody receives; short enough for a
+log line's value limit."""
 
 
 def _registered_for_message_output(registry: Any, node: Node) -> bool:
