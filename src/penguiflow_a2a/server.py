@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from penguiflow.core import PenguiFlow
-from penguiflow.errors import FlowError, InvalidArgumentError, PenguiflowError
+from penguiflow.errors import FlowError, InvalidArgumentError, PenguiflowError, exception_text
 from penguiflow.observation import FlowHooks, RookeryDelivery
 from penguiflow.state import RemoteBinding, TaskStore
 from penguiflow.tracing.propagation import adopt, extract, incoming_traceparent
@@ -443,7 +443,14 @@ class A2AServerAdapter:
                 if record is None:
                     continue
                 logger.info("a2a: task %s cancelled from another replica", task_id)
-                await self.cancel_task(record)
+                try:
+                    await self.cancel_task(record)
+                except Exception as exc:  # one failed cancel must not stop the watcher
+                    logger.warning(
+                        "a2a: could not cancel task %s for another replica: %s",
+                        task_id,
+                        exception_text(exc),
+                    )
 
     def _deadline(self, record: TaskRecord) -> float | None:
         limits = []

@@ -178,3 +178,38 @@ async def test_a_task_store_outage_never_fails_a_task() -> None:
 def test_a_task_store_must_offer_the_task_methods() -> None:
     with pytest.raises(InvalidArgumentError, match=r"penguiflow\.state\.TaskStore"):
         adapter_for(echo_flow(), task_store=object())
+
+
+async def test_a_cancel_that_fails_does_not_stop_taking_cancel_requests() -> None:
+    store = InMemoryStateStore()
+    adapter = adapter_for(echo_flow(), task_store=store, replica="r1", task_poll_s=0.02)
+    flow = adapter.flow
+    async with (
+        served(create_a2a_app(adapter)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        ids = []
+        for _ in range(2):
+            sent = await client.post(
+                "/", json=rpc("message/send", send_params({"sleep": 30}, blocking=False))
+            )
+            ids.append(sent.json()["result"]["id"])
+        broken = (await adapter.find_task(ids[0])).trace_id  # type: ignore[union-attr]
+        cancel = flow.cancel
+
+        async def failing(trace_id: str) -> bool:
+            if trace_id == broken:
+                raise RuntimeError("cancel failed")
+            return await cancel(trace_id)
+
+        flow.cancel = failing  # type: ignore[method-assign]
+        assert await store.request_task_cancel(ids[0])
+        await asyncio.sleep(0.1)
+        assert await store.request_task_cancel(ids[1])
+        for _ in range(200):
+            if await state_of(client, ids[1]) == "canceled":
+                break
+            await asyncio.sleep(0.02)
+        assert await state_of(client, ids[1]) == "canceled"  # the watcher lived on
+        flow.cancel = cancel  # type: ignore[method-assign]
+        await client.post("/", json=rpc("tasks/cancel", {"id": ids[0]}))
