@@ -277,7 +277,12 @@ _STREAMING_METHODS = frozenset({"message/stream", "tasks/resubscribe"})
 
 
 async def _one_frame(body: bytes) -> AsyncIterator[bytes]:
-    yield b"data: " + body + b"\n\n"
+    yield _sse_data(body)
+
+
+def _sse_data(body: bytes) -> bytes:
+    """One SSE event carrying a JSON-RPC response."""
+    return b"data: " + body + b"\n\n"
 
 
 def _refuse_constant(name: str) -> Any:
@@ -463,7 +468,7 @@ async def _stream(
 
 
 def _frame(request_id: Any, result: dict[str, Any]) -> bytes:
-    return b"data: " + _result(request_id, result) + b"\n\n"
+    return _sse_data(_result(request_id, result))
 
 
 async def _step_frames(

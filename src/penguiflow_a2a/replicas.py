@@ -17,7 +17,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
+from typing import TypeVar
 
 from penguiflow.errors import InvalidArgumentError, exception_text
 from penguiflow.state import StoredTask, TaskStore
@@ -28,6 +29,8 @@ from .tasks import TERMINAL_STATES, TaskRecord, record_data, record_from_data
 __all__ = ["DEFAULT_POLL_S", "TaskSync", "default_replica_name"]
 
 logger = logging.getLogger("penguiflow_a2a")
+
+T = TypeVar("T")
 
 DEFAULT_POLL_S = 0.25
 """How often a replica takes its cancel requests, and a resubscription re-reads."""
@@ -60,16 +63,21 @@ class TaskSync:
         self.errors = 0
         self._timeout_s = timeout_option(getattr(store, "timeout_s", None)) or 30.0
 
-    async def _call(self, what: str, call: asyncio.Future[object] | object) -> object:
+    async def _call(self, what: str, call: Awaitable[T]) -> T | None:
+        """`call`'s result, or `None` when the store fails (logged and counted)."""
         try:
-            return await asyncio.wait_for(call, self._timeout_s)  # type: ignore[arg-type]
+            return await asyncio.wait_for(call, self._timeout_s)
         except Exception as exc:  # a store failure must not fail the task
             self.errors += 1
             logger.warning("a2a: task store %s failed: %s", what, exception_text(exc))
             return None
 
     async def save(self, record: TaskRecord) -> None:
-        """Write the record as it stands (its state, outcome and history)."""
+        """Write the record as it stands (its state, outcome and history), unless it
+        was written in this state of this turn already."""
+        version = (record.state, record.turns)
+        if record.shared_as == version:
+            return
         task = StoredTask(
             task_id=record.task_id,
             context_id=record.context_id,
@@ -79,12 +87,18 @@ class TaskSync:
             updated_at=time.time(),
             data=record_data(record),
         )
-        await self._call(f"save of task {record.task_id!r}", self.store.save_task(task))
+        saved = await self._call(f"save of task {record.task_id!r}", self._save(task))
+        if saved:
+            record.shared_as = version
+
+    async def _save(self, task: StoredTask) -> bool:
+        await self.store.save_task(task)
+        return True
 
     async def load(self, task_id: str, owner: str | None) -> TaskRecord | None:
         """Another replica's task as its record says, if `owner` may see it."""
         stored = await self._call(f"load of task {task_id!r}", self.store.load_task(task_id))
-        if not isinstance(stored, StoredTask) or stored.owner != owner:
+        if stored is None or stored.owner != owner:
             return None
         try:
             return record_from_data(
@@ -123,7 +137,7 @@ class TaskSync:
         taken = await self._call(
             "taking cancel requests", self.store.take_task_cancels(self.replica)
         )
-        return list(taken) if isinstance(taken, list | tuple) else []
+        return list(taken or ())
 
     async def watch(self, record: TaskRecord) -> AsyncGenerator[TaskRecord, None]:
         """The record each time its state changes, until it ends or waits for input."""

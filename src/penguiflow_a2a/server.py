@@ -317,11 +317,11 @@ class A2AServerAdapter:
         dispatcher, self._dispatcher = self._dispatcher, None
         if dispatcher is not None:
             dispatcher.cancel()
+        self._stopping = True
         watcher, self._cancel_watcher = self._cancel_watcher, None
         if watcher is not None:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
-        self._stopping = True
         try:
             await self._flow.stop()
         finally:
@@ -399,9 +399,7 @@ class A2AServerAdapter:
             message=message,
             request=a2a_message,
         )
-        tasks.active[task_id] = record
-        tasks.by_trace[trace_id] = record
-        tasks.finished.pop(task_id, None)
+        tasks.register(record)
         if self._hooks is not None and self._flow.trace_status(trace_id).cancelled:
             record.mark_cancelled()  # the trace id's earlier cancellation is still draining
         return record
@@ -426,17 +424,18 @@ class A2AServerAdapter:
 
     async def share_task(self, record: TaskRecord) -> None:
         """Write a task this replica runs to the `task_store` now, so that every
-        replica sees it from this moment (nothing without a `task_store`)."""
-        await self._share(record)
-
-    async def _share(self, record: TaskRecord) -> None:
-        """Write a task this replica runs to the shared store (if there is one)."""
+        replica sees it from this moment (nothing without a `task_store`, nor when
+        its state has not changed since it was last written)."""
         if self._sync is not None and record.replica is None:
             await self._sync.save(record)
 
     async def _take_cancels(self, sync: TaskSync) -> None:
-        """Cancel the tasks that other replicas were asked to cancel."""
-        while True:
+        """Cancel the tasks that other replicas were asked to cancel, until `stop()`.
+
+        The loop ends on `_stopping` as well as on cancellation: Python 3.11's
+        `asyncio.wait_for` (under the store calls) can swallow a cancellation that
+        arrives as the call completes."""
+        while not self._stopping:
             await asyncio.sleep(sync.poll_s)
             for task_id in await sync.take_cancels():
                 record = self._tasks.active.get(task_id) or self._tasks.finished.get(task_id)
@@ -535,7 +534,7 @@ class A2AServerAdapter:
         finished = False
         record.started = True
         try:
-            await self._share(record)
+            await self.share_task(record)
             await self._bind(record)
             # The caller's trace context becomes the remote parent of this flow trace.
             adopt(record.trace_id, extract(record.message.meta))
@@ -545,11 +544,11 @@ class A2AServerAdapter:
                 finished = True
                 outcome = Outcome("internal", error={"message": str(exc) or type(exc).__name__})
                 record.finish("failed", outcome)
-                await self._share(record)
+                await self.share_task(record)
                 yield StreamItem(outcome=outcome)
                 return
             record.state = "working"
-            await self._share(record)
+            await self.share_task(record)
             yield StreamItem(accepted=True)
             deadline = self._deadline(record)
             while True:
@@ -563,14 +562,14 @@ class A2AServerAdapter:
                 finished = True
                 record.finish(_STATE_OF[outcome.kind], outcome)
                 record.resume_token = outcome.resume_token
-                await self._share(record)  # other replicas know before the client does
+                await self.share_task(record)  # other replicas know before the client does
                 yield step
                 return
         finally:
             if not finished:
                 record.finish("canceled", Outcome("cancelled"))
                 await self._cancel_trace(record)
-                await self._share(record)
+                await self.share_task(record)
             self._release(record)
 
     async def _cancel_trace(self, record: TaskRecord) -> None:
@@ -733,7 +732,7 @@ class A2AServerAdapter:
             record.state = "canceled"
             record.outcome = Outcome("cancelled")
             record.resume_token = None
-            await self._share(record)
+            await self.share_task(record)
             return True
         if record.released or not self._started:
             return False

@@ -88,6 +88,7 @@ class TaskRecord:
     turns: int = 0  # follow-up messages that continued the task
     grace: asyncio.TimerHandle | None = None  # cancels the task if nobody re-attaches
     replica: str | None = None  # another server process runs it (loaded from the store)
+    shared_as: tuple[str, int] | None = None  # (state, turn) last written to the store
 
     def cancel_grace(self) -> None:
         """Somebody attached again: the task no longer runs for nobody."""
@@ -213,19 +214,23 @@ class TaskTable:
         evicted, self._evicted = self._evicted, []
         return evicted
 
-    def reactivate(self, record: TaskRecord) -> None:
-        """Make a finished (paused) task active again, for its next turn."""
+    def register(self, record: TaskRecord) -> None:
+        """Make `record` an active task (a finished one of the same id is forgotten)."""
         previous = self.finished.pop(record.task_id, None)
         if previous is not None:
             self.finished_bytes -= previous.kept_bytes
+        self.active[record.task_id] = record
+        self.by_trace[record.trace_id] = record
+
+    def reactivate(self, record: TaskRecord) -> None:
+        """Make a finished (paused) task active again, for its next turn."""
         record.released = False
         record.state = "submitted"
         record.outcome = None
         record.cancelled = False
         record.started = False
         record.items.clear()
-        self.active[record.task_id] = record
-        self.by_trace[record.trace_id] = record
+        self.register(record)
 
     def clear(self) -> list[TaskRecord]:
         """Drop every active task (on shutdown); returns them."""

@@ -200,6 +200,20 @@ async def test_a_plain_a2a_client_works_without_penguiflow_headers() -> None:
     assert task["artifacts"][0]["parts"][0]["data"] == {"tenant": "acme"}
 
 
+async def test_a_task_id_used_again_is_counted_once_in_the_history() -> None:
+    adapter = adapter_for(echo_flow())
+    body = {"payload": {"q": "x" * 1000}, "taskId": "again", "headers": TENANT}
+    async with (
+        served(create_a2a_app(adapter)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        await http.post("/message/send", json=body)
+        once = adapter.finished_bytes
+        await http.post("/message/send", json=body)
+    assert adapter.finished_tasks == 1
+    assert adapter.finished_bytes == once > 0
+
+
 async def test_finished_tasks_are_bounded_by_bytes_and_keep_what_tasks_get_answers() -> None:
     from penguiflow_a2a import A2AServerAdapter
 
@@ -290,30 +304,37 @@ def _hostile_bodies(count: int, seed: int = 13) -> list[tuple[str, bytes]]:
     return bodies
 
 
+async def _fire(http: httpx.AsyncClient, bodies: list[tuple[str, bytes]]) -> Counter[int]:
+    """Post every body (16 at a time); the statuses seen. No reply may be a 500, nor
+    echo NaN or Infinity."""
+    statuses: Counter[int] = Counter()
+    gate = asyncio.Semaphore(16)
+
+    async def one(path: str, body: bytes) -> None:
+        async with gate:
+            reply = await http.post(
+                path, content=body, headers={"content-type": "application/json"}
+            )
+        statuses[reply.status_code] += 1
+        assert reply.status_code < 500, (path, body[:120], reply.text[:200])
+        assert "Infinity" not in reply.text.replace("Infinity is not", "")
+        assert "NaN" not in reply.text.replace("NaN is not", "")
+
+    await asyncio.gather(*(one(path, body) for path, body in bodies))
+    return statuses
+
+
 async def test_five_thousand_hostile_bodies_never_get_a_500() -> None:
     import resource
 
     adapter = adapter_for(echo_flow())
     CALLS.clear()
     bodies = _hostile_bodies(5000)
-    statuses: Counter[int] = Counter()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     async with served(create_a2a_app(adapter, max_body_bytes=64 * 1024)) as url:
         limits = httpx.Limits(max_connections=16)
         async with httpx.AsyncClient(base_url=url, timeout=20, limits=limits) as http:
-            gate = asyncio.Semaphore(16)
-
-            async def one(path: str, body: bytes) -> None:
-                async with gate:
-                    reply = await http.post(
-                        path, content=body, headers={"content-type": "application/json"}
-                    )
-                statuses[reply.status_code] += 1
-                assert reply.status_code < 500, (path, body[:120], reply.text[:200])
-                assert "Infinity" not in reply.text.replace("Infinity is not", "")
-                assert "NaN" not in reply.text.replace("NaN is not", "")
-
-            await asyncio.gather(*(one(path, body) for path, body in bodies))
+            statuses = await _fire(http, bodies)
             health = await http.post("/message/send", json={"payload": "still here"})
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
@@ -337,24 +358,13 @@ def _rss_mib(pid: int) -> float:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 async def test_a_server_process_survives_five_thousand_hostile_bodies() -> None:
     bodies = _hostile_bodies(5000, seed=29)
-    statuses: Counter[int] = Counter()
     async with served_in_process("tests.a2a.apps:echo") as (url, process):
         limits = httpx.Limits(max_connections=16)
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
             warm = await http.post("/message/send", json={"payload": 1, "headers": TENANT})
             assert warm.status_code == 200
             rss_before = _rss_mib(process.pid)
-            gate = asyncio.Semaphore(16)
-
-            async def one(path: str, body: bytes) -> None:
-                async with gate:
-                    reply = await http.post(
-                        path, content=body, headers={"content-type": "application/json"}
-                    )
-                statuses[reply.status_code] += 1
-                assert reply.status_code < 500, (path, body[:120], reply.text[:200])
-
-            await asyncio.gather(*(one(path, body) for path, body in bodies))
+            statuses = await _fire(http, bodies)
             health = await http.post("/message/send", json={"payload": 2, "headers": TENANT})
             rss_after = _rss_mib(process.pid)
         assert process.poll() is None  # the same process, never restarted

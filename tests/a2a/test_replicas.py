@@ -213,3 +213,33 @@ async def test_a_cancel_that_fails_does_not_stop_taking_cancel_requests() -> Non
         assert await state_of(client, ids[1]) == "canceled"  # the watcher lived on
         flow.cancel = cancel  # type: ignore[method-assign]
         await client.post("/", json=rpc("tasks/cancel", {"id": ids[0]}))
+
+
+class CountingStore(InMemoryStateStore):
+    """A task store that remembers the state of every write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    async def save_task(self, task: StoredTask) -> None:
+        self.writes.append(task.state)
+        await super().save_task(task)
+
+
+async def test_each_state_of_a_task_is_written_once() -> None:
+    store = CountingStore()
+    adapter = adapter_for(echo_flow(), task_store=store)
+    async with (
+        served(create_a2a_app(adapter)) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        for blocking in (True, False):
+            store.writes.clear()
+            params = send_params({"q": 1}, blocking=blocking)
+            task_id = (await client.post("/", json=rpc("message/send", params))).json()["result"][
+                "id"
+            ]
+            while await state_of(client, task_id) != "completed":
+                await asyncio.sleep(0.01)
+            assert store.writes == ["submitted", "working", "completed"]
