@@ -26,6 +26,11 @@ RUNS = 500
 FAULT_RATE = 0.05
 EXHAUST_RATE = 0.005  # a call whose every attempt fails: the run ends in a typed error
 ATTEMPTS = 3  # max_retries: attempts in all
+# A reply is late after TIMEOUT_S; the "timeout" fault answers after SLOW_S. TIMEOUT_S
+# leaves room for a loaded machine: a good reply that comes late is a timeout too, and
+# its scripted reply is then gone, so the run would end one reply short.
+TIMEOUT_S = 1.0
+SLOW_S = 2.0
 CALL = act("look it up", next_node="triage", args={"text": "q"})
 FINISH = act("done", next_node=None, args={"answer": "docs"})
 
@@ -45,7 +50,7 @@ def faults(native_client: bool) -> list[tuple[str, ServerReply, bool]]:
         ("500", ServerReply.error(500), False),
         ("503", ServerReply.error(503), False),
         ("reset", ServerReply.reset_connection(), False),
-        ("timeout", ServerReply.slow(0.6), False),
+        ("timeout", ServerReply.slow(SLOW_S), False),
         (
             "bad-gzip",
             ServerReply(raw_body=b"not gzip", headers={"Content-Encoding": "gzip"}),
@@ -68,8 +73,9 @@ async def test_runs_survive_injected_faults_with_typed_errors_only(
     injected: Counter[str] = Counter()
     worst_attempts = 0
     typed_failures: list[tuple[bool, int]] = []
+    failure_messages: list[str] = []
     with ScriptedLLMServer() as server:
-        client = make(server, timeout_s=0.3, max_retries=ATTEMPTS)
+        client = make(server, timeout_s=TIMEOUT_S, max_retries=ATTEMPTS)
         planner = ReactPlanner(llm_client=client, catalog=catalog)
         for _ in range(RUNS):
             before = len(server.requests)
@@ -100,6 +106,7 @@ async def test_runs_survive_injected_faults_with_typed_errors_only(
             except LLMError as exc:
                 outcomes[f"typed:{type(exc).__name__}"] += 1
                 typed_failures.append((exhausted, exc.attempts))
+                failure_messages.append(f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # the figure: must stay 0
                 outcomes[f"untyped:{type(exc).__name__}"] += 1
             else:
@@ -116,7 +123,7 @@ async def test_runs_survive_injected_faults_with_typed_errors_only(
     )
     assert untyped == {}
     # Only calls whose every attempt failed end a run, after exactly ATTEMPTS attempts.
-    assert typed_failures == [(True, ATTEMPTS)] * injected["exhausted"]
+    assert typed_failures == [(True, ATTEMPTS)] * injected["exhausted"], failure_messages
     assert sum(outcomes.values()) == RUNS  # none lost
     assert outcomes["finished"] == RUNS - injected["exhausted"]
     assert worst_attempts <= ATTEMPTS
