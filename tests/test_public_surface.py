@@ -77,6 +77,8 @@ SPECIFIED = {
 UNLISTED = {
     # The spec names this helper of ModelRegistry but leaves it out of __all__.
     "penguiflow.registry": {"RegistryEntry"},
+    # What `Node.models()` returns (the spec fixes penguiflow.node's __all__).
+    "penguiflow.node": {"NodeModels"},
     # The type of `emit_stream_events(ctx=...)`: a Context or a PenguiFlow.
     "penguiflow.streaming": {"ChunkEmitter"},
     # The defaults of A2AServerAdapter(result_timeout_s=..., resubscribe_grace_s=...),
@@ -98,6 +100,7 @@ UNLISTED = {
         "RegistryCoverageError",
         "FlowLifecycleError",
         "FlowStoppedError",
+        "FlowTimeoutError",
         "ContextError",
         "InvalidArgumentError",
         "NotFoundError",

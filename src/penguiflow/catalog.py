@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from .errors import NotFoundError
 from .node import Node
 from .registry import ModelRegistry
 
@@ -175,30 +176,62 @@ def _resolve_metadata(func: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
-def build_catalog(nodes: Sequence[Node], registry: ModelRegistry) -> list[NodeSpec]:
-    """Describe `nodes`, in order, as `NodeSpec`s using the models in `registry`.
+def _tool_models(node: Node, registry: ModelRegistry | None) -> tuple[type[BaseModel], ...]:
+    """`(args_model, out_model)` from the registry, or without one from the function's
+    type hints."""
+    name = node.name or node.func.__name__
+    if registry is not None:
+        return registry.models(name)  # KeyError("Node '<name>' not registered")
+    hinted = node.hinted_models()
+    if hinted is not None and hinted.in_model is not None and hinted.out_model is not None:
+        return hinted.in_model, hinted.out_model
+    raise NotFoundError(
+        f"Node '{name}' has no registry and its type hints do not name both models: "
+        "annotate its first parameter and its return with pydantic models, or pass a "
+        "ModelRegistry"
+    )
 
-    Raises `KeyError("Node '<name>' not registered")` for a node without models, and
+
+def build_catalog(
+    nodes: Sequence[Node | Callable[..., Any]], registry: ModelRegistry | None = None
+) -> list[NodeSpec]:
+    """Describe `nodes`, in order, as `NodeSpec`s.
+
+    Each tool's models come from `registry` (by node name). Without a registry they
+    come from the function's type hints (`async def search(args: Query, ctx) -> Hits`),
+    and an `async def` function (for example one decorated with `tool(...)`) may be
+    given in place of a `Node` (it is wrapped in `Node(func)`). Raises
+    `KeyError("Node '<name>' not registered")` for a node the registry lacks (a
+    `NotFoundError`, a `KeyError` too, for one whose hints name no models), and
     `TypeError` for an item that is not a `Node`. Duplicate names are kept.
     """
     specs: list[NodeSpec] = []
-    for node in nodes:
-        func = getattr(node, "func", None)
-        if func is None or not callable(func):
-            raise TypeError(
-                "build_catalog expects penguiflow Node objects; got "
-                f"{type(node).__name__} {getattr(node, '__name__', node)!r} "
-                "(wrap tool functions in Node(func, name=...))"
-            )
-        name = node.name or func.__name__
-        in_model, out_model = registry.models(name)
+    for item in nodes:
+        node = _as_node(item, wrap=registry is None)
+        func = node.func
+        in_model, out_model = _tool_models(node, registry)
         specs.append(
             NodeSpec(
                 node=node,
-                name=name,
+                name=node.name or func.__name__,
                 args_model=in_model,
                 out_model=out_model,
                 **_resolve_metadata(func),
             )
         )
     return specs
+
+
+def _as_node(item: Node | Callable[..., Any], *, wrap: bool) -> Node:
+    if isinstance(item, Node):
+        return item
+    func = getattr(item, "func", None)
+    if func is not None and callable(func) and hasattr(item, "name"):
+        return item  # type: ignore[return-value]  # a Node-like object
+    if wrap and inspect.iscoroutinefunction(item):
+        return Node(item)
+    raise TypeError(
+        "build_catalog expects penguiflow Node objects or async def functions; got "
+        f"{type(item).__name__} {getattr(item, '__name__', item)!r} "
+        "(wrap tool functions in Node(func, name=...))"
+    )

@@ -5,6 +5,7 @@ The implementation lives in `penguiflow._runtime`; this module is its public fac
 
 from __future__ import annotations
 
+from ._runtime.calls import NoResultError as NoResultError
 from ._runtime.context import Context
 from ._runtime.controller import BUDGET_EXCEEDED_TEXT as BUDGET_EXCEEDED_TEXT
 from ._runtime.controller import DEADLINE_EXCEEDED_TEXT as DEADLINE_EXCEEDED_TEXT

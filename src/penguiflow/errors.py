@@ -12,6 +12,8 @@ catches (`except KeyError`, `except RuntimeError`, ...), so both styles work::
     ├── RegistryCoverageError (RuntimeError)   run(registry=) lacks validating nodes
     ├── FlowLifecycleError (RuntimeError)  the flow cannot serve the call as it is
     │   └── FlowStoppedError               emit() after stop(), before the next run()
+    ├── FlowTimeoutError (TimeoutError)    flow.call(timeout_s=) found no result in time
+    ├── NoResultError (LookupError)        flow.call(): no result (penguiflow.core)
     ├── ContextError (RuntimeError)        a Context used without a flow or floes
     ├── InvalidArgumentError (ValueError)  an argument outside what the call accepts
     │   ├── UnsafeURLError                 penguiflow.transports: a refused agent URL
@@ -212,6 +214,15 @@ class FlowLifecycleError(PenguiflowError, RuntimeError):
 
 class FlowStoppedError(FlowLifecycleError):
     """A message was emitted into a flow after `stop()` and before the next `run()`."""
+
+
+class FlowTimeoutError(PenguiflowError, TimeoutError):
+    """`flow.call(..., timeout_s=)` had no result in time (the trace was cancelled)."""
+
+    def __init__(self, message: str, *, trace_id: str, timeout_s: float) -> None:
+        super().__init__(message)
+        self.trace_id = trace_id
+        self.timeout_s = timeout_s
 
 
 class ContextError(PenguiflowError, RuntimeError):

@@ -22,6 +22,7 @@ from .traces import TraceBook, current_trace
 if TYPE_CHECKING:
     from ..bus import MessageBus
     from ..node import Node
+    from .calls import Calls
     from .events import EdgeGauge, EventSink
     from .inbox import Inbox
 
@@ -56,7 +57,16 @@ logger = logging.getLogger("penguiflow.core")
 class Dispatcher:
     """Sends messages for one flow (its contexts and node workers call it)."""
 
-    __slots__ = ("_background", "_bus", "_hooks", "_rookery", "_sink", "_traces")
+    __slots__ = (
+        "_background",
+        "_bus",
+        "_calls",
+        "_claims",
+        "_hooks",
+        "_rookery",
+        "_sink",
+        "_traces",
+    )
 
     def __init__(
         self,
@@ -66,7 +76,11 @@ class Dispatcher:
         hooks: FlowHooks,
         bus: MessageBus | None,
         rookery: Edges,
+        calls: Calls | None = None,
     ) -> None:
+        self._calls = calls
+        # The claims of `call()`s (a live view): empty, nothing is claimed.
+        self._claims: dict[str, Any] = calls.claims if calls is not None else {}
         self._traces = traces
         self._sink = sink
         self._hooks = hooks
@@ -97,27 +111,37 @@ class Dispatcher:
         in between). False (nothing done) when the bus, a Rookery hook or a full queue
         needs `send`.
         """
-        if self._bus is not None or (floe.target is ROOKERY and self._hooks.rookery):
+        if self._bus is not None or (
+            floe.target is ROOKERY and (self._hooks.rookery or self._claims)
+        ):
             return False
         return floe.queue.offer(msg)
 
-    def _count_in(self, msg: Any, *, to_rookery: bool) -> tuple[Any, Any]:
+    def _count_in(self, msg: Any, *, to_rookery: bool) -> tuple[Any, Any, bool]:
         """Run the Rookery hooks on an item bound there, then count it into its trace.
 
-        Returns the item to enqueue and its trace id.
+        Returns the item to enqueue, its trace id, and whether a `call()` claimed it
+        (it is then handed over, neither counted nor enqueued).
         """
         if to_rookery:
             msg = self.observe_rookery(msg)
+            calls = self._calls
+            if calls is not None and self._claims:
+                trace_id = getattr(msg, "trace_id", None)
+                if calls.take(msg, trace_id if trace_id is not None else current_trace.get()):
+                    return msg, trace_id, True
         trace_id = getattr(msg, "trace_id", None)
         if trace_id is not None:
             self._traces.track(trace_id)
-        return msg, trace_id
+        return msg, trace_id, False
 
     async def send(self, floe: Floe, msg: Any) -> None:
         """Count, publish, then enqueue `msg` on `floe`, waiting while the queue is full."""
-        msg, trace_id = self._count_in(msg, to_rookery=floe.target is ROOKERY)
+        msg, trace_id, claimed = self._count_in(msg, to_rookery=floe.target is ROOKERY)
         if self._bus is not None:
             await self.publish(floe.source, floe.target, msg)
+        if claimed:
+            return
         queue = floe.queue
         if queue.full():
             await self._put_waiting(queue, msg, trace_id)
@@ -139,11 +163,16 @@ class Dispatcher:
         The bus publish runs in the background (awaited by `drain`).
         """
         queue = floe.queue
-        if queue.full():
+        to_rookery = floe.target is ROOKERY
+        if queue.full() and not (to_rookery and self._claims):
             raise asyncio.QueueFull
-        msg, _ = self._count_in(msg, to_rookery=floe.target is ROOKERY)
+        msg, _, claimed = self._count_in(msg, to_rookery=to_rookery)
         if self._bus is not None:
             self.in_background(self.publish(floe.source, floe.target, msg))
+        if claimed:
+            return
+        if queue.full():
+            raise asyncio.QueueFull
         queue.put_nowait(msg)
 
     async def deliver(self, message: Any, source: Edges) -> None:
@@ -158,11 +187,17 @@ class Dispatcher:
         if floe is not None:
             await self.send(floe, message)
         else:
-            message, _ = self._count_in(message, to_rookery=True)
+            message, _, claimed = self._count_in(message, to_rookery=True)
             await self.publish(source.owner, ROOKERY, message)
-            self._rookery.inbox.push(message)
+            if not claimed:
+                self._rookery.inbox.push(message)
         if isinstance(message, Message) and isinstance(message.payload, WM):
             self._traces.remember_wm(message.trace_id, message.payload.hops)
+
+    def claim_failure(self, error: Any) -> bool:
+        """Hand a final node failure to the `call()` awaiting its trace; False if none."""
+        calls = self._calls
+        return calls is not None and bool(self._claims) and calls.failed(error)
 
     def observe_rookery(self, msg: Any) -> Any:
         """Run the `rookery` hooks on an item bound for Rookery; returns what to enqueue."""

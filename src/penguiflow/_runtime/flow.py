@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING, Any
 from ..errors import (
     FlowLifecycleError,
     FlowStoppedError,
+    FlowTimeoutError,
+    InvalidArgumentError,
     RegistryCoverageError,
     exception_repr,
 )
 from ..node import Node
-from ..types import WM, Message, StreamChunk
+from ..types import WM, Headers, Message, StreamChunk
+from .calls import Calls
 from .context import Context
 from .dispatch import Dispatcher
 from .events import EventSink, logger
@@ -97,7 +100,8 @@ class PenguiFlow:
                 self._connect(node, ROOKERY)
 
         self._hooks = FlowHooks()
-        self._traces = TraceBook(queue_maxsize, self._hooks)
+        self._calls = Calls()
+        self._traces = TraceBook(queue_maxsize, self._hooks, self._calls)
         self._sink = EventSink(
             middlewares=list(middlewares or []),
             store=state_store,
@@ -111,6 +115,7 @@ class PenguiFlow:
             hooks=self._hooks,
             bus=message_bus,
             rookery=self._rookery_ctx,
+            calls=self._calls,
         )
         self._registry: Any | None = None
         self._state = FlowState.CREATED
@@ -207,9 +212,7 @@ class PenguiFlow:
             for node in self._nodes:
                 if node.policy.validate == "none" or node.name is None:
                     continue
-                try:
-                    registry.adapters(node.name)
-                except KeyError:
+                if node.models(registry) is None:  # neither registered nor typed by hints
                     missing.append(node.name)
             if missing:
                 names = tuple(sorted(missing))
@@ -246,6 +249,9 @@ class PenguiFlow:
         """
         if self._state is not FlowState.RUNNING:
             return
+        self._calls.abort(
+            FlowStoppedError, "PenguiFlow was stopped while call() waited for trace {trace_id}"
+        )
         tasks = [w.task for w in self._workers if w.task is not None]
         for task in tasks:
             task.cancel()
@@ -308,6 +314,72 @@ class PenguiFlow:
     async def fetch_any(self, from_: Node | Sequence[Node] | None = None) -> Any:
         """Wait for the first result on any of the given egress nodes."""
         return await self._rookery_ctx.fetch_any(from_)
+
+    async def call(
+        self,
+        payload: Any,
+        *,
+        tenant: str = "default",
+        timeout_s: float | None = None,
+    ) -> Any:
+        """Send one payload through the running flow and return its result.
+
+        The payload travels in a new `Message` (a fresh trace id, `tenant` in its
+        headers); a `Message` is sent as it is. Returns the first result of that
+        trace to reach Rookery: its payload when the result is a `Message` and a bare
+        payload was given, else the result itself. Nodes typed by their hints
+        (`async def clean(q: Question, ctx) -> Question`) receive the payload and
+        their results are sent on in the message. The trace's results go to this
+        call only, never to `fetch()`, so calls may run concurrently.
+
+        Raises the trace's `FlowError` when a node fails for good (whatever
+        `emit_errors_to_rookery` says), `FlowTimeoutError` (a `TimeoutError`) when
+        `timeout_s` passes first (the trace is then cancelled), `NoResultError` when
+        the trace ends without a result, `TraceCancelled` when it is cancelled, and
+        `FlowLifecycleError` when the flow is not running. Stream chunks of the trace
+        are not returned: read streams with `emit` and `fetch`.
+        """
+        if self._state is not FlowState.RUNNING:
+            raise FlowLifecycleError("PenguiFlow is not running; call run() before call()")
+        if timeout_s is not None and not timeout_s > 0:
+            raise InvalidArgumentError(f"timeout_s must be > 0 or None, got {timeout_s!r}")
+        wrapped = not isinstance(payload, Message)
+        message = Message(payload=payload, headers=Headers(tenant=tenant)) if wrapped else payload
+        trace_id = message.trace_id
+        claim = self._calls.open(trace_id)
+        try:
+            await self.emit(message)
+        except BaseException:
+            self._calls.discard(claim)
+            raise
+        try:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    result = await claim.wait()
+            except TimeoutError:
+                if claim.settled or self._state is not FlowState.RUNNING:
+                    raise
+                await self.cancel(trace_id)
+                raise FlowTimeoutError(
+                    f"no result for trace {trace_id} within timeout_s={timeout_s}; "
+                    "the trace was cancelled",
+                    trace_id=trace_id,
+                    timeout_s=timeout_s,  # type: ignore[arg-type]
+                ) from None
+            except asyncio.CancelledError:
+                if not claim.settled and self._state is FlowState.RUNNING:
+                    self._dispatcher.in_background(self._abandon(trace_id))
+                raise
+        finally:
+            self._calls.release(claim)
+        if wrapped and isinstance(result, Message):
+            return result.payload
+        return result
+
+    async def _abandon(self, trace_id: str) -> None:
+        """Cancel the trace of a `call()` whose caller was cancelled."""
+        if self._state is FlowState.RUNNING:
+            await self.cancel(trace_id)
 
     # -- traces ----------------------------------------------------------------------
 

@@ -12,11 +12,14 @@ import asyncio
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ..errors import PenguiflowError
 from .hooks import FlowHooks, call_hooks
 from .waiting import wait_listed, wake_all
+
+if TYPE_CHECKING:
+    from .calls import Calls
 
 __all__ = [
     "Invocation",
@@ -122,9 +125,18 @@ class TraceBook:
     producers) wait in `wait_capacity` until their trace has room again.
     """
 
-    __slots__ = ("_cancelled_ids", "_hooks", "_invocations", "_limit", "_states", "_wm_hops")
+    __slots__ = (
+        "_calls",
+        "_cancelled_ids",
+        "_hooks",
+        "_invocations",
+        "_limit",
+        "_states",
+        "_wm_hops",
+    )
 
-    def __init__(self, queue_maxsize: int, hooks: FlowHooks) -> None:
+    def __init__(self, queue_maxsize: int, hooks: FlowHooks, calls: Calls | None = None) -> None:
+        self._calls = calls
         self._states: dict[str, TraceState] = {}
         self._cancelled_ids: set[str] = set()
         self._limit = queue_maxsize
@@ -161,6 +173,9 @@ class TraceBook:
         if state.event is not None:
             self._cancelled_ids.discard(trace_id)
         state.wake_waiters()
+        calls = self._calls
+        if calls is not None and calls.claims:
+            calls.ended(trace_id, cancelled=state.cancelled)
         if self._hooks.trace_done:
             call_hooks("trace_done", self._hooks.trace_done, trace_id)
         return state.cancelled

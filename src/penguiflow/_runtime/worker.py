@@ -48,6 +48,7 @@ class NodeWorker:
     __slots__ = (
         "_direct",
         "_interrupted",
+        "_models",
         "_outgoing",
         "ctx",
         "dispatcher",
@@ -86,8 +87,10 @@ class NodeWorker:
         self.trace_id: str | None = None
         self._interrupted = False
         self.warn_output = _registered_for_message_output(registry, node)
-        # Without validation the node function is called directly (the hot path).
-        self._direct = node.func if registry is None or node.policy.validate == "none" else None
+        # The models from the registry or the node's type hints, looked up once; without
+        # any (or with validate="none") the node function is called directly (the hot path).
+        self._models = None if node.policy.validate == "none" else node.models(registry)
+        self._direct = node.func if self._models is None else None
         self._outgoing = ctx.outgoing_floes  # the graph is fixed once the flow is built
 
     def interrupt(self) -> None:
@@ -159,7 +162,7 @@ class NodeWorker:
                             call = (
                                 direct(message, ctx)
                                 if direct is not None
-                                else node.invoke(message, ctx, registry=self.registry)
+                                else node.invoke_with(self._models, message, ctx)
                             )
                             # While it runs, `interrupt()` (its trace was cancelled)
                             # cancels this task: see `_raise_if_interrupted`.
@@ -373,7 +376,9 @@ class NodeWorker:
         )
         extra: dict[str, Any] = {"exception": exception_repr(exc), "flow_error": error.to_payload()}
         delivered = self.emit_errors and error.trace_id is not None
-        if not delivered and not self.hooks.node_failed:
+        # A `call()` awaiting the trace gets the error (it raises it).
+        claimed = not delivered and self.dispatcher.claim_failure(error)
+        if not delivered and not claimed and not self.hooks.node_failed:
             # Nobody gets the error: a caller waiting on fetch() would wait forever.
             extra["undelivered"] = UNDELIVERED_HINT
         await self.sink.emit(

@@ -8,6 +8,7 @@ The planner is the loop; its parts do the rest: `Conversation` (the messages),
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -121,7 +122,7 @@ class ReactPlanner:
         self,
         llm: str | Mapping[str, Any] | None = None,
         *,
-        nodes: Sequence[Node] | None = None,
+        nodes: Sequence[Node | Callable[..., Any]] | None = None,
         catalog: Sequence[NodeSpec] | None = None,
         registry: ModelRegistry | None = None,
         llm_client: JSONLLMClient | None = None,
@@ -152,7 +153,7 @@ class ReactPlanner:
                 f"cost_budget_usd must be a non-negative number of dollars, got {cost_budget_usd!r}"
             )
         if catalog is None:
-            if nodes is None or registry is None:
+            if nodes is None or (registry is None and not _typed_by_hints(nodes)):
                 raise InvalidArgumentError(
                     "Either catalog or (nodes and registry) must be provided"
                 )
@@ -778,3 +779,18 @@ def __getattr__(name: str) -> Any:
 
         return _LiteLLMJSONClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _typed_by_hints(nodes: Sequence[Any]) -> bool:
+    """Whether every node (or `async def` tool) names its models in its type hints, so
+    no registry is needed to describe it."""
+    for item in nodes:
+        node = item if isinstance(item, Node) else None
+        if node is None:
+            if not inspect.iscoroutinefunction(item):
+                return False
+            node = Node(item)
+        hinted = node.hinted_models()
+        if hinted is None or hinted.in_model is None or hinted.out_model is None:
+            return False
+    return True
