@@ -22,10 +22,12 @@ from .models import (
 from .react import ReactPlanner
 
 if TYPE_CHECKING:
+    from .clients import OpenAICompatibleClient
     from .dspy_client import DSPyLLMClient
 
 __all__ = [
     "DSPyLLMClient",
+    "OpenAICompatibleClient",
     "ParallelCall",
     "ParallelJoin",
     "PlannerAction",
@@ -45,4 +47,8 @@ def __getattr__(name: str) -> Any:
         from .dspy_client import DSPyLLMClient
 
         return DSPyLLMClient
+    if name == "OpenAICompatibleClient":  # needs httpx: pip install 'penguiflow[openai]'
+        from .clients import OpenAICompatibleClient
+
+        return OpenAICompatibleClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
