@@ -47,7 +47,27 @@ async def map_concurrent(
 
 
 def _router_name(ctx: Context) -> str:
-    return str(getattr(ctx.owner, "name", ctx.owner))
+    owner = getattr(ctx, "owner", None)
+    if owner is None:
+        return "router"
+    return str(getattr(owner, "name", owner))
+
+
+def _successor_peers(ctx: Context) -> list[Node]:
+    """The router's node successors (endpoints such as Rookery are never named).
+
+    Code written for the reference implementation calls `_normalize_targets` with a
+    stand-in context that has only `_outgoing` (a mapping keyed by successor nodes),
+    so that is read when there is no public `outgoing`.
+    """
+    outgoing = getattr(ctx, "outgoing", None)
+    if outgoing is None:
+        outgoing = getattr(ctx, "_outgoing", None)
+    if outgoing is None:
+        raise TypeError(
+            f"{type(ctx).__name__} is not a penguiflow Context: it has no outgoing peers"
+        )
+    return [peer for peer in outgoing if isinstance(peer, Node)]
 
 
 def _normalize_targets(ctx: Context, decision: RoutingDecisionType) -> list[Node]:
@@ -73,8 +93,7 @@ def _normalize_targets(ctx: Context, decision: RoutingDecisionType) -> list[Node
             selected.append(target)
         elif isinstance(target, str):
             if successors is None:
-                # The router's outgoing peers; endpoints (Rookery) are never matched by name.
-                successors = [peer for peer in ctx.outgoing if isinstance(peer, Node)]
+                successors = _successor_peers(ctx)
             match = next((node for node in successors if node.name == target), None)
             if match is None:
                 raise UnknownTargetError(

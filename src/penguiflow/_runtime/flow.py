@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -435,6 +435,27 @@ class PenguiFlow:
             return tuple(self._external.get(trace_id, ()))
         return tuple(task for group in self._external.values() for task in group)
 
+    # -- names that code written for the reference implementation reads ---------------
+    # Kept for that code only; new code uses the public names each one names.
+
+    async def _emit_to_rookery(
+        self, message: Any, *, source: Node | Endpoint | None = None
+    ) -> None:
+        """Deliver `message` to Rookery as if `source` (a node of this flow) produced it,
+        as a status update; `fetch()` (or the trace's `call()`) receives it."""
+        context = self._contexts.get(source) if source is not None else None
+        await self._dispatcher.deliver(message, context or self._rookery_ctx)
+
+    @property
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        """The node workers' tasks while the flow runs (a copy); see `state`."""
+        return [worker.task for worker in self._workers if worker.task is not None]
+
+    @property
+    def _trace_events(self) -> Mapping[str, TraceEvent]:
+        """The active traces' cancellation events; see `ensure_trace_event`, `cancel`."""
+        return TraceEventsView(self._traces)
+
     # -- distribution hooks ----------------------------------------------------------
 
     async def load_history(self, trace_id: str) -> Sequence[StoredEvent]:
@@ -477,6 +498,27 @@ class PenguiFlow:
         await self._sink.emit(
             event, node, context, trace_id, 0, latency_ms, level, extra=dict(extra or {})
         )
+
+
+class TraceEventsView(Mapping[str, TraceEvent]):
+    """The cancellation events of a flow's active traces, by trace id (read-only, live)."""
+
+    __slots__ = ("_traces",)
+
+    def __init__(self, traces: TraceBook) -> None:
+        self._traces = traces
+
+    def __getitem__(self, trace_id: str) -> TraceEvent:
+        event = self._traces.existing_event(trace_id)
+        if event is None:
+            raise KeyError(trace_id)
+        return event
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._traces.with_events())
+
+    def __len__(self) -> int:
+        return len(self._traces.with_events())
 
 
 def create(*adjacencies: tuple[Node, Sequence[Node]], **kwargs: Any) -> PenguiFlow:

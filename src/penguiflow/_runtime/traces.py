@@ -246,6 +246,15 @@ class TraceBook:
             )
         return state.event
 
+    def existing_event(self, trace_id: str) -> TraceEvent | None:
+        """The trace's cancellation event if it has one (never creates it)."""
+        state = self._states.get(trace_id)
+        return state.event if state is not None else None
+
+    def with_events(self) -> tuple[str, ...]:
+        """The ids of the active traces that have a cancellation event."""
+        return tuple(trace_id for trace_id, state in self._states.items() if state.event)
+
     def _uncancelled(self, trace_id: str, state: TraceState) -> None:
         if self._states.get(trace_id) is state:
             self._cancelled_ids.discard(trace_id)
