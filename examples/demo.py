@@ -30,8 +30,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from penguiflow import ModelRegistry, Node, build_catalog, tool
+from penguiflow.errors import MissingExtraError
 from penguiflow.planner import PlannerEvent, PlannerFinish, PlannerPause, ReactPlanner
-from penguiflow.planner.clients import LLMReply
+from penguiflow.planner.clients import LLMError, LLMReply
 from penguiflow.state import open_store, store_url
 from penguiflow.testkit import ScriptedLLMClient
 from penguiflow.tracing import Recorder
@@ -273,10 +274,14 @@ def main() -> None:
     parser.add_argument("--resume", metavar="TOKEN", help="resume a stored pause (internal)")
     args = parser.parse_args()
     model = os.environ.get("PENGUIFLOW_DEMO_MODEL")
-    if args.resume:
-        asyncio.run(second_process(args.resume, model))
-        return
-    token = asyncio.run(first_process(model))
+    try:
+        if args.resume:
+            asyncio.run(second_process(args.resume, model))
+            return
+        token = asyncio.run(first_process(model))
+    except (LLMError, MissingExtraError) as exc:
+        # A missing API key, an unreachable model server, a missing extra: one line.
+        raise SystemExit(f"demo: {exc}") from None
     if token is None:
         return
     resumed = subprocess.run([sys.executable, __file__, "--resume", token], check=False)

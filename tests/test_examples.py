@@ -129,3 +129,21 @@ def test_a2a_agent_example_serves_and_calls_an_agent_unary_and_streaming() -> No
         "(6 chunks streamed: ['PenguiFlow', 'nodes', 'are', 'typed', 'async', 'functions'])" in out
     )
     assert out.rstrip().endswith("a2a agent example ran.")
+
+
+def test_planner_demo_with_a_model_but_no_api_key_says_so_in_one_line(store: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env |= {"PENGUIFLOW_DEMO_MODEL": "openai/gpt-4o-mini", "PENGUIFLOW_STORE": str(store)}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        env=env,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("demo: ")
+    assert "Set OPENAI_API_KEY" in done.stderr
