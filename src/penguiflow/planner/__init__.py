@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DSPyLLMClient",
-    "OpenAICompatibleClient",
     "ParallelCall",
     "ParallelJoin",
     "PlannerAction",
@@ -47,6 +46,7 @@ def __getattr__(name: str) -> Any:
         from .dspy_client import DSPyLLMClient
 
         return DSPyLLMClient
+    # Beyond the specified __all__: where a user of ReactPlanner looks for it first.
     if name == "OpenAICompatibleClient":  # needs httpx: pip install 'penguiflow[openai]'
         from .clients import OpenAICompatibleClient
 
