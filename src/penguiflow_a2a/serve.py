@@ -11,7 +11,7 @@ import importlib
 import inspect
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from penguiflow.errors import MissingExtraError, PenguiflowError
 
@@ -44,6 +44,21 @@ def serve(app: Any, *, host: str = DEFAULT_HOST, port: int = 8000, **uvicorn_opt
 
 class _UsageError(PenguiflowError):
     """A mistake on the command line: one line for the user, exit status 2."""
+
+
+_PROG = "python -m penguiflow_a2a.serve"
+_USAGE_FIX = (
+    f"run {_PROG} MODULE:ATTR [--host HOST] [--port PORT], MODULE:ATTR naming an ASGI app "
+    "(or a function returning one)"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: what, then how to fix."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"penguiflow_a2a.serve: {message}; {_USAGE_FIX}", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _load(spec: str) -> Any:
@@ -91,7 +106,7 @@ def _is_asgi_app(value: Any) -> bool:
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point: prints the URL it serves on, and one line (exit
     status 2) for a mistake such as an app that cannot be found."""
-    parser = argparse.ArgumentParser(prog="python -m penguiflow_a2a.serve")
+    parser = _Parser(prog=_PROG)
     parser.add_argument("app", help="module:attribute naming an ASGI app or a factory")
     parser.add_argument("--host", default=DEFAULT_HOST, help="default: 127.0.0.1 (loopback)")
     parser.add_argument("--port", type=int, default=8000)

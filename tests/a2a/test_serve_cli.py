@@ -39,6 +39,25 @@ def test_a_wrong_app_is_one_line_and_exit_status_2(spec: str, says: str) -> None
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--flow", "os:getcwd"], "unrecognized arguments: --flow"),
+        (["--flow", "tests.a2a.apps:echo"], "unrecognized arguments: --flow"),
+        ([], "the following arguments are required: app"),
+        (["os:getcwd", "--port", "eighty"], "argument --port: invalid int value: 'eighty'"),
+    ],
+)
+def test_a_wrong_command_line_is_one_line_and_exit_status_2(args: list[str], says: str) -> None:
+    done = serve(*args)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"penguiflow_a2a.serve: {says}; ")
+    assert "python -m penguiflow_a2a.serve MODULE:ATTR" in line
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
 def test_the_server_says_where_it_listens_once_it_does() -> None:
     port = free_port()
     command = [sys.executable, "-m", "penguiflow_a2a.serve", "tests.a2a.apps:echo"]

@@ -50,11 +50,33 @@ def test_render_events_is_flat_sorted_json_with_payload_winning() -> None:
 def test_history_from_a_sqlite_url_and_path(
     sqlite_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["history", "t1", "--state-store", f"sqlite://{sqlite_file}"]) == 0
+    assert str(sqlite_file).startswith("/")
+    assert main(["history", "t1", "--state-store", f"sqlite:///{sqlite_file}"]) == 0  # 4 slashes
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(line)["attempt"] for line in lines] == [0, 1, 2]
     assert main(["history", "t1", "--state-store", str(sqlite_file), "--tail", "1"]) == 0
     assert [json.loads(line)["attempt"] for line in capsys.readouterr().out.splitlines()] == [2]
+
+
+def test_sqlite_urls_read_like_open_store(
+    sqlite_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sqlite:///x.db` is relative to the working directory, `sqlite:////x.db` absolute
+    (as in SQLAlchemy and `penguiflow.state.open_store`)."""
+    monkeypatch.chdir(sqlite_file.parent)
+    assert main(["history", "t1", "--state-store", "sqlite:///state.db"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    monkeypatch.chdir(sqlite_file.parent.parent)
+    relative = f"sqlite:///{sqlite_file.parent.name}/state.db"
+    assert main(["history", "t1", "--state-store", relative]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    # The older reading (everything after sqlite:// is the path) is gone: three slashes
+    # before an absolute path's text is a relative path, which does not exist here.
+    assert main(["history", "t1", "--state-store", f"sqlite://{sqlite_file}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no SQLite state file at {str(sqlite_file)[1:]}")
+    assert main(["history", "t1", "--state-store", f"sqlite://{sqlite_file.name}"]) == 1
+    assert "write sqlite:///relative.db (three slashes)" in capsys.readouterr().err
 
 
 def test_text_format_is_readable(sqlite_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,6 +87,29 @@ def test_text_format_is_readable(sqlite_file: Path, capsys: pytest.CaptureFixtur
     assert "attempt=0" in first
 
 
+def test_text_latencies_are_rounded_and_json_keeps_them_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "lat.db"
+
+    async def fill() -> None:
+        store = SQLiteStateStore(path)
+        await store.save_event(event(0, attempt=1, latency_ms=12.345678901))
+        await store.save_event(event(1, latency_ms=7))
+        await store.save_event(event(2, latency_ms=0.004))
+        await store.close()
+
+    asyncio.run(fill())
+    assert main(["history", "t1", "--state-store", str(path), "--format", "text"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("attempt=1 latency_ms=12.35")
+    assert lines[1].endswith("latency_ms=7")
+    assert lines[2].endswith("latency_ms=0.00")
+    assert main(["history", "t1", "--state-store", str(path)]) == 0
+    values = [json.loads(line)["latency_ms"] for line in capsys.readouterr().out.splitlines()]
+    assert values == [12.345678901, 7, 0.004]
+
+
 def test_replay_prints_a_header_then_the_events(
     sqlite_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -72,21 +117,86 @@ def test_replay_prints_a_header_then_the_events(
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "# replay trace=t1 events=3"
     assert len(out) == 4
-    assert main(["replay", "nope", "--state-store", str(sqlite_file)]) == 0
-    assert capsys.readouterr().out == "# trace nope has no stored events\n"
+    assert main(["replay", "t1", "--state-store", str(sqlite_file), "--tail", "0"]) == 0
+    assert capsys.readouterr().out == "# trace t1 has no stored events\n"  # all trimmed
 
 
-def test_an_unknown_trace_says_so(sqlite_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["history", "nope", "--state-store", str(sqlite_file)]) == 0
+@pytest.mark.parametrize("command", ["history", "replay"])
+def test_an_unknown_trace_is_an_error_naming_the_trace_and_the_store(
+    command: str, sqlite_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "nope", "--state-store", str(sqlite_file)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == "# trace nope has no stored events\n"
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"error: no events are stored for trace 'nope' in {sqlite_file}; ")
+    assert f"penguiflow-admin traces --state-store {sqlite_file}" in line
+
+
+def test_traces_lists_the_stored_traces_newest_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "many.db"
+
+    async def fill() -> None:
+        store = SQLiteStateStore(path)
+        for trace, stamps in (("old", (1.0, 2.0)), ("new", (9.5,)), ("mid", (5.0, 6.0, 4.0))):
+            for n, ts in enumerate(stamps):
+                await store.save_event(
+                    StoredEvent(trace, 1_700_000_000.0 + ts, "node_start", "n", "i", {"n": n})
+                )
+        await store.close()
+
+    asyncio.run(fill())
+    assert main(["traces", "--state-store", str(path)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows == [
+        {"trace_id": "new", "event_count": 1, "last_ts": 1_700_000_009.5},
+        {"trace_id": "mid", "event_count": 3, "last_ts": 1_700_000_006.0},
+        {"trace_id": "old", "event_count": 2, "last_ts": 1_700_000_002.0},
+    ]
+    assert main(["traces", "--state-store", str(path), "--limit", "2", "--offset", "1"]) == 0
+    assert [json.loads(x)["trace_id"] for x in capsys.readouterr().out.splitlines()] == [
+        "mid",
+        "old",
+    ]
+    assert main(["traces", "--state-store", f"sqlite:///{path}", "--format", "text"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "2023-11-14 22:13:29Z  events=1      new",
+        "2023-11-14 22:13:26Z  events=3      mid",
+        "2023-11-14 22:13:22Z  events=2      old",
+    ]
+
+
+def test_traces_of_an_empty_store_prints_nothing_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "empty.db"
+    asyncio.run(_touch(path))
+    assert main(["traces", "--state-store", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"# no traces are stored in {path}\n"
+
+
+async def _touch(path: Path) -> None:
+    store = SQLiteStateStore(path)
+    await store.schema_version()
+    await store.close()
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "x"])
+def test_traces_limit_must_be_a_positive_number(bad: str, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["traces", "--state-store", str(tmp_path / "x.db"), "--limit", bad])
+    assert caught.value.code == 2
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("sqlite:///no/such/dir/state.db", "error: no SQLite state file at /no/such/dir/state.db"),
+        ("sqlite:////no/such/dir/state.db", "error: no SQLite state file at /no/such/dir/state.db"),
+        ("sqlite:///no/such/dir/state.db", "error: no SQLite state file at no/such/dir/state.db"),
         ("mysql://root@localhost/x", "error: unsupported state store URL scheme 'mysql'"),
         ("postgresql://nobody@127.0.0.1:1/x", "error: cannot connect to PostgreSQL"),
         ("redis://127.0.0.1:1/0", "error: cannot use Redis"),
@@ -179,5 +289,10 @@ def test_history_from_postgres_and_redis_urls(
         assert main(["history", "t1", "--state-store", url, option, namespace]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert [json.loads(line)["attempt"] for line in lines] == [0, 1]
+        assert main(["traces", "--state-store", url, option, namespace]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert rows == [{"trace_id": "t1", "event_count": 2, "last_ts": 1_700_000_001.0}]
+        assert main(["history", "t2", "--state-store", url, option, namespace]) == 1
+        assert "no events are stored for trace 't2'" in capsys.readouterr().err
     finally:
         asyncio.run(cleanup())

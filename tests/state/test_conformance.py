@@ -278,7 +278,7 @@ async def test_hostile_rows_give_a_typed_error_and_the_store_keeps_working(
 
 async def test_sqlite_schema_is_versioned_and_durable_by_default(tmp_path: Path) -> None:
     store = SQLiteStateStore(tmp_path / "s.db")
-    assert await store.schema_version() == 4
+    assert await store.schema_version() == 5
     assert await store.synchronous() == 2  # FULL
     await store.save_event(event("t", 1))
     await store.close()

@@ -487,7 +487,7 @@ async def test_sqlite_spans_survive_reopening_the_file(tmp_path: Path) -> None:
     await store.save_spans(spans)
     await store.close()
     reopened = SQLiteStateStore(tmp_path / "runs.db")
-    assert await reopened.schema_version() == 4
+    assert await reopened.schema_version() == 5
     assert await reopened.load_run("r") == spans
     assert await reopened.list_runs(text="Q") == [summary(spans[0], 2)]
     await reopened.close()
@@ -530,7 +530,7 @@ async def test_a_version_1_sqlite_file_migrates_to_the_latest_keeping_its_events
     conn.close()
 
     store = SQLiteStateStore(path)
-    assert await store.schema_version() == 4
+    assert await store.schema_version() == 5
     assert [(e.trace_id, e.payload) for e in await store.load_history("t")] == [("t", {"n": 1})]
     await store.save_spans([root("r", 1.0)])
     assert await store.list_runs() == [summary(root("r", 1.0), 1)]
@@ -578,7 +578,7 @@ async def test_a_version_2_sqlite_file_migrates_to_the_current_version_keeping_i
     conn.close()
 
     store = SQLiteStateStore(path)
-    assert await store.schema_version() == 4
+    assert await store.schema_version() == 5
     assert await store.load_run("r") == spans
     assert [run.span_count for run in await store.list_runs()] == [3]
     await store.save_spans([child("r", 3, 4.0)])

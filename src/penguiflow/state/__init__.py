@@ -1,7 +1,8 @@
 """State stores: the protocol the runtime writes to, and the stores we ship.
 
 `StateStore`, `StoredEvent` and `RemoteBinding` are the spec'd names;
-`PlannerStateStore` is what a store offers the planner for its pauses. The stores
+`PlannerStateStore` is what a store offers the planner for its pauses, and
+`TraceListStore` what it offers to list its traces (`TraceSummary` records). The stores
 (`InMemoryStateStore`, `SQLiteStateStore`, `PostgresStateStore`, `RedisStateStore`)
 load on first access; each backend imports its driver only when used.
 """
@@ -20,6 +21,8 @@ from .protocol import RemoteBinding, StateStore, StoredEvent
 from .protocol import SpanStore as SpanStore
 from .protocol import StoredTask as StoredTask
 from .protocol import TaskStore as TaskStore
+from .protocol import TraceListStore as TraceListStore
+from .protocol import TraceSummary as TraceSummary
 
 if TYPE_CHECKING:
     from .memory import InMemoryStateStore as InMemoryStateStore

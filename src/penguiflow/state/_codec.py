@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -38,6 +39,7 @@ __all__ = [
     "encode_span_chunks",
     "decode_span",
     "decode_span_chunk",
+    "event_ts",
     "decode_summary",
     "check_run_filters",
     "run_search_text",
@@ -90,6 +92,7 @@ class BindingRow(BaseModel):
 def encode_event(event: StoredEvent) -> str:
     if event.trace_id is not None:
         check_id(event.trace_id, "trace_id")
+    event_ts(event)
     return encode(
         {
             "trace_id": event.trace_id,
@@ -101,6 +104,21 @@ def encode_event(event: StoredEvent) -> str:
         },
         what=f"event {event.kind!r}",
     )
+
+
+def event_ts(event: StoredEvent) -> float:
+    """The event's `ts` as a float; `InvalidDataError` unless it is a number (it could
+    not be read back otherwise)."""
+    ts: Any = event.ts
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        raise InvalidDataError(f"event ts must be a number, got {type(ts).__name__}")
+    try:
+        value = float(ts)
+    except OverflowError:  # an int beyond any float
+        value = math.inf
+    if not math.isfinite(value):
+        raise InvalidDataError(f"event ts must be a finite number, got {ts!r}")
+    return value
 
 
 def event_key(encoded: str) -> str:

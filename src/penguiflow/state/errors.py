@@ -32,4 +32,9 @@ class ResumeTokenError(PenguiflowError, KeyError):
 
 
 class StateFileNotFoundError(PenguiflowError, FileNotFoundError):
-    """An SQLite state file named by a URL does not exist (nothing is created)."""
+    """An SQLite state file named by a URL does not exist (nothing is created);
+    `path` is the path looked for."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

@@ -29,11 +29,12 @@ from ._codec import (
     encode_spans,
     encode_task,
     event_key,
+    event_ts,
     require_mapping,
     token_digest,
 )
 from .errors import ResumeTokenError
-from .protocol import RemoteBinding, StoredEvent, StoredTask
+from .protocol import RemoteBinding, StoredEvent, StoredTask, TraceSummary
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span
@@ -42,7 +43,8 @@ __all__ = ["InMemoryStateStore"]
 
 
 class InMemoryStateStore:
-    """Trace history, remote bindings, planner pauses, recorded runs and A2A tasks in memory.
+    """Trace history (and its list of traces), remote bindings, planner pauses, recorded
+    runs and A2A tasks in memory.
 
     Everything is lost on exit.
     """
@@ -57,6 +59,7 @@ class InMemoryStateStore:
         self.timeout_s: float | None = None
         self._events: dict[str, list[str]] = defaultdict(list)
         self._event_keys: dict[str, set[str]] = defaultdict(set)
+        self._last_ts: dict[str, float] = {}  # trace -> latest event ts (named traces only)
         self._bindings: dict[str, dict[str, str]] = defaultdict(dict)
         self._states: dict[str, tuple[str, float | None]] = {}
         self._spans: dict[str, dict[str, tuple[float, str]]] = {}  # run -> span -> (start, body)
@@ -73,6 +76,9 @@ class InMemoryStateStore:
             return
         self._event_keys[trace].add(key)
         self._events[trace].append(text)
+        if trace:
+            ts = event_ts(event)
+            self._last_ts[trace] = max(self._last_ts.get(trace, ts), ts)
 
     async def load_history(
         self, trace_id: str, *, offset: int = 0, limit: int | None = None
@@ -85,6 +91,18 @@ class InMemoryStateStore:
         return [
             decode_event(text, key=f"{trace_id}#{offset + i}")
             for i, text in enumerate(rows[offset:end])
+        ]
+
+    async def list_traces(
+        self, *, offset: int = 0, limit: int | None = 50
+    ) -> Sequence[TraceSummary]:
+        """The stored traces, newest first by their latest event time (paged)."""
+        offset, limit = check_page(offset, limit)
+        order = sorted(self._last_ts.items(), key=lambda item: (item[1], item[0]), reverse=True)
+        end = None if limit is None else offset + limit
+        return [
+            TraceSummary(trace, len(self._events.get(trace, ())), last_ts)
+            for trace, last_ts in order[offset:end]
         ]
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
@@ -102,6 +120,7 @@ class InMemoryStateStore:
         check_id(trace_id, "trace_id")
         self._events.pop(trace_id, None)
         self._event_keys.pop(trace_id, None)
+        self._last_ts.pop(trace_id, None)
         self._bindings.pop(trace_id, None)
 
     async def save_planner_state(

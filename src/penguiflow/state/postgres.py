@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, MissingExtraError
 from ._codec import (
     check_id,
     check_name,
@@ -33,11 +33,12 @@ from ._codec import (
     encode_spans,
     encode_task,
     event_key,
+    event_ts,
     require_mapping,
     token_digest,
 )
 from .errors import ResumeTokenError, StateStoreError
-from .protocol import RemoteBinding, StoredEvent, StoredTask, timeout_option
+from .protocol import RemoteBinding, StoredEvent, StoredTask, TraceSummary, timeout_option
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span
@@ -103,11 +104,42 @@ def _migrations(schema: str) -> tuple[tuple[str, ...], ...]:
             )""",
             f"CREATE INDEX task_cancels_by_replica ON {schema}.task_cancels (replica)",
         ),
+        (
+            # The list of traces (`list_traces`): one row per named trace, kept with its
+            # events by `save_event`, indexed newest first. Filled from the events
+            # already stored; a row that is not a readable event counts, without a time
+            # (0). The helper reading a row's time is dropped once used.
+            f"""CREATE TABLE {schema}.traces (
+                trace_id TEXT PRIMARY KEY,
+                event_count BIGINT NOT NULL,
+                last_ts DOUBLE PRECISION NOT NULL
+            )""",
+            f"CREATE INDEX traces_by_last_ts ON {schema}.traces "
+            '(last_ts DESC, trace_id COLLATE "C" DESC)',
+            f"""CREATE FUNCTION {schema}.penguiflow_event_ts(body TEXT) RETURNS DOUBLE PRECISION
+            LANGUAGE plpgsql IMMUTABLE AS $$
+            DECLARE
+                doc JSONB;
+            BEGIN
+                doc := body::jsonb;
+                IF jsonb_typeof(doc) = 'object' AND jsonb_typeof(doc -> 'ts') = 'number' THEN
+                    RETURN (doc ->> 'ts')::DOUBLE PRECISION;
+                END IF;
+                RETURN NULL;
+            EXCEPTION WHEN others THEN
+                RETURN NULL;
+            END $$""",
+            f"INSERT INTO {schema}.traces (trace_id, event_count, last_ts) "
+            f"SELECT trace_id, COUNT(*), COALESCE(MAX({schema}.penguiflow_event_ts(body)), 0) "
+            f"FROM {schema}.events WHERE trace_id <> '' GROUP BY trace_id",
+            f"DROP FUNCTION {schema}.penguiflow_event_ts(TEXT)",
+        ),
     )
 
 
 class PostgresStateStore:
-    """Trace history, remote bindings, planner pauses, runs and A2A tasks in PostgreSQL."""
+    """Trace history (and its list of traces), remote bindings, planner pauses, runs and
+    A2A tasks in PostgreSQL."""
 
     def __init__(
         self,
@@ -148,7 +180,13 @@ class PostgresStateStore:
 
     async def _open_pool(self) -> Any:
         """A new pool with the schema migrated; closed again if migrating fails."""
-        import asyncpg
+        try:
+            import asyncpg
+        except ImportError as exc:
+            raise MissingExtraError(
+                "PostgreSQL stores need the 'asyncpg' package: pip install 'penguiflow[postgres]'",
+                extra="postgres",
+            ) from exc
 
         try:
             pool = await asyncpg.create_pool(
@@ -224,14 +262,24 @@ class PostgresStateStore:
                 await pool.close()
 
     async def save_event(self, event: StoredEvent) -> None:
-        """Append an event to its trace's history (an identical re-save is ignored)."""
+        """Append an event to its trace's history (an identical re-save is ignored).
+
+        One statement also updates the trace's row in the list of traces.
+        """
         body = encode_event(event)
+        schema = self._schema
         await self._execute(
-            f"INSERT INTO {self._schema}.events (trace_id, digest, body) VALUES ($1, $2, $3) "
-            "ON CONFLICT (digest) DO NOTHING",
+            f"WITH added AS (INSERT INTO {schema}.events (trace_id, digest, body) "
+            "VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING RETURNING trace_id) "
+            f"INSERT INTO {schema}.traces (trace_id, event_count, last_ts) "
+            "SELECT trace_id, 1, $4 FROM added WHERE trace_id <> '' "
+            "ON CONFLICT (trace_id) DO UPDATE SET "
+            f"event_count = {schema}.traces.event_count + 1, "
+            f"last_ts = GREATEST({schema}.traces.last_ts, EXCLUDED.last_ts)",
             event.trace_id or "",
             event_key(body),
             body,
+            event_ts(event),
         )
 
     async def load_history(
@@ -248,6 +296,22 @@ class PostgresStateStore:
             offset,
         )
         return [decode_event(row["body"], key=f"events#{row['id']}") for row in rows]
+
+    async def list_traces(
+        self, *, offset: int = 0, limit: int | None = 50
+    ) -> Sequence[TraceSummary]:
+        """The stored traces, newest first by their latest event time (paged)."""
+        offset, limit = check_page(offset, limit)
+        rows = await self._fetch(
+            f"SELECT trace_id, event_count, last_ts FROM {self._schema}.traces "
+            'ORDER BY last_ts DESC, trace_id COLLATE "C" DESC LIMIT $1 OFFSET $2',
+            limit,
+            offset,
+        )
+        return [
+            TraceSummary(row["trace_id"], int(row["event_count"]), float(row["last_ts"]))
+            for row in rows
+        ]
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
         """Record (or replace) the binding of a trace to a remote task."""
@@ -276,6 +340,7 @@ class PostgresStateStore:
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(f"DELETE FROM {self._schema}.events WHERE trace_id = $1", trace_id)
+            await conn.execute(f"DELETE FROM {self._schema}.traces WHERE trace_id = $1", trace_id)
             await conn.execute(
                 f"DELETE FROM {self._schema}.remote_bindings WHERE trace_id = $1", trace_id
             )

@@ -21,6 +21,8 @@ __all__ = [
     "SpanStore",
     "StoredTask",
     "TaskStore",
+    "TraceListStore",
+    "TraceSummary",
     "timeout_option",
 ]
 
@@ -193,6 +195,38 @@ class TaskStore(Protocol):
 
     async def delete_task(self, task_id: str) -> None:
         """Forget the record (and a queued cancel request)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    """One stored trace, as `list_traces` gives it.
+
+    `event_count` is the number of events its history holds; `last_ts` is the latest
+    `ts` among them (`0.0` when no stored event of the trace has a readable time,
+    which only rows written around the store can cause).
+    """
+
+    trace_id: str
+    event_count: int
+    last_ts: float
+
+
+@runtime_checkable
+class TraceListStore(Protocol):
+    """A store that can list the traces it holds (`penguiflow-admin traces` reads it).
+
+    Every store in `penguiflow.state` offers it. `list_traces` gives the newest traces
+    first, by their latest event time (ties by trace id, descending); events saved
+    without a trace id are not listed. `offset` and `limit` page the list
+    (`InvalidArgumentError` for negative values; `limit=None` lists every trace).
+    A deleted trace (`delete_trace`) leaves the list.
+    """
+
+    async def list_traces(
+        self, *, offset: int = 0, limit: int | None = 50
+    ) -> Sequence[TraceSummary]:
+        """Summaries of the stored traces, newest first."""
+        ...
 
 
 def timeout_option(value: object) -> float | None:

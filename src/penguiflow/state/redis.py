@@ -5,6 +5,10 @@ appends are de-duplicated atomically by a server-side script; resume tokens are 
 as SHA-256 digests and consumed with `GETDEL`, so of many concurrent resumes of one
 token exactly one gets the state.
 
+Traces: a list per trace (`prefix:events:TRACE`), the digests of its events
+(`prefix:eventkeys:TRACE`), and the list of traces, a sorted set by latest event
+time (`prefix:traces`), which the same append script keeps.
+
 Recorded runs: a hash per run (`prefix:spans:RUN`, span id -> span), a sorted set of
 runs by root start (`prefix:runs`) and a hash of their roots (`prefix:runinfo`). A
 batch of spans is sent as one MULTI/EXEC pipeline, so no reader sees half of it.
@@ -18,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, MissingExtraError
 from ._codec import (
     check_id,
     check_name,
@@ -40,26 +45,58 @@ from ._codec import (
     encode_spans,
     encode_task,
     event_key,
+    event_ts,
     require_mapping,
     run_search_text,
     token_digest,
 )
 from .errors import CorruptRecordError, ResumeTokenError, StateStoreError
-from .protocol import RemoteBinding, StoredEvent, StoredTask, timeout_option
+from .protocol import RemoteBinding, StoredEvent, StoredTask, TraceSummary, timeout_option
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span
 
 __all__ = ["RedisStateStore"]
 
-_SCHEMA_VERSION = 1  # span and task keys are new key families: version 1 data stays valid
+# Version 2 added the list of traces (`prefix:traces`), filled from the histories of
+# a version 1 store when it is first opened. Span and task keys are key families that
+# version 1 data simply lacks.
+_SCHEMA_VERSION = 2
+_UPGRADE_CHUNK = 500  # events read per round trip while filling the list of traces
 
 _SCAN_CHUNK = 200  # runs fetched per round trip while filtering the run list
 
-# KEYS: the trace's digest set, its event list. ARGV: digest, body.
+# KEYS: the trace's digest set, its event list, the list of traces.
+# ARGV: digest, body, trace id ('' for an event without a trace: not listed), ts.
 _APPEND_ONCE = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
     redis.call('RPUSH', KEYS[2], ARGV[2])
+    if ARGV[3] ~= '' then
+        local last = redis.call('ZSCORE', KEYS[3], ARGV[3])
+        if not last or tonumber(last) < tonumber(ARGV[4]) then
+            redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+        end
+    end
+end
+return 0
+"""
+
+# KEYS: the list of traces, the trace's event list. ARGV: trace id, ts.
+# Raises the trace's time to ts, if its history still exists (not deleted meanwhile).
+_LIST_TRACE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+    local last = redis.call('ZSCORE', KEYS[1], ARGV[1])
+    if not last or tonumber(last) < tonumber(ARGV[2]) then
+        redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+    end
+end
+return 0
+"""
+
+# KEYS: the schema key. ARGV: the version upgraded from, the new one.
+_SET_VERSION = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2])
 end
 return 0
 """
@@ -89,7 +126,8 @@ return taken
 
 
 class RedisStateStore:
-    """Trace history, remote bindings, planner pauses, recorded runs and A2A tasks in Redis."""
+    """Trace history (and its list of traces), remote bindings, planner pauses, recorded
+    runs and A2A tasks in Redis."""
 
     def __init__(
         self,
@@ -131,8 +169,14 @@ class RedisStateStore:
         return self._client
 
     async def _open(self) -> None:
-        import redis.asyncio as aioredis
-        from redis.exceptions import RedisError
+        try:
+            import redis.asyncio as aioredis
+            from redis.exceptions import RedisError
+        except ImportError as exc:
+            raise MissingExtraError(
+                "Redis stores need the 'redis' package: pip install 'penguiflow[redis]'",
+                extra="redis",
+            ) from exc
 
         client = aioredis.Redis.from_url(
             self._url,
@@ -150,6 +194,8 @@ class RedisStateStore:
                     f"store schema version {version} is newer than this penguiflow "
                     f"({_SCHEMA_VERSION})"
                 )
+            elif int(version) < _SCHEMA_VERSION:
+                await self._upgrade(client, int(version))
         except (RedisError, OSError) as exc:
             await client.aclose()
             raise StateStoreError(f"cannot use Redis: {type(exc).__name__}") from exc
@@ -160,6 +206,31 @@ class RedisStateStore:
         self._request_cancel = client.register_script(_REQUEST_CANCEL)
         self._take_cancels = client.register_script(_TAKE_CANCELS)
         self._client = client
+
+    async def _upgrade(self, client: Any, version: int) -> None:
+        """Bring a version 1 store to version 2: list the traces it already holds.
+
+        Safe to run from several processes at once, and beside writers (each trace's
+        time only ever rises); the version moves on once the list is complete.
+        """
+        list_trace = client.register_script(_LIST_TRACE)
+        head = self._key("events", "")
+        async for key in client.scan_iter(match=f"{head}*", count=_UPGRADE_CHUNK):
+            trace = key[len(head) :]
+            if not trace:
+                continue  # events without a trace are not listed
+            last = 0.0  # a history without a readable time still lists
+            start = 0
+            while True:
+                bodies = await client.lrange(key, start, start + _UPGRADE_CHUNK - 1)
+                last = max([last, *(t for t in map(_stored_ts, bodies) if t is not None)])
+                if len(bodies) < _UPGRADE_CHUNK:
+                    break
+                start += _UPGRADE_CHUNK
+            await list_trace(keys=[self._key("traces"), key], args=[trace, repr(last)])
+        await client.register_script(_SET_VERSION)(
+            keys=[self._key("schema")], args=[version, _SCHEMA_VERSION]
+        )
 
     async def schema_version(self) -> int:
         """The schema version the store is at."""
@@ -179,8 +250,8 @@ class RedisStateStore:
         await self._redis()
         trace = event.trace_id or ""
         await self._append(
-            keys=[self._key("eventkeys", trace), self._key("events", trace)],
-            args=[event_key(body), body],
+            keys=[self._key("eventkeys", trace), self._key("events", trace), self._key("traces")],
+            args=[event_key(body), body, trace, repr(event_ts(event))],
         )
 
     async def load_history(
@@ -193,6 +264,29 @@ class RedisStateStore:
         end = -1 if limit is None else offset + limit - 1
         rows = [] if limit == 0 else await client.lrange(self._key("events", trace_id), offset, end)
         return [decode_event(body, key=f"{trace_id}#{offset + i}") for i, body in enumerate(rows)]
+
+    async def list_traces(
+        self, *, offset: int = 0, limit: int | None = 50
+    ) -> Sequence[TraceSummary]:
+        """The stored traces, newest first by their latest event time (paged)."""
+        offset, limit = check_page(offset, limit)
+        if limit == 0:
+            return []
+        client = await self._redis()
+        end = -1 if limit is None else offset + limit - 1
+        listed: list[tuple[str, float]] = await client.zrevrange(
+            self._key("traces"), offset, end, withscores=True
+        )
+        if not listed:
+            return []
+        async with client.pipeline(transaction=False) as pipe:
+            for trace, _ in listed:
+                pipe.llen(self._key("events", trace))
+            counts = await pipe.execute()
+        return [
+            TraceSummary(trace, int(count), float(last))
+            for (trace, last), count in zip(listed, counts, strict=True)
+        ]
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
         """Record (or replace) the binding of a trace to a remote task."""
@@ -211,11 +305,14 @@ class RedisStateStore:
         """Forget a trace's history and bindings."""
         check_id(trace_id, "trace_id")
         client = await self._redis()
-        await client.delete(
-            self._key("events", trace_id),
-            self._key("eventkeys", trace_id),
-            self._key("bindings", trace_id),
-        )
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.delete(
+                self._key("events", trace_id),
+                self._key("eventkeys", trace_id),
+                self._key("bindings", trace_id),
+            )
+            pipe.zrem(self._key("traces"), trace_id)
+            await pipe.execute()
 
     async def save_planner_state(
         self, token: str, payload: Mapping[str, Any], *, tenant: str | None = None
@@ -402,3 +499,19 @@ class RedisStateStore:
             pipe.delete(self._key("task", task_id))
             pipe.hdel(self._key("taskcancels"), task_id)
             await pipe.execute()
+
+
+def _stored_ts(body: str) -> float | None:
+    """The `ts` of a stored event body, or None when the row does not have one."""
+    try:
+        row = json.loads(body)
+    except ValueError:
+        return None
+    ts = row.get("ts") if isinstance(row, dict) else None
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        return None
+    try:
+        value = float(ts)
+    except OverflowError:  # an int beyond any float
+        return None
+    return value if math.isfinite(value) else None

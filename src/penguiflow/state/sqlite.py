@@ -36,11 +36,12 @@ from ._codec import (
     encode_span_chunks,
     encode_task,
     event_key,
+    event_ts,
     require_mapping,
     token_digest,
 )
 from .errors import ResumeTokenError, StateStoreError
-from .protocol import RemoteBinding, StoredEvent, StoredTask, timeout_option
+from .protocol import RemoteBinding, StoredEvent, StoredTask, TraceSummary, timeout_option
 
 if TYPE_CHECKING:
     from ..spans import RunSummary, Span
@@ -117,13 +118,30 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX task_cancels_by_replica ON task_cancels (replica)",
     ),
+    (
+        # The list of traces (`list_traces`): one row per named trace, kept with its
+        # events by `save_event`, indexed newest first. Filled from the events already
+        # stored; a row that is not a readable event counts, without a time (0).
+        """CREATE TABLE traces (
+            trace_id TEXT PRIMARY KEY,
+            event_count INTEGER NOT NULL,
+            last_ts REAL NOT NULL
+        )""",
+        "CREATE INDEX traces_by_last_ts ON traces (last_ts DESC, trace_id DESC)",
+        "INSERT INTO traces (trace_id, event_count, last_ts) "
+        "SELECT trace_id, COUNT(*), COALESCE(MAX(CASE WHEN json_valid(body) THEN "
+        "CASE WHEN json_type(body, '$.ts') IN ('integer', 'real') "
+        "THEN json_extract(body, '$.ts') END END), 0) "
+        "FROM events WHERE trace_id <> '' GROUP BY trace_id",
+    ),
 )
 
 _SYNC_MODES = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 
 
 class SQLiteStateStore:
-    """Trace history, remote bindings, planner pauses, runs and A2A tasks in one SQLite file."""
+    """Trace history (and its list of traces), remote bindings, planner pauses, runs and
+    A2A tasks in one SQLite file."""
 
     def __init__(
         self,
@@ -264,14 +282,30 @@ class SQLiteStateStore:
     # -- trace history and bindings --------------------------------------------------
 
     async def save_event(self, event: StoredEvent) -> None:
-        """Append an event to its trace's history (an identical re-save is ignored)."""
+        """Append an event to its trace's history (an identical re-save is ignored).
+
+        The trace's row in the list of traces is updated in the same transaction.
+        """
         body = encode_event(event)
-        params = (event.trace_id or "", event_key(body), body)
-        await self._run(
-            lambda c: c.execute(
+        trace = event.trace_id or ""
+        params = (trace, event_key(body), body)
+        ts = event_ts(event)
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            added = c.execute(
                 "INSERT OR IGNORE INTO events (trace_id, digest, body) VALUES (?, ?, ?)", params
-            )
-        )
+            ).rowcount
+            if added and trace:
+                c.execute(
+                    "INSERT INTO traces (trace_id, event_count, last_ts) VALUES (?, 1, ?) "
+                    "ON CONFLICT (trace_id) DO UPDATE SET event_count = event_count + 1, "
+                    "last_ts = MAX(last_ts, excluded.last_ts)",
+                    (trace, ts),
+                )
+            c.execute("COMMIT")
+
+        await self._run(write)
 
     async def load_history(
         self, trace_id: str, *, offset: int = 0, limit: int | None = None
@@ -286,6 +320,20 @@ class SQLiteStateStore:
             ).fetchall()
         )
         return [decode_event(body, key=f"events#{row_id}") for row_id, body in rows]
+
+    async def list_traces(
+        self, *, offset: int = 0, limit: int | None = 50
+    ) -> Sequence[TraceSummary]:
+        """The stored traces, newest first by their latest event time (paged)."""
+        offset, limit = check_page(offset, limit)
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT trace_id, event_count, last_ts FROM traces "
+                "ORDER BY last_ts DESC, trace_id DESC LIMIT ? OFFSET ?",
+                (-1 if limit is None else limit, offset),
+            ).fetchall()
+        )
+        return [TraceSummary(trace, int(count), float(ts)) for trace, count, ts in rows]
 
     async def save_remote_binding(self, binding: RemoteBinding) -> None:
         """Record (or replace) the binding of a trace to a remote task."""
@@ -316,6 +364,7 @@ class SQLiteStateStore:
         def delete(c: sqlite3.Connection) -> None:
             c.execute("BEGIN IMMEDIATE")
             c.execute("DELETE FROM events WHERE trace_id = ?", (trace_id,))
+            c.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
             c.execute("DELETE FROM remote_bindings WHERE trace_id = ?", (trace_id,))
             c.execute("COMMIT")
 

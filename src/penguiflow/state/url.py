@@ -61,9 +61,9 @@ def open_store(
     """The store `url` names (nothing is connected until the store is first used).
 
     `create=False` refuses a SQLite file that does not exist yet
-    (`StateFileNotFoundError`, a `FileNotFoundError`); with `create=True` the file's
-    directory is made and the file is created on first use. `schema` (PostgreSQL)
-    and `prefix` (Redis) select the store's namespace.
+    (`StateFileNotFoundError`, a `FileNotFoundError` whose `path` is the path);
+    with `create=True` the file's directory is made and the file is created on first
+    use. `schema` (PostgreSQL) and `prefix` (Redis) select the store's namespace.
 
     Raises `InvalidArgumentError` (a `ValueError`) for an empty URL, an unknown
     scheme or a `sqlite://` URL without a path, and `MissingExtraError` when the
@@ -108,7 +108,7 @@ def _sqlite(path: str, *, create: bool) -> SQLiteStateStore:
 
     if not os.path.exists(path):
         if not create:
-            raise StateFileNotFoundError(f"no SQLite state file at {path}")
+            raise StateFileNotFoundError(f"no SQLite state file at {path}", path=path)
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
