@@ -10,12 +10,14 @@ from pydantic import BaseModel
 from penguiflow import (
     BusEnvelope,
     FlowEvent,
+    Headers,
     Message,
     ModelRegistry,
     Node,
     NodePolicy,
     RemoteBinding,
     StoredEvent,
+    create,
 )
 from penguiflow.errors import FlowStoppedError, RegistryCoverageError, UnknownTargetError
 from penguiflow.observation import FlowState
@@ -324,3 +326,25 @@ async def test_record_remote_event_goes_through_the_pipeline(
     # A key clashing with a LogRecord attribute is renamed in the log, not a crash.
     record = next(r for r in caplog.records if r.getMessage() == "remote_call_start")
     assert record.extra_name == "clashes with LogRecord.name"  # type: ignore[attr-defined]
+
+
+async def test_stop_right_after_fetch_keeps_every_event_already_started() -> None:
+    from penguiflow.state import InMemoryStateStore
+
+    class SlowStore(InMemoryStateStore):
+        async def save_event(self, event: Any) -> None:
+            await asyncio.sleep(0.05)
+            await super().save_event(event)
+
+    async def echo(message: Message, ctx: Any) -> Message:
+        return message
+
+    store = SlowStore()
+    flow = create(Node(echo, policy=NodePolicy(validate="none")).to(), state_store=store)
+    flow.run()
+    sent = Message(payload="q", headers=Headers(tenant="t"))
+    await flow.emit(sent)
+    await asyncio.wait_for(flow.fetch(), 2)  # node_success is being saved right now
+    await flow.stop()
+    kinds = [event.kind for event in await store.load_history(sent.trace_id)]
+    assert kinds[-1] == "node_success"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from .traces import TraceBook
 if TYPE_CHECKING:
     from ..middlewares import Middleware
     from ..node import Node
-    from ..state import StateStore
+    from ..state import StateStore, StoredEvent
     from .graph import Endpoint
 
 __all__ = ["EdgeGauge", "EventSink", "logger"]
@@ -74,7 +75,14 @@ class EventSink:
     nobody observes pays almost nothing for its events.
     """
 
-    __slots__ = ("_event_hooks", "_middlewares", "_queue_maxsize", "_store", "_traces")
+    __slots__ = (
+        "_event_hooks",
+        "_middlewares",
+        "_queue_maxsize",
+        "_saving",
+        "_store",
+        "_traces",
+    )
 
     def __init__(
         self,
@@ -90,6 +98,9 @@ class EventSink:
         self._event_hooks = hooks.event
         self._traces = traces
         self._queue_maxsize = queue_maxsize
+        # Saves redone after stop() cancelled a worker mid-save (stop() waits for them
+        # in `drain`), so an event whose result already reached fetch() is never lost.
+        self._saving: set[asyncio.Task[None]] = set()
 
     @property
     def middlewares(self) -> list[Middleware]:
@@ -111,6 +122,46 @@ class EventSink:
         checks `bool(middlewares or hooks or has_store or logger.isEnabledFor(level))`
         inline instead of calling `listening`."""
         return self._middlewares, self._event_hooks, self._store is not None
+
+    async def _save(self, store: StateStore, event: FlowEvent) -> None:
+        from ..state import StoredEvent as Stored  # loaded only by flows that have a store
+
+        stored = Stored.from_flow_event(event)
+        try:
+            await store.save_event(stored)
+        except asyncio.CancelledError:
+            # stop() cancelled the worker mid-save: save again in the background (an
+            # identical re-save is ignored by every store), and stop() waits for it.
+            retry = asyncio.get_running_loop().create_task(self._save_again(store, stored))
+            self._saving.add(retry)
+            retry.add_done_callback(self._saving.discard)
+            raise
+        except Exception as exc:
+            self._save_failed(event.trace_id, event.event_type, exc)
+
+    async def _save_again(self, store: StateStore, stored: StoredEvent) -> None:
+        try:
+            await store.save_event(stored)
+        except Exception as exc:
+            self._save_failed(stored.trace_id, stored.kind, exc)
+
+    @staticmethod
+    def _save_failed(trace_id: str | None, kind: str, exc: Exception) -> None:
+        logger.exception(
+            LogLine("state_store_save_failed"),
+            {"trace": trace_id, "kind": kind, "error": exc},
+            extra={
+                "event": "state_store_save_failed",
+                "trace_id": trace_id,
+                "kind": kind,
+                "exception": exception_repr(exc),
+            },
+        )
+
+    async def drain(self) -> None:
+        """Wait for the saves redone after a cancellation (`stop()` calls it)."""
+        while self._saving:
+            await asyncio.gather(*list(self._saving), return_exceptions=True)
 
     async def emit(
         self,
@@ -166,21 +217,7 @@ class EventSink:
                 exc_info=None if event_type == "node_failed" else exc_info,
             )
         if store is not None:
-            from ..state import StoredEvent  # loaded only by flows that have a store
-
-            try:
-                await store.save_event(StoredEvent.from_flow_event(event))
-            except Exception as exc:
-                logger.exception(
-                    LogLine("state_store_save_failed"),
-                    {"trace": trace_id, "kind": event_type, "error": exc},
-                    extra={
-                        "event": "state_store_save_failed",
-                        "trace_id": trace_id,
-                        "kind": event_type,
-                        "exception": exception_repr(exc),
-                    },
-                )
+            await self._save(store, event)
         if hooks:
             call_hooks("event", hooks, event)
         for middleware in list(self._middlewares):

@@ -262,6 +262,7 @@ class PenguiFlow:
         await asyncio.gather(*external, return_exceptions=True)
         self._external.clear()
         await self._dispatcher.drain()
+        await self._sink.drain()
         self._traces.reset()
         self._traces.attach(())
         self._workers = []

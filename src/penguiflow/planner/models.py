@@ -201,7 +201,7 @@ class TrajectoryStep:
         }
 
     def prompt_messages(self) -> tuple[dict[str, str], dict[str, str]]:
-        """The step's assistant/user message pair for the LLM conversation (§9.1).
+        """The step's assistant/user message pair for the LLM conversation.
 
         Built on first use and cached; the returned dicts are shared between calls
         and must not be mutated.
