@@ -423,18 +423,21 @@ async def print_history(
     delay: float = 0.0,
 ) -> int:
     """Print a trace's stored events (`history`, or `replay` with a header and `delay`),
-    then close the store; returns the exit status (0).
+    then close the store; returns the exit status.
 
-    The shared body of `penguiflow history|replay`; a trace without events prints
-    nothing (a note on stderr for `history`). `penguiflow-admin` itself reports such
-    a trace as an error.
+    The shared body of `penguiflow history|replay`: a trace without events is an error
+    (one line on stderr, status 1), as it is for `penguiflow-admin`.
     """
     try:
         events = list(await store.load_history(trace_id))
     finally:
         await _close(store)
-    if not events and not replay:
-        print(f"# trace {trace_id} has no stored events", file=sys.stderr)
+    if not events:
+        print(
+            f"penguiflow: no events are stored for trace {trace_id!r}; check the trace id",
+            file=sys.stderr,
+        )
+        return 1
     return await _print(events, trace_id, replay=replay, tail=tail, text=text, delay=delay)
 
 

@@ -397,6 +397,10 @@ def test_history_and_replay_read_flow_events_like_penguiflow_admin(
     )
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 3
+    for command in ("history", "replay"):
+        code, out, err = cli(capsys, command, "nope")
+        assert (code, out) == (1, "")
+        assert err == "penguiflow: no events are stored for trace 'nope'; check the trace id\n"
 
 
 def free_port() -> int:
