@@ -12,19 +12,17 @@ import asyncio
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..errors import PenguiflowError
 from .hooks import FlowHooks, call_hooks
 from .waiting import wait_listed, wake_all
 
-if TYPE_CHECKING:
-    from .calls import Calls
-
 __all__ = [
     "Invocation",
     "TraceBook",
     "TraceCancelled",
+    "TraceEnds",
     "TraceEvent",
     "TraceState",
     "TraceStatus",
@@ -117,6 +115,16 @@ class Invocation(Protocol):
     def interrupt(self) -> None: ...
 
 
+class TraceEnds(Protocol):
+    """Who the book tells that a trace ended (the flow's `Calls`): `claims` is tested
+    first, so a flow without `call()`s pays one dict test per finished trace."""
+
+    @property
+    def claims(self) -> dict[str, Any]: ...
+
+    def ended(self, trace_id: str, *, cancelled: bool) -> None: ...
+
+
 class TraceBook:
     """The active traces of one flow.
 
@@ -135,7 +143,9 @@ class TraceBook:
         "_wm_hops",
     )
 
-    def __init__(self, queue_maxsize: int, hooks: FlowHooks, calls: Calls | None = None) -> None:
+    def __init__(
+        self, queue_maxsize: int, hooks: FlowHooks, calls: TraceEnds | None = None
+    ) -> None:
         self._calls = calls
         self._states: dict[str, TraceState] = {}
         self._cancelled_ids: set[str] = set()

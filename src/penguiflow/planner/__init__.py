@@ -22,7 +22,7 @@ from .models import (
 from .react import ReactPlanner
 
 if TYPE_CHECKING:
-    from .clients import OpenAICompatibleClient
+    from .clients import OpenAICompatibleClient as OpenAICompatibleClient
     from .dspy_client import DSPyLLMClient
 
 __all__ = [
