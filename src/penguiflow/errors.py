@@ -40,7 +40,8 @@ catches (`except KeyError`, `except RuntimeError`, ...), so both styles work::
     │   └── ResumeLoadError                the state store failed to load it (transient)
     ├── BusError (RuntimeError)            penguiflow.bus.errors: a broker failed a call
     │   ├── BrokerUnavailableError (ConnectionError)   the broker cannot be reached
-    │   └── PublishError                   an envelope was not confirmed stored
+    │   ├── PublishError                   an envelope was not confirmed stored
+    │   └── ResultTimeoutError (TimeoutError)   BusClient: no result for a trace in time
     ├── RemoteCallError (RuntimeError)     penguiflow.transports: a remote agent failed
     ├── ScriptExhaustedError (RuntimeError)    penguiflow.testkit: a script ran out
     └── A2ARequestError                    penguiflow_a2a: a refused request (HTTP status)

@@ -81,7 +81,8 @@ async def test_a_failing_flow_leaves_the_message_unacknowledged(bus: RedisStream
             stop=stop,
         )
     )
-    await bus.publish(envelope(1))
+    sent = envelope(1)
+    await bus.publish(sent)
     client = await bus.redis()
     dead = bus.dead_letter_stream("in")
     for _ in range(200):
@@ -91,7 +92,15 @@ async def test_a_failing_flow_leaves_the_message_unacknowledged(bus: RedisStream
     stop.set()
     await asyncio.wait_for(worker, 10)
     assert await client.xlen(dead) == 1  # retried, then dead-lettered; never acked as done
-    assert await client.xlen(bus.stream("out")) == 0
+    # No result reaches the egress edge: only the report of the last attempt's failure.
+    assert await client.xlen(bus.stream("out")) == 1
+    (report,) = await collect(bus, "out", 1)
+    assert isinstance(report, FlowError)
+    assert (report.trace_id, report.node_name, report.code) == (
+        sent.trace_id,
+        "boom",
+        "NODE_EXCEPTION",
+    )
 
 
 async def test_the_worker_shares_the_flow_failure_hook_with_other_subscribers(

@@ -6,7 +6,9 @@
 `group_status`, `stats`); a handler receives a `Delivery`. `RedisStreamsBus`
 (`penguiflow.bus.redis_streams`, extra `redis`) and `NatsJetStreamBus`
 (`penguiflow.bus.nats_jetstream`, extra `nats`) implement it and load on first access.
-The errors (`BusError` and below) are in `penguiflow.bus.errors`. Envelopes carry
+`BusClient` (`penguiflow.bus.client`, loaded on first access) sends work to a flow
+served by workers and awaits each result. The errors (`BusError` and below) are in
+`penguiflow.bus.errors`. Envelopes carry
 the publisher's trace context (`meta["traceparent"]`; `with_trace_context` for a bus
 of your own).
 """
@@ -19,6 +21,7 @@ from .errors import BrokerUnavailableError as BrokerUnavailableError
 from .errors import BusError as BusError
 from .errors import InvalidBusOptionError as InvalidBusOptionError
 from .errors import PublishError as PublishError
+from .errors import ResultTimeoutError as ResultTimeoutError
 from .protocol import (
     BatchHandler,
     BusEnvelope,
@@ -32,6 +35,7 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:
+    from .client import BusClient as BusClient
     from .nats_jetstream import NatsJetStreamBus as NatsJetStreamBus
     from .redis_streams import RedisStreamsBus as RedisStreamsBus
 
@@ -49,6 +53,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "BusClient":
+        from .client import BusClient
+
+        return BusClient
     if name == "RedisStreamsBus":
         from .redis_streams import RedisStreamsBus
 

@@ -5,7 +5,8 @@ Here: the counters, publishing through a `Batcher` (one broker call per batch, e
 envelope with the publisher's trace context),
 counting and translating every broker call in one place, and the `consume` entry
 point (options checked, then the shared consume loop on the backend's `Inbox`).
-A backend supplies `_translated` (its error mapping), `_send` (one batch of
+A backend supplies `connect`, `ensure_group`, `delete_group` and `group_status` (the
+public broker calls), `_translated` (its error mapping), `_send` (one batch of
 publishes), `_inbox` (one consumer's view of an edge) and `_disconnect`.
 """
 
@@ -16,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from ..tracing.propagation import inject
 from ._batching import Batcher
@@ -197,6 +198,35 @@ class BrokerBus(ABC):
         """Wait for publishes in progress, then close the connection."""
         await self._publisher.drain()
         await self._disconnect()
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Reach the broker now rather than on first use.
+
+        Raises `BrokerUnavailableError` when it cannot be reached, and the package's
+        `MissingExtraError` when the bus's driver is not installed.
+        """
+
+    @abstractmethod
+    async def ensure_group(
+        self,
+        edge: str,
+        group: str,
+        *,
+        start: Literal["first", "new"] = "first",
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+    ) -> None:
+        """Create the consumer group of `edge` if it is missing (an existing one is kept).
+
+        A new group starts at the edge's first message (`start="first"`) or takes only
+        the messages published from now on (`"new"`). `consume` calls this itself; call
+        it first to have the group in place (or to fail) before consuming.
+        """
+
+    @abstractmethod
+    async def delete_group(self, edge: str, group: str) -> None:
+        """Remove the consumer group (nothing happens when there is none)."""
 
     @abstractmethod
     async def group_status(self, edge: str, group: str) -> GroupStatus:

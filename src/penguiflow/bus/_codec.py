@@ -1,8 +1,10 @@
 """The wire form the buses share: an envelope as one JSON text, under a message id.
 
-A `Message` payload is tagged and rebuilt as a `Message`; any other payload must be
-JSON data (a pydantic model is sent as its JSON dump). Nothing is unpickled and no
-class named in the data is imported.
+A `Message` payload is tagged and rebuilt as a `Message`, a `FlowError` (a worker
+reporting a failed trace) as a `FlowError` (its `to_payload()`; the original exception
+stays behind, its class name in `exception_type`); any other payload must be JSON
+data (a pydantic model is sent as its JSON dump). Nothing is unpickled and no class
+named in the data is imported.
 
 The publisher's trace context (`traceparent`, `tracestate`) travels beside the
 envelope (`"trace_context"`), so a message's own meta is still sent once; decoding
@@ -21,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic_core import to_json
 
+from ..errors import FlowError, exception_repr
 from ..types import Message
 from .errors import InvalidBusOptionError
 from .protocol import BusEnvelope
@@ -85,6 +88,12 @@ def encode_body(envelope: BusEnvelope, trace_context: Mapping[str, str] | None =
     head["trace_id"] = envelope.trace_id
     head["headers"] = envelope.headers
     head["meta"] = envelope.meta
+    if isinstance(payload, FlowError):
+        head["kind"] = "error"
+        # Metadata a node attached may hold anything: what JSON cannot carry is sent as
+        # its repr (the meta and headers of the envelope must be JSON, as for any other).
+        error = to_json(payload.to_payload(), fallback=exception_repr).decode()
+        return f'{to_json(head).decode()[:-1]},"payload": {error}}}'
     head["kind"] = "json"
     data = payload.model_dump_json() if isinstance(payload, BaseModel) else _encode_json(payload)
     return f'{to_json(head).decode()[:-1]},"payload": {data}}}'
@@ -115,10 +124,48 @@ class _JsonWire(BaseModel):
     payload: Any
 
 
+class _FlowErrorPayload(BaseModel):
+    code: str
+    message: str
+    trace_id: str | None = None
+    node_name: str | None = None
+    node_id: str | None = None
+    exception_type: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class _ErrorWire(BaseModel):
+    edge: str
+    source: str | None
+    target: str | None
+    kind: Literal["error"]
+    trace_id: str | None
+    headers: dict[str, Any] | None
+    meta: dict[str, Any] | None
+    trace_context: dict[str, str] | None = None
+    payload: _FlowErrorPayload
+
+
+_Wire = _MessageWire | _JsonWire | _ErrorWire
+
+
 @cache
-def _wire() -> TypeAdapter[_MessageWire | _JsonWire]:
+def _wire() -> TypeAdapter[_Wire]:
     # Built on first use: keeps `import penguiflow.bus` free of schema building.
-    return TypeAdapter(Annotated[_MessageWire | _JsonWire, Field(discriminator="kind")])
+    return TypeAdapter(Annotated[_Wire, Field(discriminator="kind")])
+
+
+def _flow_error(sent: _FlowErrorPayload) -> FlowError:
+    error = FlowError(
+        trace_id=sent.trace_id,
+        node_name=sent.node_name,
+        node_id=sent.node_id,
+        code=sent.code,
+        message=sent.message,
+        metadata=sent.metadata,
+    )
+    error.exception_type = sent.exception_type  # its original exception stayed behind
+    return error
 
 
 def decode_body(body: str | bytes) -> BusEnvelope:
@@ -130,4 +177,5 @@ def decode_body(body: str | bytes) -> BusEnvelope:
         trace_id, headers, meta = message.trace_id, message.headers.model_dump(), dict(message.meta)
     if wire.trace_context:
         meta = {**(meta or {}), **wire.trace_context}
-    return BusEnvelope(wire.edge, wire.source, wire.target, trace_id, wire.payload, headers, meta)
+    payload = _flow_error(wire.payload) if isinstance(wire, _ErrorWire) else wire.payload
+    return BusEnvelope(wire.edge, wire.source, wire.target, trace_id, payload, headers, meta)

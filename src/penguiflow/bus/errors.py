@@ -3,13 +3,15 @@
     BusError (RuntimeError)                 root of the bus errors; itself: a broker failed a call
     ├── BrokerUnavailableError (ConnectionError)   the broker cannot be reached
     ├── PublishError                        an envelope was not stored (edge, msg_id)
+    ├── ResultTimeoutError (TimeoutError)   `BusClient`: no result for a trace in time
     ├── InvalidBusOptionError (InvalidArgumentError, ValueError)   a bus, consumer or
     │                                       worker option or name out of range
-    └── FlowFactoryError (InvalidArgumentError, ValueError)   a worker's `--flow` is not
-                                            `module:callable`
+    └── FlowFactoryError (InvalidArgumentError, ValueError)   a worker's `--flow` does not
+                                            name a function building a flow
 
 A bus whose driver is not installed raises the package's `MissingExtraError`
-(`extra="redis"` or `"nats"`).
+(`extra="redis"` or `"nats"`). A trace that failed in a worker raises its own
+`penguiflow.errors.FlowError` from `BusClient.result`.
 
 Broker errors (`redis.exceptions.*`, `nats.errors.*`) are translated in one place per
 backend and raised `from` the original, which stays reachable as `__cause__`.
@@ -27,6 +29,7 @@ __all__ = [
     "FlowFactoryError",
     "InvalidBusOptionError",
     "PublishError",
+    "ResultTimeoutError",
 ]
 
 
@@ -73,6 +76,18 @@ class PublishError(BusError):
         self.msg_id = msg_id
 
 
+class ResultTimeoutError(BusError, TimeoutError):
+    """No result for trace `trace_id` arrived within `timeout_s` seconds.
+
+    The work may still be running (or queued, or retried): waiting again is safe.
+    """
+
+    def __init__(self, message: str, *, trace_id: str, timeout_s: float) -> None:
+        super().__init__(message, operation="result")
+        self.trace_id = trace_id
+        self.timeout_s = timeout_s
+
+
 class InvalidBusOptionError(BusError, InvalidArgumentError):
     """A bus, consumer or worker option is out of range: `option` got `value`."""
 
@@ -83,7 +98,9 @@ class InvalidBusOptionError(BusError, InvalidArgumentError):
 
 
 class FlowFactoryError(BusError, InvalidArgumentError):
-    """A worker's flow spec is not in the form `package.module:callable`."""
+    """A worker's flow spec does not name a function building a flow: not of the form
+    `package.module:callable`, no such module or attribute, not a zero-argument
+    function, or it built something else. `spec` is the spec as given."""
 
     def __init__(self, message: str, *, spec: str) -> None:
         super().__init__(message)

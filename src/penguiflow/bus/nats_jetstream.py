@@ -19,20 +19,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
+from .._logfmt import LogLine
 from ..errors import MissingExtraError
 from ._broker import BrokerBus, BrokerCall, Outgoing
 from ._consumer import Received
+from ._urls import check_nats_url, redact
 from .errors import BrokerUnavailableError, BusError, InvalidBusOptionError
 from .protocol import GroupStatus
 
 __all__ = ["NatsJetStreamBus", "durable_name"]
+
+logger = logging.getLogger("penguiflow.bus")
 
 _MSG_ID = "Nats-Msg-Id"
 _STATUS = "Status"  # the header nats-py puts an inline status in
@@ -74,6 +79,9 @@ class NatsJetStreamBus(BrokerBus):
 
     Every member of a group shares the durable `durable_name(group, edge)`; the
     `consumer` name only labels a member (JetStream does not track members).
+    `servers` is one URL, `nats://HOST[:PORT]`, `tls://...`, `ws://...` or `wss://...`;
+    another form raises `InvalidBusOptionError` here. Nothing connects before the
+    first call (or `connect()`).
     """
 
     backend = "nats"
@@ -93,7 +101,7 @@ class NatsJetStreamBus(BrokerBus):
                     f"{name} must be one NATS token, got {value!r}", option=name, value=value
                 )
         super().__init__()
-        self._servers = servers
+        self._servers = check_nats_url(servers)
         self._stream = stream
         self._prefix = prefix
         self._duplicate_window_s = duplicate_window_s
@@ -135,7 +143,7 @@ class NatsJetStreamBus(BrokerBus):
             import nats
         except ImportError as exc:
             raise MissingExtraError(
-                "nats-py is not installed. Install penguiflow[nats] to use NatsJetStreamBus.",
+                "nats-py is not installed: pip install 'penguiflow[nats]' to use NatsJetStreamBus",
                 extra="nats",
             ) from exc
         from nats.js.api import StreamConfig
@@ -143,7 +151,10 @@ class NatsJetStreamBus(BrokerBus):
 
         with self._translated("connect", None):
             self._nc = await nats.connect(
-                self._servers, connect_timeout=5, max_reconnect_attempts=3
+                self._servers,
+                connect_timeout=5,
+                max_reconnect_attempts=3,
+                error_cb=self._on_connection_error,
             )
             js = self._nc.jetstream()
             config = StreamConfig(
@@ -157,6 +168,18 @@ class NatsJetStreamBus(BrokerBus):
                 await js.update_stream(config)
         self._js = js
         return js
+
+    async def connect(self) -> None:
+        """Connect and put the stream in place now; raises `BrokerUnavailableError`."""
+        await self.jetstream()
+
+    async def _on_connection_error(self, exc: Exception) -> None:
+        # nats-py's own handler logs each failed attempt with its traceback. While
+        # connecting, the error `connect` raises reports them; once connected, a lost
+        # connection (nats-py reconnects) is a warning.
+        fields = {"servers": redact(self._servers), "error": repr(exc)}
+        level = logging.WARNING if self._nc is not None else logging.DEBUG
+        logger.log(level, LogLine("bus_nats_connection_error"), fields, extra=fields)
 
     async def _disconnect(self) -> None:
         if self._nc is not None:
@@ -189,7 +212,8 @@ class NatsJetStreamBus(BrokerBus):
             OSError,
         ) as exc:
             raise BrokerUnavailableError(
-                f"NATS at {self._servers} is unreachable during {operation}: {exc!r}",
+                f"cannot reach NATS at {redact(self._servers)} during {operation} ({exc!r}); "
+                "check that the server is running with JetStream and the URL is right",
                 backend="nats",
                 operation=operation,
                 edge=edge,
@@ -239,24 +263,11 @@ class NatsJetStreamBus(BrokerBus):
         max_deliveries: int,
         poll_ms: int,
     ) -> AsyncIterator[_NatsInbox]:
-        from nats.js.api import AckPolicy, ConsumerConfig
-        from nats.js.errors import NotFoundError
-
         js = await self.jetstream()
         durable = durable_name(group, edge)
-        config = ConsumerConfig(
-            durable_name=durable,
-            filter_subject=self.subject(edge),
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=claim_idle_ms / 1000,
-            max_deliver=max_deliveries + 1,
+        await self.ensure_group(
+            edge, group, claim_idle_ms=claim_idle_ms, max_deliveries=max_deliveries
         )
-        try:  # an existing durable is used as it is, like nats-py's pull_subscribe
-            await self._call("subscribe", edge, js.consumer_info(self._stream, durable))
-        except BusError as exc:
-            if not isinstance(exc.__cause__, NotFoundError):
-                raise
-            await self._call("subscribe", edge, js.add_consumer(self._stream, config))
         inbox = _NatsInbox(
             js,
             self._nc,
@@ -275,6 +286,58 @@ class NatsJetStreamBus(BrokerBus):
         finally:
             with self._translated("unsubscribe", edge):
                 await inbox.close()
+
+    async def ensure_group(
+        self,
+        edge: str,
+        group: str,
+        *,
+        start: Literal["first", "new"] = "first",
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+        inactive_s: float | None = None,
+    ) -> None:
+        """Create the durable consumer `durable_name(group, edge)` if it is missing.
+
+        An existing durable is used as it is (like nats-py's `pull_subscribe`). A new
+        one redelivers after `claim_idle_ms` (its ack wait), allows `max_deliveries`
+        attempts (plus one to dead-letter), and starts at the edge's first message or,
+        with `start="new"`, takes only those published from now on. With `inactive_s`
+        the server deletes it once no member has read for that long.
+        """
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+        from nats.js.errors import NotFoundError
+
+        js = await self.jetstream()
+        durable = durable_name(group, edge)
+        config = ConsumerConfig(
+            durable_name=durable,
+            filter_subject=self.subject(edge),
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=claim_idle_ms / 1000,
+            max_deliver=max_deliveries + 1,
+            deliver_policy=DeliverPolicy.ALL if start == "first" else DeliverPolicy.NEW,
+            inactive_threshold=inactive_s,
+        )
+        try:
+            await self._call("subscribe", edge, js.consumer_info(self._stream, durable))
+        except BusError as exc:
+            if not isinstance(exc.__cause__, NotFoundError):
+                raise
+            await self._call("subscribe", edge, js.add_consumer(self._stream, config))
+
+    async def delete_group(self, edge: str, group: str) -> None:
+        """Delete the durable consumer of `group` on `edge`, if there is one."""
+        from nats.js.errors import NotFoundError
+
+        js = await self.jetstream()
+        try:
+            await self._call(
+                "delete_group", edge, js.delete_consumer(self._stream, durable_name(group, edge))
+            )
+        except BusError as exc:
+            if not isinstance(exc.__cause__, NotFoundError):
+                raise
 
     async def group_status(self, edge: str, group: str) -> GroupStatus:
         """The backlog of `group` on `edge` (JetStream does not know it per member)."""

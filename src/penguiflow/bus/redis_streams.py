@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..errors import MissingExtraError
 from ._broker import BrokerBus, BrokerCall, Outgoing
 from ._consumer import Received
+from ._urls import check_redis_url, redact
 from .errors import BrokerUnavailableError, BusError, InvalidBusOptionError
 from .protocol import Delivery, GroupStatus
 
@@ -91,7 +92,12 @@ return table.concat(out, '\\n')
 
 
 class RedisStreamsBus(BrokerBus):
-    """A `ConsumerBus` on Redis Streams, with at-least-once consumer groups."""
+    """A `ConsumerBus` on Redis Streams, with at-least-once consumer groups.
+
+    `url` is `redis://HOST[:PORT][/DB]`, `rediss://...` (TLS) or `unix:///PATH`;
+    another form raises `InvalidBusOptionError` here. Nothing connects before the
+    first call (or `connect()`).
+    """
 
     backend = "redis"
 
@@ -109,7 +115,7 @@ class RedisStreamsBus(BrokerBus):
                 value=prefix,
             )
         super().__init__()
-        self._url = url
+        self._url = check_redis_url(url)
         self._prefix = prefix
         self._maxlen = maxlen
         self._client: Any = None
@@ -138,7 +144,8 @@ class RedisStreamsBus(BrokerBus):
                 import redis.asyncio as aioredis
             except ImportError as exc:
                 raise MissingExtraError(
-                    "redis is not installed. Install penguiflow[redis] to use RedisStreamsBus.",
+                    "redis is not installed: pip install 'penguiflow[redis]' to use "
+                    "RedisStreamsBus",
                     extra="redis",
                 ) from exc
 
@@ -149,6 +156,11 @@ class RedisStreamsBus(BrokerBus):
                 "ack": self._client.register_script(_ACK),
             }
         return self._client
+
+    async def connect(self) -> None:
+        """Reach Redis now (one `PING`); raises `BrokerUnavailableError` if it cannot."""
+        client = await self.redis()
+        await self._call("connect", None, client.ping())
 
     async def _disconnect(self) -> None:
         if self._client is not None:
@@ -167,7 +179,8 @@ class RedisStreamsBus(BrokerBus):
             yield
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise BrokerUnavailableError(
-                f"Redis at {self._url} is unreachable during {operation}: {exc}",
+                f"cannot reach Redis at {redact(self._url)} during {operation} ({exc}); "
+                "check that the server is running and the URL is right",
                 backend="redis",
                 operation=operation,
                 edge=edge,
@@ -199,20 +212,41 @@ class RedisStreamsBus(BrokerBus):
 
     # -- consuming ---------------------------------------------------------------------
 
-    async def ensure_group(self, edge: str, group: str) -> None:
-        """Create the consumer group (from the start of the stream) if it is missing."""
+    async def ensure_group(
+        self,
+        edge: str,
+        group: str,
+        *,
+        start: Literal["first", "new"] = "first",
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+    ) -> None:
+        """Create the consumer group (and the stream) if it is missing.
+
+        A new group starts at the stream's first entry, or with `start="new"` after its
+        last one. `claim_idle_ms` and `max_deliveries` are options of each read on
+        Redis, not of the group: they take effect in `consume`.
+        """
+        client = await self.redis()  # first: raises MissingExtraError without the driver
         from redis.exceptions import ResponseError
 
-        client = await self.redis()
+        first = "0" if start == "first" else "$"
         try:
             await self._call(
                 "ensure_group",
                 edge,
-                client.xgroup_create(self.stream(edge), group, id="0", mkstream=True),
+                client.xgroup_create(self.stream(edge), group, id=first, mkstream=True),
             )
         except BusError as exc:
             if not isinstance(exc.__cause__, ResponseError) or "BUSYGROUP" not in str(exc):
                 raise
+
+    async def delete_group(self, edge: str, group: str) -> None:
+        """Remove the consumer group and its pending entries (`XGROUP DESTROY`)."""
+        client = await self.redis()
+        key = self.stream(edge)
+        if await self._call("delete_group", edge, client.exists(key)):
+            await self._call("delete_group", edge, client.xgroup_destroy(key, group))
 
     @asynccontextmanager
     async def _inbox(

@@ -17,8 +17,20 @@ trace. Each result is published under a message id derived from
 its ingress id, so a repeated result has the same `msg_id` on every bus, and JetStream
 itself drops it inside its duplicate window.
 
-On stop (SIGTERM, SIGINT) a worker finishes the messages it holds, then prints its
-bus counters (`round_trips=... published=... acked=...`) to stderr.
+A trace whose flow fails for good on its last attempt (`--max-deliveries`) is
+reported on the egress edge too: the envelope's payload is the trace's `FlowError`
+(its meta carries `ingress_msg_id` like a result's), published before the ingress
+message goes to the dead letters, so a caller waiting for the trace's result
+(`penguiflow.bus.BusClient`) gets the error instead of waiting in vain. A flow with
+`emit_errors_to_rookery=True` delivers its `FlowError` as the result: it is published
+the same way, and the ingress message acknowledged.
+
+The command reaches the broker and puts the ingress group in place before it prints
+`penguiflow worker <name>: consuming ...`; on stop (SIGTERM, SIGINT) a worker finishes
+the messages it holds, then prints its bus counters (`stopped; round_trips=...
+published=... acked=...`) to stderr. A mistake (an option, `--flow`, a URL, a missing
+driver, an unreachable broker) is one line on stderr, `penguiflow: <what>; <fix>`,
+with exit status 2 for the command line and 1 for the broker.
 
 Run one with `python -m penguiflow.bus.worker --flow pkg.mod:build_flow
 --redis redis://127.0.0.1:6379/0 --prefix app --ingress in --egress out`, or with
@@ -31,28 +43,33 @@ import argparse
 import asyncio
 import gc
 import importlib
+import inspect
 import logging
+import os
 import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._logfmt import LogLine
+from ..errors import FlowError, MissingExtraError
 from ..tracing.propagation import adopt, extract
 from ..types import Message
 from ._codec import derived_msg_id
 from ._consumer import check_consume_options, default_consumer
-from .errors import FlowFactoryError
+from ._urls import redact
+from .errors import BrokerUnavailableError, BusError, FlowFactoryError, InvalidBusOptionError
 from .nats_jetstream import durable_name
 from .protocol import BusEnvelope, ConsumerBus, Delivery, Handler
 
 if TYPE_CHECKING:
     from ..core import PenguiFlow
-    from ..errors import FlowError
+    from ._broker import BrokerBus
 
 __all__ = [
     "Bus",
+    "build_flow",
     "consume_edge",
     "default_consumer",
     "durable_name",
@@ -67,21 +84,86 @@ Bus = ConsumerBus
 logger = logging.getLogger("penguiflow.bus.worker")
 
 
-def load_flow_factory(spec: str) -> Callable[[], Any]:
-    """The callable named by `package.module:callable` (it must build a flow).
+_FLOW_FIX = "point it at a zero-argument function returning a PenguiFlow"
 
-    Raises `FlowFactoryError` for a malformed spec, `ImportError` for a missing
-    module and `TypeError` when the name is not callable.
+
+def load_flow_factory(spec: str) -> Callable[[], Any]:
+    """The zero-argument function named by `package.module:function` (it must build a
+    flow; `build_flow` checks what it builds).
+
+    Raises `FlowFactoryError` (saying what was found and what to do) for a spec not of
+    that form, a module that does not exist, a missing attribute, and an object that
+    is not a zero-argument function; a module that exists but fails to import raises
+    its own error.
     """
     module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
+    if not module_name or not attr or ":" in attr:
         raise FlowFactoryError(
-            f"flow spec must be in the form 'package.module:callable', got {spec!r}", spec=spec
+            f"{spec!r} is not of the form module:callable; write it as package.module:build_flow",
+            spec=spec,
         )
-    factory = getattr(importlib.import_module(module_name), attr, None)
-    if not callable(factory):
-        raise TypeError(f"{spec!r} does not resolve to a callable")
-    return factory  # type: ignore[no-any-return]
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        if missing != module_name and not module_name.startswith(missing + "."):
+            raise  # the module exists; something it imports does not
+        raise FlowFactoryError(
+            f"no module named {module_name!r}; check the name before the colon and run "
+            "from the directory that holds it (or add that directory to PYTHONPATH)",
+            spec=spec,
+        ) from exc
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise FlowFactoryError(
+                f"module {module_name!r} has no attribute {attr!r}; check the name after the colon",
+                spec=spec,
+            )
+        target = getattr(target, part)
+    if inspect.isclass(target):
+        raise FlowFactoryError(
+            f"{spec} is a class, not a function building a flow; {_FLOW_FIX}", spec=spec
+        )
+    if not callable(target):
+        raise FlowFactoryError(
+            f"{spec} is a {type(target).__name__}, not a function building a flow; {_FLOW_FIX}",
+            spec=spec,
+        )
+    if not _takes_no_arguments(target):
+        raise FlowFactoryError(
+            f"{spec} needs arguments, so it cannot build the flow by itself; {_FLOW_FIX}",
+            spec=spec,
+        )
+    return target  # type: ignore[no-any-return]
+
+
+async def build_flow(factory: Callable[[], Any], spec: str) -> PenguiFlow:
+    """What `factory` builds (awaited if it is a coroutine), checked to be a flow.
+
+    Raises `FlowFactoryError` when it is not (anything without `run`, `emit`,
+    `fetch` and `stop`).
+    """
+    flow = factory()
+    if inspect.isawaitable(flow):
+        flow = await flow
+    if not all(callable(getattr(flow, name, None)) for name in ("run", "emit", "fetch", "stop")):
+        raise FlowFactoryError(
+            f"{spec} returned a {type(flow).__name__}, not a PenguiFlow; "
+            "make it return the flow it builds (e.g. create(...))",
+            spec=spec,
+        )
+    return flow  # type: ignore[no-any-return]
+
+
+def _takes_no_arguments(function: Callable[..., Any]) -> bool:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: let the call tell
+        return True
+    return all(
+        p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        for p in signature.parameters.values()
+    )
 
 
 async def consume_edge(
@@ -271,7 +353,9 @@ async def run_worker(
     result is published under an id derived from its ingress message id, and the
     ingress message is acknowledged only after that publish was confirmed. A
     message whose flow fails, or gives no result within `result_timeout_s`, is left
-    unacknowledged: retried, then dead-lettered.
+    unacknowledged: retried, then dead-lettered; after its last attempt its
+    `FlowError` is published to `egress` first (under the id its result would have
+    had), so whoever waits for the trace learns that it failed.
     """
     check_consume_options(batch=batch, concurrency=concurrency)
     name = consumer or default_consumer()
@@ -289,7 +373,7 @@ async def run_worker(
         outcomes: list[BaseException | None] = [None] * len(deliveries)
         envelopes: list[BusEnvelope] = []
         ids: list[str | None] = []
-        published: list[int] = []
+        sent: list[int] = []  # the index of each envelope's delivery
         for index, (delivery, (key, future)) in enumerate(zip(deliveries, pending)):
             if not future.done():
                 results.give_up(key, future)
@@ -297,15 +381,25 @@ async def run_worker(
                 continue
             error = future.exception()
             if error is not None:
-                outcomes[index] = error
-                continue
-            envelopes.append(_result_envelope(future.result(), delivery, name, ingress, egress))
+                outcomes[index] = error  # retried, or dead-lettered after its last attempt
+                if not isinstance(error, FlowError) or delivery.deliveries < max_deliveries:
+                    continue
+            result = future.result() if error is None else error
+            envelopes.append(_result_envelope(result, delivery, name, ingress, egress))
             ids.append(derived_msg_id(egress, delivery.msg_id))
-            published.append(index)
+            sent.append(index)
         if envelopes:
             stored = await bus.publish_many(envelopes, msg_ids=ids)
-            for index, outcome in zip(published, stored):
-                outcomes[index] = outcome
+            for index, outcome in zip(sent, stored):
+                if outcomes[index] is None:  # a result: acknowledged once it is stored
+                    outcomes[index] = outcome
+                elif outcome is not None:  # a failure report that was not stored
+                    fields = {
+                        "edge": egress,
+                        "msg_id": deliveries[index].msg_id,
+                        "error": repr(outcome),
+                    }
+                    logger.warning(LogLine("bus_worker_failure_unreported"), fields, extra=fields)
         return outcomes
 
     flow.run()
@@ -331,10 +425,17 @@ async def run_worker(
 def _result_envelope(
     result: Any, delivery: Delivery, worker: str, ingress: str, egress: str
 ) -> BusEnvelope:
+    """The envelope of a trace's result, or of its `FlowError` (with the input's
+    headers and meta, as the error has none of its own)."""
     headers = meta = None
-    if isinstance(result, Message):
-        result = _with_ingress(result, delivery, worker)
-        headers, meta = result.headers.model_dump(), dict(result.meta)
+    carrier = result
+    if isinstance(result, FlowError) and isinstance(delivery.envelope.payload, Message):
+        carrier = delivery.envelope.payload
+    if isinstance(carrier, Message):
+        carrier = _with_ingress(carrier, delivery, worker)
+        headers, meta = carrier.headers.model_dump(), dict(carrier.meta)
+        if not isinstance(result, FlowError):
+            result = carrier
     return BusEnvelope(
         edge=egress,
         source=ingress,
@@ -346,9 +447,27 @@ def _result_envelope(
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m penguiflow.bus.worker",
+_PROG = "python -m penguiflow.bus.worker"
+
+
+class _Mistake:
+    """A mistake the user can fix: one line, `what`; `fix`, and the exit status."""
+
+    def __init__(self, what: str, fix: str, code: int) -> None:
+        self.line = f"{what}; {fix}" if fix else what
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line: what was wrong, then where the options are listed."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"penguiflow: {message}; see '{self.prog} --help'\n")
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -390,8 +509,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_bus(args: argparse.Namespace) -> ConsumerBus:
-    """The bus the command line selects (`--redis URL` or `--nats URL`)."""
+def _open_bus(args: argparse.Namespace) -> BrokerBus:
+    """The bus the command line selects (`--redis URL` or `--nats URL`), not connected."""
     if args.redis is not None:
         from .redis_streams import RedisStreamsBus
 
@@ -401,65 +520,143 @@ def _open_bus(args: argparse.Namespace) -> ConsumerBus:
     return NatsJetStreamBus(args.nats, stream=args.stream or "PENGUIFLOW", prefix=args.prefix)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m penguiflow.bus.worker`: one worker process on a Redis or NATS bus."""
-    parser = _parser()
+def _explain(exc: BaseException, args: argparse.Namespace) -> _Mistake | None:
+    """The one-line report of `exc` if it is a mistake the user can fix, else `None`."""
+    if getattr(args, "redis", None) is not None:
+        option, url, server = "--redis", args.redis, "Redis server"
+    else:
+        option, url, server = "--nats", args.nats or "", "NATS server (with JetStream)"
+    if isinstance(exc, FlowFactoryError):  # its message says what to do
+        return _Mistake(str(exc), "", 2)
+    if isinstance(exc, InvalidBusOptionError):
+        fixed = option if exc.option == "url" else f"--{exc.option.replace('_', '-')}"
+        return _Mistake(str(exc), f"fix {fixed}", 2)
+    if isinstance(exc, MissingExtraError):
+        driver = "redis" if exc.extra == "redis" else "nats-py"
+        return _Mistake(
+            f"{option} needs the {driver} driver, which is not installed",
+            f"pip install 'penguiflow[{exc.extra}]'",
+            1,
+        )
+    if isinstance(exc, BrokerUnavailableError):
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        reason = str(cause).strip().rstrip(".") or type(cause).__name__
+        return _Mistake(
+            f"cannot reach the bus at {redact(url)}: {reason}",
+            f"check that the {server} is running and that {option} names it",
+            1,
+        )
+    if isinstance(exc, BusError):
+        return _Mistake(f"{exc} (bus {redact(url)})", f"check the {server} and the options", 1)
+    if isinstance(exc, ModuleNotFoundError):  # the --flow module imports a missing one
+        module, missing = args.flow.partition(":")[0], exc.name or str(exc)
+        return _Mistake(
+            f"importing {module!r} failed: no module named {missing!r}",
+            f"install {missing!r} (or fix the import in {module})",
+            1,
+        )
+    return None
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = _PROG) -> int:
+    """`python -m penguiflow.bus.worker`: one worker process on a Redis or NATS bus.
+
+    Returns 0 once stopped (SIGTERM, SIGINT). A mistake is one line on stderr and
+    `SystemExit` with status 2 (the command line: options, `--flow`, a URL) or 1 (a
+    missing driver, an unreachable or refusing broker). `prog` names the command in
+    its help and usage errors.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if os.getcwd() not in sys.path and "" not in sys.path:  # as with `python -m`
+        sys.path.insert(0, os.getcwd())
+    parser = _parser(prog)
+    # `--flow` first, as every command of the package loads its target first.
+    probe = _Parser(prog=prog, add_help=False)
+    probe.add_argument("--flow")
+    early, _ = probe.parse_known_args(argv, argparse.Namespace(redis=None, nats=None))
+    if early.flow is not None and not {"-h", "--help"} & set(argv):
+        _report(lambda: load_flow_factory(early.flow), early)
     args = parser.parse_args(argv)
     if args.redis is not None and args.stream is not None:
         parser.error("--stream applies to --nats only")
     for option in ("claim_idle_ms", "batch", "max_deliveries", "concurrency"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
-    try:
-        factory = load_flow_factory(args.flow)
-        bus = _open_bus(args)
-    except (ImportError, ValueError, TypeError) as exc:
-        parser.error(str(exc))
 
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        name = args.consumer or default_consumer()
-        flow = factory()
-        # The start-up heap (modules, schemas, the flow) lives as long as the process:
-        # keep it out of the collector's sweeps, which otherwise rescan it all the time.
-        gc.freeze()
+    def start() -> None:
+        bus = _open_bus(args)
+        factory = load_flow_factory(args.flow)
+        asyncio.run(_serve(args, bus, factory))
+
+    _report(start, args)
+    return 0
+
+
+def _report(call: Callable[[], object], args: argparse.Namespace) -> None:
+    """Run `call`; a mistake the user can fix is one line and `SystemExit`."""
+    try:
+        call()
+    except Exception as exc:
+        mistake = _explain(exc, args)
+        if mistake is None:
+            raise
+        print(f"penguiflow: {mistake.line}", file=sys.stderr, flush=True)
+        raise SystemExit(mistake.code) from None
+
+
+async def _serve(args: argparse.Namespace, bus: BrokerBus, factory: Callable[[], Any]) -> None:
+    """Build the flow, reach the broker and put the group in place, then consume."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    name = args.consumer or default_consumer()
+    try:
+        flow = await build_flow(factory, args.flow)
+        await bus.connect()
+        await bus.ensure_group(
+            args.ingress,
+            args.group,
+            claim_idle_ms=args.claim_idle_ms,
+            max_deliveries=args.max_deliveries,
+        )
+    except BaseException:
+        await bus.close()
+        raise
+    # The start-up heap (modules, schemas, the flow) lives as long as the process:
+    # keep it out of the collector's sweeps, which otherwise rescan it all the time.
+    gc.freeze()
+    print(
+        f"penguiflow worker {name}: consuming {args.ingress!r} (group {args.group!r}) "
+        f"on {bus!r}, results to {args.egress!r}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await run_worker(
+            bus,
+            flow,
+            ingress=args.ingress,
+            egress=args.egress,
+            group=args.group,
+            consumer=name,
+            batch=args.batch,
+            claim_idle_ms=args.claim_idle_ms,
+            max_deliveries=args.max_deliveries,
+            stop=stop,
+            concurrency=args.concurrency,
+            result_timeout_s=args.result_timeout_s,
+        )
+    finally:
+        await bus.close()
+        stats = bus.stats
         print(
-            f"penguiflow worker {name}: consuming {args.ingress!r} (group {args.group!r}) "
-            f"on {bus!r}, results to {args.egress!r}",
+            f"penguiflow worker {name}: stopped; round_trips={stats.round_trips} "
+            f"published={stats.published} delivered={stats.delivered} "
+            f"acked={stats.acked} dead_lettered={stats.dead_lettered}",
             file=sys.stderr,
             flush=True,
         )
-        try:
-            await run_worker(
-                bus,
-                flow,
-                ingress=args.ingress,
-                egress=args.egress,
-                group=args.group,
-                consumer=name,
-                batch=args.batch,
-                claim_idle_ms=args.claim_idle_ms,
-                max_deliveries=args.max_deliveries,
-                stop=stop,
-                concurrency=args.concurrency,
-                result_timeout_s=args.result_timeout_s,
-            )
-        finally:
-            await bus.close()
-            stats = bus.stats
-            print(
-                f"penguiflow worker {name}: stopped; round_trips={stats.round_trips} "
-                f"published={stats.published} delivered={stats.delivered} "
-                f"acked={stats.acked} dead_lettered={stats.dead_lettered}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    asyncio.run(serve())
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..state.url import store_url
-from ._errors import USAGE, fail, redact, store_errors
+from ._errors import USAGE, fail, store_errors
 from ._load import build, load_attribute, takes_no_arguments
 from ._store import NOTHING_RECORDED, STORE_HELP, nothing_recorded
 
@@ -92,31 +92,13 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
 
 def worker(argv: Sequence[str]) -> int:
     """`penguiflow worker ...`: `python -m penguiflow.bus.worker` with the same options,
-    its `--flow` loaded (and its broker errors reported) the way every command does."""
-    from ..bus.errors import BrokerUnavailableError
+    which reports a mistake in one line itself; the exit status is returned."""
     from ..bus.worker import main
 
-    probe = argparse.ArgumentParser(add_help=False)
-    probe.add_argument("--flow")
-    probe.add_argument("--redis")
-    probe.add_argument("--nats")
-    known, _ = probe.parse_known_args(argv)
-    if known.flow is not None:
-        factory = load_attribute(known.flow)
-        if not callable(factory) or inspect.isclass(factory) or not takes_no_arguments(factory):
-            raise fail(
-                f"{known.flow} is a {type(factory).__name__}, not a function building a flow",
-                "point --flow at a zero-argument function returning a PenguiFlow",
-                code=USAGE,
-            )
     try:
-        return main(list(argv))
-    except BrokerUnavailableError as exc:
-        url = known.redis or known.nats or "the bus"
-        raise fail(
-            f"cannot reach the bus at {redact(url)}: {exc}",
-            "check that the broker is running and the URL is right",
-        ) from exc
+        return main(list(argv), prog="penguiflow worker")
+    except SystemExit as exit_:  # --help, or a mistake already reported
+        return exit_.code if isinstance(exit_.code, int) else USAGE
 
 
 async def _viz(args: argparse.Namespace, console: Console) -> int:
