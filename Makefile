@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test tck bench bench-real-model lint typecheck format clean
+.PHONY: demo test docs tck bench bench-real-model lint typecheck format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck docs
 	$(BIN)/pytest
+
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link, a missing page or a
+# docstring mkdocstrings cannot render fails the build.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The A2A conformance kit (a2a-tck; kept outside the repo, see tools/tck/run.py) against
 # our JSON-RPC server; fails on a failure not listed in tools/tck/expected_failures.txt.
