@@ -153,7 +153,9 @@ async def test_the_first_of_two_branch_results_is_returned_and_the_other_dropped
     assert flow.traces.active() == ()
 
 
-async def test_cancelling_the_trace_raises_trace_cancelled(flows: Any) -> None:
+async def call_in_a_stuck_flow(flows: Any, payload: Any) -> tuple[Any, asyncio.Task[Any]]:
+    """A running flow whose one node never finishes, and a `call(payload)` waiting on it
+    (returned once the node has started)."""
     started = asyncio.Event()
 
     async def slow(message: Any, ctx: Any) -> Any:
@@ -162,26 +164,22 @@ async def test_cancelling_the_trace_raises_trace_cancelled(flows: Any) -> None:
 
     flow = flows(Node(slow).to())
     flow.run()
-    message = Message(payload="q", headers=Headers(tenant="t"))
-    waiting = asyncio.create_task(flow.call(message))
+    waiting = asyncio.create_task(flow.call(payload))
     await started.wait()
+    return flow, waiting
+
+
+async def test_cancelling_the_trace_raises_trace_cancelled(flows: Any) -> None:
+    message = Message(payload="q", headers=Headers(tenant="t"))
+    flow, waiting = await call_in_a_stuck_flow(flows, message)
     assert await flow.cancel(message.trace_id)
     with pytest.raises(TraceCancelled):
         await asyncio.wait_for(waiting, 1)
 
 
 async def test_a_cancelled_caller_cancels_its_trace(flows: Any) -> None:
-    started = asyncio.Event()
-
-    async def slow(message: Any, ctx: Any) -> Any:
-        started.set()
-        await asyncio.sleep(30)
-
-    flow = flows(Node(slow).to())
-    flow.run()
     message = Message(payload="q", headers=Headers(tenant="t"))
-    waiting = asyncio.create_task(flow.call(message))
-    await started.wait()
+    flow, waiting = await call_in_a_stuck_flow(flows, message)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -193,16 +191,7 @@ async def test_a_cancelled_caller_cancels_its_trace(flows: Any) -> None:
 
 
 async def test_stopping_the_flow_ends_a_waiting_call(flows: Any) -> None:
-    started = asyncio.Event()
-
-    async def slow(message: Any, ctx: Any) -> Any:
-        started.set()
-        await asyncio.sleep(30)
-
-    flow = flows(Node(slow).to())
-    flow.run()
-    waiting = asyncio.create_task(flow.call("q"))
-    await started.wait()
+    flow, waiting = await call_in_a_stuck_flow(flows, "q")
     await flow.stop()
     with pytest.raises(FlowStoppedError, match="stopped while call"):
         await asyncio.wait_for(waiting, 1)
