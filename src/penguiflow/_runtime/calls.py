@@ -86,9 +86,6 @@ class Calls:
         # cheaper to test than a `__bool__` method) before it calls anything here.
         self.claims: dict[str, Claim] = {}
 
-    def __len__(self) -> int:
-        return len(self.claims)
-
     def open(self, trace_id: str) -> Claim:
         """Claim the trace's results; `InvalidArgumentError` if another call has."""
         if trace_id in self.claims:
