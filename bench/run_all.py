@@ -32,6 +32,8 @@ BENCHMARKS = (
     "bench_stores.py",
     "bench_bus.py",
     "bench_a2a.py",
+    "bench_mcp.py",
+    "bench_streaming.py",
     "bench_viewer.py",
     "bench_tracing.py",
 )

@@ -24,6 +24,7 @@ MODULES = (
     "bench_planner",
     "bench_stores",
     "bench_tracing",
+    "bench_streaming",
 )
 
 

@@ -121,6 +121,36 @@ def test_planner_examples(name: str, expected: list[str]) -> None:
         assert line in out
 
 
+def test_mcp_tools_example_uses_a_tool_of_the_server_it_starts() -> None:
+    out = run_example("mcp_tools.py")
+    assert "MCP server 'weather' offers: forecast" in out
+    assert "raised MCPToolError: MCP server 'weather' reported an error" in out
+    assert "forecast({'city': 'Lisbon'}) => {'city': 'Lisbon', 'celsius': 22" in out
+    answer = "Ada flies to Lisbon tomorrow: 22 C and clear skies."
+    assert out.rstrip().endswith(f"Finished (answer_complete): {answer}")
+
+
+def test_mcp_serve_example_serves_an_agent_and_calls_it_with_the_mcp_client() -> None:
+    pytest.importorskip("mcp", reason="the mcp extra is not installed")
+    out = run_example("mcp_serve.py")
+    assert "tool ask(query, context), required: ['query']" in out
+    assert "tool resume(token, user_input), required: ['token']" in out
+    progress = [line.strip() for line in out.splitlines() if line.startswith("  progress ")]
+    assert progress == [
+        "progress 1: step 1: planning",
+        "progress 2: step 1: called count_colony",
+        "progress 3: step 2: planning",
+        "progress 4: answer: Cape Crozie",
+        "progress 5: answer: r has 300,00",
+        "progress 6: answer: 0 breeding p",
+        "progress 7: answer: airs.",
+        "progress 8: finished: answer_complete",
+    ]
+    assert "answer: Cape Crozier has 300,000 breeding pairs." in out
+    assert "error: True: invalid arguments for 'ask': query: Field required" in out
+    assert out.rstrip().endswith("mcp serve example ran.")
+
+
 def test_a2a_agent_example_serves_and_calls_an_agent_unary_and_streaming() -> None:
     pytest.importorskip("uvicorn", reason="the a2a-server extra is not installed")
     out = run_example("a2a_agent.py")
@@ -147,3 +177,20 @@ def test_planner_demo_with_a_model_but_no_api_key_says_so_in_one_line(store: Pat
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith("demo: ")
     assert "Set OPENAI_API_KEY" in done.stderr
+
+
+def test_streaming_answer_prints_the_answer_in_pieces_before_it_is_complete() -> None:
+    out = run_example("streaming_answer.py")
+    lines = out.splitlines()
+    stamped = [re.match(r"\[ *(\d+) ms\] (.*)", line) for line in lines]
+    pieces = [
+        (int(m.group(1)), m.group(2)) for m in stamped if m and m.group(2) != "(answer complete)"
+    ]
+    assert len(pieces) > 10
+    times = [ms for ms, _ in pieces]
+    assert times == sorted(times)
+    assert times[-1] > times[0]  # they came over time, not at once
+    assert lines[len(pieces)].endswith("(answer complete)")
+    answer = "Lisbon is 24 C and sunny: pack light, and bring sunglasses for the afternoon."
+    assert f"streamed in {len(pieces)} chunks: {answer}" in out
+    assert f"final answer: {answer}" in out

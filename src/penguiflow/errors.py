@@ -30,6 +30,7 @@ catches (`except KeyError`, `except RuntimeError`, ...), so both styles work::
     ├── LLMError (RuntimeError)            penguiflow.planner.clients: a failed LLM call
     │   ├── LLMRateLimitError, LLMServerError, LLMTimeoutError, LLMConnectionError,
     │   │   LLMEmptyResponseError
+    │   ├── LLMStreamDivergedError         a retried stream differed from what it delivered
     │   └── LLMRequestError
     │       └── LLMAuthenticationError     a refused or missing API key
     ├── PlannerError (RuntimeError)        penguiflow.planner: a run cannot go on
@@ -43,6 +44,9 @@ catches (`except KeyError`, `except RuntimeError`, ...), so both styles work::
     │   ├── PublishError                   an envelope was not confirmed stored
     │   └── ResultTimeoutError (TimeoutError)   BusClient: no result for a trace in time
     ├── RemoteCallError (RuntimeError)     penguiflow.transports: a remote agent failed
+    ├── MCPToolsetError                    penguiflow.mcp: an MCP server's tool call failed
+    │   ├── MCPConnectionError (ConnectionError), MCPToolError (RuntimeError),
+    │   └── MCPTimeoutError (TimeoutError)
     ├── ScriptExhaustedError (RuntimeError)    penguiflow.testkit: a script ran out
     └── A2ARequestError                    penguiflow_a2a: a refused request (HTTP status)
 

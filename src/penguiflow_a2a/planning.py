@@ -8,6 +8,7 @@ from typing import Any
 
 from penguiflow.node import Node, NodePolicy
 from penguiflow.planner import PlannerFinish, PlannerPause, ReactPlanner
+from penguiflow.planner.chunks import forward_answer
 from penguiflow.types import Message
 
 from .server import RESUME_TOKEN_META
@@ -27,20 +28,25 @@ def planner_node(planner: ReactPlanner, *, name: str = "planner") -> Node:
     reason and payload; a follow-up `message/send` carrying that `taskId` resumes
     the run, its text as `user_input`. A finished run answers its `payload`.
 
+    While the planner writes its final answer, the text is streamed as the task's
+    chunks (`forward_answer`): `message/stream` clients see it as artifact updates
+    of the `stream` artifact before the result arrives.
+
     Usage::
 
         flow = create(planner_node(planner).to())
         adapter = A2AServerAdapter(flow, agent_card=card, agent_url=url)
     """
 
-    async def run(message: Message, _ctx: Any) -> Message:
+    async def run(message: Message, ctx: Any) -> Message:
         meta = dict(message.meta)
         token = meta.pop(RESUME_TOKEN_META, None)
         result: PlannerFinish | PlannerPause
-        if isinstance(token, str):
-            result = await planner.resume(token, user_input=_text(message.payload))
-        else:
-            result = await planner.run(_text(message.payload))
+        async with forward_answer(planner, ctx, message):
+            if isinstance(token, str):
+                result = await planner.resume(token, user_input=_text(message.payload))
+            else:
+                result = await planner.run(_text(message.payload))
         answer: Any = result if isinstance(result, PlannerPause) else result.payload
         return message.model_copy(update={"payload": answer, "meta": meta})
 

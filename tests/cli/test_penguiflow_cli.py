@@ -123,6 +123,18 @@ def test_run_shows_each_step_live_then_the_answer_usage_and_run_id(
     assert store.exists()
 
 
+def test_run_prints_the_answer_while_the_llm_writes_it(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(capsys, "run", PLANNER, "please add")
+    assert code == 0
+    lines = out.splitlines()
+    # Streamed during step 1's LLM call: before that call's line is printed.
+    step = lines.index("step 1")
+    assert lines[step + 1] == '  answer {"observation": {"total": 5}}'
+    assert lines[step + 2].startswith("  llm ")
+
+
 def test_a_failing_tool_is_shown_with_its_error(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

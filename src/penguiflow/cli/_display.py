@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..planner.models import PlannerEvent
     from ..spans import Span
 
 
@@ -92,7 +93,8 @@ def span_line(span: Span) -> str:
 
 
 class LiveDisplay:
-    """A `SpanSink` printing the run as it happens: each step, LLM call and tool call.
+    """A `SpanSink` printing the run as it happens: each step, LLM call and tool call,
+    and (as the planner's `event` hook) the final answer while it is written.
 
     Also notes the run id (its root span's) for the summary printed at the end.
     """
@@ -100,6 +102,30 @@ class LiveDisplay:
     def __init__(self, console: Console | None) -> None:
         self.console = console
         self.run_id: str | None = None
+        self._answering = False  # a streamed answer is being printed, mid-line
+
+    def event(self, event: PlannerEvent) -> None:
+        """Print a streamed answer (`llm_stream_chunk` events) as it arrives."""
+        console = self.console
+        if console is None or event.event_type != "llm_stream_chunk":
+            return
+        extra = event.extra
+        if not self._answering and not extra.get("done"):
+            console.print("  [green]answer[/] ", end="")
+            self._answering = True
+        text = str(extra.get("text") or "")
+        if text:
+            console.out(text, end="", highlight=False)
+            console.file.flush()
+        if extra.get("done"):
+            self._end_answer()
+            if extra.get("discarded"):
+                console.print("  [yellow](the planner did not take this answer)[/]")
+
+    def _end_answer(self) -> None:
+        if self._answering and self.console is not None:
+            self.console.print()
+        self._answering = False
 
     def span_started(self, span: Span) -> None:
         """Note the run id; announce steps and resumes."""
@@ -118,4 +144,5 @@ class LiveDisplay:
         """Print finished LLM calls, tool calls, joins, summaries and pauses."""
         if self.console is None or span.kind in ("run", "trace", "step", "resume"):
             return
+        self._end_answer()
         self.console.print(span_line(span), highlight=False)

@@ -104,9 +104,11 @@ async def _drive(args: argparse.Namespace, console: Console, spec: str, go: Any)
         recorder = Recorder(store, capture_content=not args.no_content)
         recorder.attach(planner)
         planner.hooks.span.append(live)
+        planner.hooks.event.append(live.event)
         try:
             result = await go(planner)
         finally:
+            planner.hooks.event.remove(live.event)
             planner.hooks.span.remove(live)
             recorder.detach(planner)
             await recorder.flush()

@@ -4,30 +4,51 @@ the package, behind the same loading and error reporting."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..state.url import store_url
 from ._errors import USAGE, fail, store_errors
-from ._load import build, load_attribute, takes_no_arguments
+from ._load import build, load_attribute, split_spec, takes_no_arguments
 from ._store import NOTHING_RECORDED, STORE_HELP, nothing_recorded
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+DEFAULT_HOST = "127.0.0.1"  # loopback: serving beyond it takes an explicit --host
+DEFAULT_PORT = 8000
+MCP_TARGET = "a ReactPlanner or a PenguiFlow"  # what `serve --mcp` serves
 
 
 def add_commands(commands: Any) -> None:
     """Add `serve`, `worker`, `viz`, `history` and `replay`."""
     serve = commands.add_parser(
         "serve",
-        help="serve an A2A app (or a factory of one) with uvicorn",
+        help="serve an A2A app with uvicorn, or an agent or flow over MCP (--mcp)",
         description="Serve the ASGI app MODULE:ATTR names (e.g. create_a2a_app(...)), or "
-        "the app a zero-argument factory returns. Needs penguiflow[a2a-server].",
+        "the app a zero-argument factory returns; needs penguiflow[a2a-server]. "
+        "With --mcp MODULE:FACTORY, serve a ReactPlanner or a PenguiFlow (or a "
+        "zero-argument factory of one) as an MCP server: over stdio (the default) or "
+        "streamable HTTP at http://HOST:PORT/mcp; needs penguiflow[mcp].",
     )
-    serve.add_argument("app", metavar="MODULE:ATTR", help="an ASGI app or a factory of one")
-    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback)")
-    serve.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve.add_argument(
+        "app", metavar="MODULE:ATTR", nargs="?", help="an ASGI app or a factory of one"
+    )
+    serve.add_argument(
+        "--mcp", metavar="MODULE:FACTORY", help="a planner or flow (or a factory) to serve over MCP"
+    )
+    serve.add_argument(
+        "--transport", choices=("stdio", "http"), help="how --mcp serves (default stdio)"
+    )
+    serve.add_argument("--host", help=f"default {DEFAULT_HOST} (loopback)")
+    serve.add_argument("--port", type=int, help=f"default {DEFAULT_PORT}")
+    serve.add_argument("--name", help="the MCP server's name (default: the factory's name)")
+    serve.add_argument(
+        "--tool", help="the MCP entry tool's name (default: ask, or the flow's entry node)"
+    )
     serve.set_defaults(handler=_serve)
 
     commands.add_parser(
@@ -58,9 +79,17 @@ def add_commands(commands: Any) -> None:
         sub.set_defaults(handler=_history)
 
 
-def _serve(args: argparse.Namespace, console: Console) -> int:
+def _serve(args: argparse.Namespace, console: Console) -> Any:
     from ..errors import MissingExtraError
 
+    if args.mcp is not None or args.app is None:
+        return _serve_mcp(args)
+    if args.transport is not None or args.tool is not None or args.name is not None:
+        raise fail(
+            "--transport, --name and --tool are options of --mcp",
+            f"run penguiflow serve --mcp {args.app} ... (or drop them to serve an A2A app)",
+            code=USAGE,
+        )
     target = load_attribute(args.app)
     if hasattr(target, "router") or (callable(target) and not takes_no_arguments(target)):
         app = target  # an ASGI app: (scope, receive, send)
@@ -80,14 +109,109 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         )
     from penguiflow_a2a.serve import serve
 
-    console.print(f"serving {args.app} on http://{args.host}:{args.port}/", highlight=False)
+    host, port = _address(args)
+    console.print(f"serving {args.app} on http://{host}:{port}/", highlight=False)
     try:
-        serve(app, host=args.host, port=args.port, log_level="warning")
+        serve(app, host=host, port=port, log_level="warning")
     except MissingExtraError as exc:
         raise fail(
             f"serving needs the {exc.extra!r} extra", f"pip install 'penguiflow[{exc.extra}]'"
         ) from exc
     return 0
+
+
+async def _serve_mcp(args: argparse.Namespace) -> int:
+    """`serve --mcp`: the planner or flow over stdio or streamable HTTP. On stdio the
+    protocol owns stdout, so everything this prints goes to stderr."""
+    if args.mcp is None:
+        raise fail(
+            "serve needs MODULE:ATTR (an A2A app) or --mcp MODULE:FACTORY (an agent or flow)",
+            "e.g. penguiflow serve --mcp my_agents:build_planner",
+            code=USAGE,
+        )
+    if args.app is not None:
+        raise fail(
+            f"serve got both an A2A app ({args.app}) and --mcp {args.mcp}",
+            "serve one of them per command",
+            code=USAGE,
+        )
+    spec = args.mcp
+    http = args.transport == "http"
+    if not http and (args.host is not None or args.port is not None):
+        raise fail(
+            "--host and --port are options of --transport http (stdio serves on stdin/stdout)",
+            f"run penguiflow serve --mcp {spec} --transport http ...",
+            code=USAGE,
+        )
+    # On stdio, stdout is the protocol's: what building the target prints goes to stderr.
+    with contextlib.nullcontext() if http else contextlib.redirect_stdout(sys.stderr):
+        target = await _mcp_target(spec, load_attribute(spec))
+        server = _mcp_server(spec, target, args)
+    if http:
+        from ..mcp.server import serve_http
+
+        host, port = _address(args)
+        url = f"http://{host}:{port}/mcp"
+
+        def ready() -> None:
+            print(f"serving {spec} over MCP on {url}", flush=True)
+
+        await serve_http(server, host=host, port=port, on_ready=ready)
+    else:
+        from ..mcp.server import serve_stdio
+
+        print(f"serving {spec} over MCP on stdio", file=sys.stderr, flush=True)
+        await serve_stdio(server)
+    return 0
+
+
+def _mcp_server(spec: str, target: Any, args: argparse.Namespace) -> Any:
+    from ..errors import InvalidArgumentError, MissingExtraError
+
+    try:
+        from ..mcp.server import mcp_server
+
+        return mcp_server(target, name=args.name or split_spec(spec)[1], tool=args.tool)
+    except MissingExtraError as exc:
+        raise fail(
+            f"serving over MCP needs the {exc.extra!r} extra",
+            f"pip install 'penguiflow[{exc.extra}]'",
+        ) from exc
+    except InvalidArgumentError as exc:
+        raise fail(f"cannot serve {spec}: {exc}", "fix that and run again", code=USAGE) from exc
+
+
+async def _mcp_target(spec: str, target: Any) -> Any:
+    """`target` if it is a planner or a flow, else what the factory `target` returns."""
+    from ..core import PenguiFlow
+    from ..planner import ReactPlanner
+
+    if isinstance(target, ReactPlanner | PenguiFlow):
+        return target
+    if inspect.isclass(target) or not callable(target) or not takes_no_arguments(target):
+        raise fail(
+            f"{spec} is a {type(target).__name__}, not {MCP_TARGET} or a factory returning one",
+            f"point --mcp at {MCP_TARGET} or a zero-argument function building one",
+            code=USAGE,
+        )
+    made = target()
+    if inspect.isawaitable(made):
+        made = await made
+    if not isinstance(made, ReactPlanner | PenguiFlow):
+        raise fail(
+            f"{spec} returned a {type(made).__name__}, not {MCP_TARGET}",
+            f"make {spec.split(':', 1)[1]} return {MCP_TARGET}",
+            code=USAGE,
+        )
+    return made
+
+
+def _address(args: argparse.Namespace) -> tuple[str, int]:
+    """`--host` and `--port`, or their defaults."""
+    return (
+        DEFAULT_HOST if args.host is None else args.host,
+        DEFAULT_PORT if args.port is None else args.port,
+    )
 
 
 def worker(argv: Sequence[str]) -> int:

@@ -18,6 +18,9 @@ logger = logging.getLogger("penguiflow.planner")
 # `logger.info(..., extra=...)` raise, so it is logged as `extra_<name>` instead.
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
+# Events that come many to a step (pieces of a streamed answer) are logged at DEBUG.
+_CHATTY = frozenset({"llm_stream_chunk"})
+
 
 class EventSink:
     """Emits a run's `PlannerEvent`s: logged at INFO, then given to the callback.
@@ -42,6 +45,10 @@ class EventSink:
         """Whether anyone sees events (a callback, a hook, or INFO logging on the planner
         logger)."""
         return self.callback is not None or bool(self.hooks) or logger.isEnabledFor(logging.INFO)
+
+    def observed(self) -> bool:
+        """Whether code sees events (a callback or a hook), not only the log."""
+        return self.callback is not None or bool(self.hooks)
 
     def emit_now(
         self,
@@ -72,9 +79,12 @@ class EventSink:
 
     def emit(self, event: PlannerEvent) -> None:
         """Log the event, then call the callback; a failing callback is logged, not raised."""
-        if logger.isEnabledFor(logging.INFO):
+        level = logging.DEBUG if event.event_type in _CHATTY else logging.INFO
+        if logger.isEnabledFor(level):
             payload = event.to_payload()
-            logger.info(LogLine(event.event_type), _line_fields(payload), extra=_log_safe(payload))
+            logger.log(
+                level, LogLine(event.event_type), _line_fields(payload), extra=_log_safe(payload)
+            )
         callback = self.callback
         if callback is not None:
             try:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from .action_schema import ActionSchemas
+from .answer_stream import AnswerStream
 from .clients.protocol import JSONLLMClient
 from .events import EventSink
 from .models import PlannerEvent, Trajectory, action_schema
@@ -27,7 +28,9 @@ class LLMChannel:
     `client` does. Both may be replaced between runs. Each completion is counted in
     the active run's usage (`active`, set by the planner loop), recorded as an `llm`
     span when the run is traced, and reported as an `llm_call` event when anyone
-    listens.
+    listens. With `stream_answer` on, an action asked of a client that streams
+    (`complete_streaming`) during a run that code observes is streamed, so its answer
+    can be emitted as it is written (see `AnswerStream`).
     """
 
     __slots__ = (
@@ -37,6 +40,7 @@ class LLMChannel:
         "events",
         "json_schema_mode",
         "schemas",
+        "stream_answer",
         "summarizer",
     )
 
@@ -48,8 +52,10 @@ class LLMChannel:
         json_schema_mode: bool,
         events: EventSink,
         schemas: ActionSchemas | None = None,
+        stream_answer: bool = True,
     ) -> None:
         self.client = client
+        self.stream_answer = stream_answer
         self.summarizer = summarizer
         self.json_schema_mode = json_schema_mode
         # The generic action schema (the reference's), and the catalog's with its
@@ -77,6 +83,19 @@ class LLMChannel:
             return self.action_schema
         return None
 
+    def answer_stream(self, client: JSONLLMClient, trajectory: Trajectory) -> AnswerStream | None:
+        """A new `AnswerStream` when an action asked of `client` now is streamed, else
+        `None`: streaming is on, the client streams, and a run's events are observed."""
+        run = self.active
+        if (
+            run is None
+            or not self.stream_answer
+            or not self.events.observed()
+            or not callable(getattr(client, "complete_streaming", None))
+        ):
+            return None
+        return AnswerStream(self.events, number=run.next_answer_stream, step=len(trajectory.steps))
+
     def complete(
         self,
         client: JSONLLMClient,
@@ -86,17 +105,20 @@ class LLMChannel:
         attempt: int,
         *,
         purpose: Literal["action", "summary"] = "action",
+        on_delta: Callable[[str], None] | None = None,
     ) -> Awaitable[str]:
         """One completion, to await; client errors propagate (after their `llm_call` event).
 
-        Outside a run, with nobody listening, this is the client's own call.
+        With `on_delta`, the reply is streamed (`client.complete_streaming`) and each
+        piece of its text is given to `on_delta` as it arrives. Outside a run, with
+        nobody listening, this is the client's own call.
         """
         run = self.active
         listening = self.events.listening()
         if run is None and not listening:
-            return client.complete(messages=messages, response_format=response_format)
+            return _call(client, messages, response_format, on_delta)
         if run is not None and run.trace is None and not listening:
-            return self._counted(client, messages, response_format, run)
+            return self._counted(client, messages, response_format, run, on_delta)
         return self._reported(
             client,
             messages,
@@ -105,6 +127,7 @@ class LLMChannel:
             attempt,
             purpose,
             run,
+            on_delta,
         )
 
     @staticmethod
@@ -113,9 +136,10 @@ class LLMChannel:
         messages: Sequence[Mapping[str, str]],
         response_format: Mapping[str, Any] | None,
         run: RunState,
+        on_delta: Callable[[str], None] | None,
     ) -> str:
         """The call counted in the run's usage, and nothing else (nobody observes)."""
-        raw = await client.complete(messages=messages, response_format=response_format)
+        raw = await _call(client, messages, response_format, on_delta)
         prompt = getattr(raw, "prompt_tokens", None)
         completion = getattr(raw, "completion_tokens", None)
         cost, _ = _cost_of(raw, getattr(raw, "model", None) or _model_of(client))
@@ -131,6 +155,7 @@ class LLMChannel:
         attempt: int,
         purpose: str,
         run: RunState | None,
+        on_delta: Callable[[str], None] | None,
     ) -> str:
         events = self.events
         trace = run.trace if run is not None else None
@@ -146,7 +171,7 @@ class LLMChannel:
         raw: str | None = None
         failure: BaseException | None = None
         try:
-            raw = await client.complete(messages=messages, response_format=response_format)
+            raw = await _call(client, messages, response_format, on_delta)
             return raw
         except BaseException as exc:
             failure = exc
@@ -196,6 +221,19 @@ class LLMChannel:
                         extra=extra,
                     )
                 )
+
+
+def _call(
+    client: JSONLLMClient,
+    messages: Sequence[Mapping[str, str]],
+    response_format: Mapping[str, Any] | None,
+    on_delta: Callable[[str], None] | None,
+) -> Awaitable[str]:
+    """The client's completion: streamed to `on_delta` when given, else whole."""
+    if on_delta is None:
+        return client.complete(messages=messages, response_format=response_format)
+    stream: Callable[..., Awaitable[str]] = getattr(client, "complete_streaming")  # noqa: B009
+    return stream(messages=messages, response_format=response_format, on_delta=on_delta)
 
 
 def _cost_of(raw: object, model: str | None) -> tuple[float | None, str | None]:

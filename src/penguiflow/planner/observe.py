@@ -23,6 +23,7 @@ from ..tracing.emitter import SpanEmitter, SpanSink, current_span
 from .models import PlannerEventCallback
 
 if TYPE_CHECKING:
+    from .answer_stream import AnswerStream
     from .usage import Ledger
 
 __all__ = ["PlannerHooks", "RunState", "RunTrace"]
@@ -254,13 +255,37 @@ class RunTrace:
 class RunState:
     """The run a planner is executing: its id, its ledger, and its spans (if traced)."""
 
-    __slots__ = ("ledger", "run_id", "started", "trace")
+    __slots__ = ("_answer", "answer_streams", "ledger", "run_id", "started", "trace")
 
     def __init__(self, run_id: str, ledger: Ledger, trace: RunTrace | None) -> None:
         self.run_id = run_id
         self.ledger = ledger
         self.trace = trace
         self.started = time.perf_counter()
+        self.answer_streams = 0
+        """How many streamed answers the run began (see `AnswerStream`)."""
+        self._answer: AnswerStream | None = None
+
+    def next_answer_stream(self) -> int:
+        """The number of a streamed answer that begins now (1, 2, ...)."""
+        self.answer_streams += 1
+        return self.answer_streams
+
+    def hold_answer(self, answer: AnswerStream) -> None:
+        """Keep the streamed answer of the finish just chosen until the loop takes it
+        (`end_answer`); one held before is discarded."""
+        self.end_answer(taken=False)
+        self._answer = answer
+
+    def end_answer(self, *, taken: bool) -> None:
+        """Close the held streamed answer (its finish was `taken`) or discard it."""
+        answer = self._answer
+        if answer is not None:
+            self._answer = None
+            if taken:
+                answer.close()
+            else:
+                answer.discard()
 
     def close_segment(self) -> None:
         """Add this segment's wall time to the run's usage (once)."""

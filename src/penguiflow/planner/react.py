@@ -25,10 +25,11 @@ from ..spans import new_id
 from ..tracing.emitter import SpanEmitter
 from . import prompts
 from .action_schema import ActionSchemas, rejects_schema
+from .answer_stream import AnswerStream
 from .checks import FinishCheck, FinishProblem, repeated_failure
 from .checks import record as record_finish_check
 from .clients.protocol import JSONLLMClient as JSONLLMClient
-from .clients.retry import LLMRequestError
+from .clients.retry import LLMRequestError, LLMStreamDivergedError
 from .constraints import ConstraintTracker
 from .errors import ActionRepairError, NoActiveRunError
 from .events import EventSink
@@ -56,6 +57,7 @@ from .pause import PauseBook, PauseRecord, PauseSignal
 from .repair import extract_json_object
 from .rules import ActionRules
 from .tools import PlannerContext, ToolOutcome, ToolRunner, failure_payload
+from .toolsets import Toolset, ToolsetCatalog
 from .usage import Ledger, Usage, current_ledger
 from .validation import dump_json, validate_json
 
@@ -112,6 +114,15 @@ class ReactPlanner:
     human (`ctx.pause`), and `resume(token)` continues it. Not safe for concurrent
     `run()` calls on one instance: build one planner per concurrent run.
 
+    `toolsets` are tool sources whose tools may change while the planner lives (such
+    as `penguiflow.mcp.MCPToolset`): their tools join the catalog, and a change is
+    picked up before the next step (see `penguiflow.planner.toolsets`).
+
+    When code observes the run (`event_callback` or `hooks.event`) and the client
+    streams (`complete_streaming`), the final answer is emitted as it is generated,
+    as `llm_stream_chunk` events (see `penguiflow.planner.answer_stream`);
+    `stream_answer=False` turns that off.
+
     Raises `InvalidArgumentError` (a `ValueError`) without a catalog (or nodes and a
     registry) or without an LLM (`llm` or `llm_client`).
     """
@@ -145,6 +156,8 @@ class ReactPlanner:
         absolute_max_parallel: int = 50,
         cost_budget_usd: float | None = None,
         finish_check: FinishCheck | bool = True,
+        toolsets: Sequence[Toolset] = (),
+        stream_answer: bool = True,
     ) -> None:
         if cost_budget_usd is not None and not (
             isinstance(cost_budget_usd, int | float) and cost_budget_usd >= 0
@@ -152,6 +165,8 @@ class ReactPlanner:
             raise InvalidArgumentError(
                 f"cost_budget_usd must be a non-negative number of dollars, got {cost_budget_usd!r}"
             )
+        if catalog is None and nodes is None and toolsets:
+            catalog = []  # every tool comes from the toolsets
         if catalog is None:
             if nodes is None or (registry is None and not _typed_by_hints(nodes)):
                 raise InvalidArgumentError(
@@ -162,10 +177,14 @@ class ReactPlanner:
         rules = ActionRules(
             hints, hop_budget=hop_budget, absolute_max_parallel=absolute_max_parallel
         )
-        self._tools = ToolRunner(catalog, rules)
+        # The catalog plus the toolsets' specs, rebuilt between steps when a toolset's
+        # tools change (`_sync_toolsets`).
+        self._toolsets = ToolsetCatalog(catalog, toolsets)
+        self._tools = ToolRunner(self._toolsets.specs, rules)
         hints_payload = None
         if planning_hints and not hints.is_empty():
             hints_payload = hints.to_prompt_payload()
+        self._prompt_parts = (system_prompt_extra, hints_payload)
         self._catalog_records, system_prompt = catalog_prompt(
             self._tools.specs, system_prompt_extra, hints_payload
         )
@@ -211,6 +230,7 @@ class ReactPlanner:
             json_schema_mode=json_schema_mode,
             events=self._events,
             schemas=ActionSchemas(self._tools.specs),
+            stream_answer=stream_answer,
         )
         self._conversation = Conversation(system_prompt, token_budget, self._llm)
 
@@ -293,13 +313,24 @@ class ReactPlanner:
         # the same invalid reply.
         repairs: list[dict[str, str]] = []
         attempt = 1
+        diverged = False
         while attempt <= self._repair_attempts:
             messages = [*base, *repairs] if repairs else base
             client = llm.client
             response_format = llm.format_for(client)
+            answer = llm.answer_stream(client, trajectory)
             try:
-                raw = await llm.complete(client, messages, response_format, trajectory, attempt)
+                raw = await llm.complete(
+                    client,
+                    messages,
+                    response_format,
+                    trajectory,
+                    attempt,
+                    on_delta=None if answer is None else answer.feed,
+                )
             except LLMRequestError as exc:
+                if answer is not None:
+                    answer.discard()
                 if (
                     response_format is not None
                     and response_format is llm.schemas.current
@@ -308,12 +339,25 @@ class ReactPlanner:
                 ):
                     continue  # the same attempt, with a schema the server accepts
                 raise
+            except LLMStreamDivergedError:
+                if answer is not None:
+                    answer.discard()
+                if diverged:
+                    raise
+                diverged = True  # the text shown is withdrawn; ask once more, anew
+                continue
+            except BaseException:
+                if answer is not None:
+                    answer.discard()
+                raise
             try:
-                return validate_json(PlannerAction, raw)
+                return self._settle_answer(validate_json(PlannerAction, raw), answer)
             except ValidationError as exc:
                 action = _repaired_action(raw)
                 if action is not None:
-                    return action
+                    return self._settle_answer(action, answer)
+                if answer is not None:
+                    answer.discard()
                 last_error = prompts.safe_error_json(exc)
                 repairs += [
                     {"role": "assistant", "content": _reply_text(raw)},
@@ -321,6 +365,17 @@ class ReactPlanner:
                 ]
             attempt += 1
         raise ActionRepairError(attempts=max(self._repair_attempts, 0), last_error=last_error)
+
+    def _settle_answer(self, action: PlannerAction, answer: AnswerStream | None) -> PlannerAction:
+        """A streamed finish waits for the loop to take it (or not); any other action's
+        stream is discarded."""
+        if answer is not None:
+            run = self._active_run
+            if run is not None and action.next_node is None and not action.plan:
+                run.hold_answer(answer)
+            else:
+                answer.discard()
+        return action
 
     # -- the loop --------------------------------------------------------------------
 
@@ -356,6 +411,7 @@ class ReactPlanner:
         last_observation: Any = None
         try:
             while len(steps) < max_iters:
+                run.end_answer(taken=False)  # a streamed finish the last step did not take
                 deadline_message = tracker.check_deadline() or run.ledger.exhausted(
                     tracker.hops_used
                 )
@@ -369,6 +425,9 @@ class ReactPlanner:
                         thought=deadline_message,
                         constraints=tracker,
                     )
+                if self._toolsets.toolsets and self._sync_toolsets():
+                    tools = self._tools
+                    by_name = tools.by_name
                 step_start_ts = events.emit_now("step_start", len(steps))
                 if trace is not None:
                     trace.begin_step(len(steps))
@@ -403,6 +462,7 @@ class ReactPlanner:
                     payload = action.args or _dumped(last_observation)
                     problem = self._finish_check.problem(action, payload, trajectory, tools.specs)
                     if problem is None:
+                        run.end_answer(taken=True)
                         return self._finish(
                             trajectory,
                             reason="answer_complete",
@@ -475,11 +535,25 @@ class ReactPlanner:
                 trace.end(status, ledger=run.ledger, error=exc)
             raise
         finally:
+            run.end_answer(taken=False)
             current_ledger.reset(ledger_token)
             self._active_trajectory = None
             self._active_tracker = None
             self._active_run = None
             self._llm.active = None
+
+    def _sync_toolsets(self) -> bool:
+        """Rebuild the tool table, system prompt and action schemas if a toolset's tools
+        changed since the last step; returns whether they did."""
+        specs = self._toolsets.refresh()
+        if specs is None:
+            return False
+        self._tools = ToolRunner(specs, self._rules)
+        extra, hints_payload = self._prompt_parts
+        self._catalog_records, system_prompt = catalog_prompt(specs, extra, hints_payload)
+        self._conversation.system_prompt = system_prompt
+        self._llm.schemas = ActionSchemas(specs)
+        return True
 
     def _reject_finish(
         self, action: PlannerAction, problem: FinishProblem, trajectory: Trajectory

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..errors import PenguiflowError
+from ..errors import InvalidArgumentError, PenguiflowError
 
 __all__ = ["ScriptExhaustedError", "ScriptedLLMClient"]
 
@@ -31,6 +31,11 @@ class ScriptedLLMClient:
     tests can assert on what the planner sent. `delay_s` makes each call sleep, to
     model a slow provider. Raises `ScriptExhaustedError` when the script runs out,
     unless `default` is given.
+
+    `complete_streaming()` (it is a `StreamingLLMClient`) returns the same reply as
+    `complete()` would, after handing it to `on_delta` in pieces of `chunk_chars`
+    characters, `chunk_delay_s` seconds apart; its calls are recorded with
+    `"stream": True`.
     """
 
     def __init__(
@@ -40,10 +45,18 @@ class ScriptedLLMClient:
         default: ScriptItem | None = None,
         delay_s: float = 0.0,
         expects_json_schema: bool = False,
+        chunk_chars: int = 4,
+        chunk_delay_s: float = 0.0,
     ) -> None:
+        if isinstance(chunk_chars, bool) or not isinstance(chunk_chars, int) or chunk_chars < 1:
+            raise InvalidArgumentError(
+                f"chunk_chars must be a positive integer, got {chunk_chars!r}"
+            )
         self._script: deque[ScriptItem] = deque(replies)
         self._default = default
         self._delay_s = delay_s
+        self._chunk_chars = chunk_chars
+        self._chunk_delay_s = chunk_delay_s
         self.expects_json_schema = expects_json_schema
         self.calls: list[dict[str, Any]] = []
 
@@ -66,6 +79,35 @@ class ScriptedLLMClient:
         self.calls.append(
             {"messages": [dict(m) for m in messages], "response_format": response_format}
         )
+        return await self._next(messages)
+
+    async def complete_streaming(
+        self,
+        *,
+        messages: Sequence[Mapping[str, str]],
+        response_format: Mapping[str, Any] | None = None,
+        on_delta: Callable[[str], None],
+    ) -> str:
+        """Deliver the next scripted reply to `on_delta` in pieces, then return it.
+
+        A scripted exception is raised before any piece is delivered.
+        """
+        self.calls.append(
+            {
+                "messages": [dict(m) for m in messages],
+                "response_format": response_format,
+                "stream": True,
+            }
+        )
+        text = await self._next(messages)
+        size = self._chunk_chars
+        for start in range(0, len(text), size):
+            if start and self._chunk_delay_s:
+                await asyncio.sleep(self._chunk_delay_s)
+            on_delta(text[start : start + size])
+        return text
+
+    async def _next(self, messages: Sequence[Mapping[str, str]]) -> str:
         if self._delay_s:
             await asyncio.sleep(self._delay_s)
         if self._script:

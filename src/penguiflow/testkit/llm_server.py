@@ -27,9 +27,11 @@ class ServerReply:
     """One scripted answer: a completion, or a fault.
 
     Build faults with the class methods: `rate_limited`, `error`, `slow`, `reset_connection`,
-    `malformed`, `empty`. `usage` is sent as the completion's `usage` object as given
-    (token counts, a provider cost such as `{"cost": 0.0021}`, nested details); `None`
-    sends 10 prompt + 5 completion tokens.
+    `malformed`, `malformed_chunk`, `empty`. `usage` is sent as the completion's `usage`
+    object as given (token counts, a provider cost such as `{"cost": 0.0021}`, nested
+    details); `None` sends 10 prompt + 5 completion tokens. `drop_after_chunks=N` makes a streamed
+    answer (`"stream": true`) close the connection after its first N content chunks;
+    `raw_events` replaces a streamed answer's events (whole `data: ...` lines).
     """
 
     content: str | None = ""
@@ -39,6 +41,8 @@ class ServerReply:
     usage: Mapping[str, Any] | None = None
     raw_body: bytes | None = None
     reset: bool = False
+    drop_after_chunks: int | None = None
+    raw_events: tuple[bytes, ...] | None = None
 
     @classmethod
     def rate_limited(cls, retry_after: str | None = "0") -> ServerReply:
@@ -69,6 +73,13 @@ class ServerReply:
         return cls(raw_body=b'{"choices": [ {"message": ')
 
     @classmethod
+    def malformed_chunk(cls, content: str = "{}") -> ServerReply:
+        """Streamed, a role chunk then a chunk that is not JSON; else `content`."""
+        role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+        events = (b"data: " + json.dumps(role).encode() + b"\n\n", b'data: {"choices": [\n\n')
+        return cls(content=content, raw_events=events)
+
+    @classmethod
     def empty(cls, content: str | None = None) -> ServerReply:
         """A completion without content (`null` by default, or `""`)."""
         return cls(content=content)
@@ -76,24 +87,33 @@ class ServerReply:
 
 @dataclass(slots=True)
 class RecordedRequest:
-    """What a client sent (header names lower-cased)."""
+    """What a client sent (header names lower-cased), and for a streamed answer when
+    each event went out (`sent_at`: `time.perf_counter()` readings, one per event)."""
 
     path: str
     headers: dict[str, str]
     body: Any
+    sent_at: list[float] = field(default_factory=list)
 
 
 class _Exchange:
     """What the request handler shares with its server: the script and the request log."""
 
-    __slots__ = ("default", "lock", "model", "requests", "script")
+    __slots__ = ("chunk_chars", "chunk_delay_s", "default", "lock", "model", "requests", "script")
 
     def __init__(
-        self, replies: Iterable[str | ServerReply], default: str | ServerReply | None, model: str
+        self,
+        replies: Iterable[str | ServerReply],
+        default: str | ServerReply | None,
+        model: str,
+        chunk_chars: int = 4,
+        chunk_delay_s: float = 0.0,
     ) -> None:
         self.script: deque[str | ServerReply] = deque(replies)
         self.default = default
         self.model = model
+        self.chunk_chars = chunk_chars
+        self.chunk_delay_s = chunk_delay_s
         self.lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
 
@@ -115,17 +135,51 @@ class _Exchange:
             return ServerReply.error(500, "ScriptedLLMServer: the script is exhausted")
         return item if isinstance(item, ServerReply) else ServerReply(content=item)
 
+    @staticmethod
+    def usage_of(reply: ServerReply) -> dict[str, Any]:
+        """The `usage` object sent with `reply`."""
+        if reply.usage is not None:
+            return dict(reply.usage)
+        return {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+
+    def stream_events(self, reply: ServerReply, include_usage: bool) -> list[bytes]:
+        """The server-sent events of `reply` streamed: content chunks, the finish
+        chunk, the usage chunk (when asked for) and `[DONE]`."""
+        ident = f"chatcmpl-{len(self.requests)}"
+        created = int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None, **more: Any) -> bytes:
+            body = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **more,
+            }
+            return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+        text = reply.content or ""
+        size = max(self.chunk_chars, 1)
+        events = [chunk({"role": "assistant", "content": ""}, None)]
+        events += [chunk({"content": text[i : i + size]}, None) for i in range(0, len(text), size)]
+        events.append(chunk({}, "stop"))
+        if include_usage:
+            usage = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.model,
+                "choices": [],
+                "usage": self.usage_of(reply),
+            }
+            events.append(b"data: " + json.dumps(usage).encode() + b"\n\n")
+        events.append(b"data: [DONE]\n\n")
+        return events
+
     def completion(self, reply: ServerReply) -> bytes:
         """The OpenAI-style chat completion body carrying `reply`."""
-        usage = (
-            dict(reply.usage)
-            if reply.usage is not None
-            else {
-                "prompt_tokens": 10,
-                "completion_tokens": 5,
-                "total_tokens": 15,
-            }
-        )
+        usage = self.usage_of(reply)
         body = {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
@@ -150,6 +204,11 @@ class ScriptedLLMServer:
     used once the script is exhausted (otherwise the server answers 500 with an
     explanation). Every request is recorded in `requests`. Use as a context manager,
     sync or async; `base_url` is the `.../v1` URL clients take.
+
+    A request with `"stream": true` is answered with server-sent events in OpenAI's
+    chunk format: the content split into pieces of `chunk_chars` characters, sent
+    `chunk_delay_s` seconds apart, then a chunk with `finish_reason`, a usage chunk
+    when `stream_options.include_usage` is set, and `data: [DONE]`.
     """
 
     def __init__(
@@ -159,8 +218,10 @@ class ScriptedLLMServer:
         default: str | ServerReply | None = None,
         port: int = 0,
         model: str = "scripted-model",
+        chunk_chars: int = 4,
+        chunk_delay_s: float = 0.0,
     ) -> None:
-        self._exchange = _Exchange(replies, default, model)
+        self._exchange = _Exchange(replies, default, model, chunk_chars, chunk_delay_s)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self._exchange))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -239,13 +300,12 @@ def _handler_for(exchange: _Exchange) -> type[BaseHTTPRequestHandler]:
                 body: Any = json.loads(raw) if raw else None
             except ValueError:
                 body = raw.decode("utf-8", "replace")
-            exchange.record(
-                RecordedRequest(
-                    path=self.path,
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=body,
-                )
+            request = RecordedRequest(
+                path=self.path,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
             )
+            exchange.record(request)
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._send(404, b'{"error": {"message": "not found"}}', {})
                 return
@@ -253,14 +313,61 @@ def _handler_for(exchange: _Exchange) -> type[BaseHTTPRequestHandler]:
             if reply.delay_s:
                 time.sleep(reply.delay_s)
             if reply.reset:
-                self.close_connection = True
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
-                self.connection.close()
+                self._reset()
+                return
+            if (
+                isinstance(body, dict)
+                and body.get("stream") is True
+                and reply.status == 200
+                and reply.raw_body is None
+            ):
+                options = body.get("stream_options")
+                usage = isinstance(options, dict) and options.get("include_usage") is True
+                events = reply.raw_events or exchange.stream_events(reply, usage)
+                self._stream(reply, list(events), request.sent_at)
                 return
             payload = reply.raw_body if reply.raw_body is not None else exchange.completion(reply)
             self._send(reply.status, payload, reply.headers)
+
+        def _reset(self) -> None:
+            """Close the connection with a TCP reset."""
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+        def _stream(self, reply: ServerReply, events: list[bytes], sent_at: list[float]) -> None:
+            """Send `events` as a chunked `text/event-stream`, dropping when scripted."""
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Transfer-Encoding", "chunked")
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                content_sent = 0
+                for index, event in enumerate(events):
+                    # events[0] is the role chunk; content chunks follow it.
+                    drop = reply.drop_after_chunks
+                    if drop is not None and index > 0 and content_sent >= drop:
+                        # Closed without the stream's last chunk: everything sent so
+                        # far reaches the client (a reset could discard unread data),
+                        # then the body ends early.
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    if index > 0 and exchange.chunk_delay_s:
+                        time.sleep(exchange.chunk_delay_s)
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                    self.wfile.flush()
+                    sent_at.append(time.perf_counter())
+                    if index > 0:
+                        content_sent += 1
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
 
         def _send(self, status: int, payload: bytes, headers: Mapping[str, str]) -> None:
             try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .protocol import JSONLLMClient, LLMReply
+from .protocol import JSONLLMClient, LLMReply, StreamingLLMClient
 from .retry import (
     LLMAuthenticationError,
     LLMConnectionError,
@@ -16,6 +16,7 @@ from .retry import (
     LLMRateLimitError,
     LLMRequestError,
     LLMServerError,
+    LLMStreamDivergedError,
     LLMTimeoutError,
     RetryPolicy,
 )
@@ -33,9 +34,11 @@ __all__ = [
     "LLMReply",
     "LLMRequestError",
     "LLMServerError",
+    "LLMStreamDivergedError",
     "LLMTimeoutError",
     "OpenAICompatibleClient",
     "RetryPolicy",
+    "StreamingLLMClient",
 ]
 
 

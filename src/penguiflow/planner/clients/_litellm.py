@@ -5,14 +5,18 @@ Private, as specified: users reach it as `penguiflow.planner.react._LiteLLMJSONC
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import math
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import MissingExtraError
+from ._stream import DeltaRelay
 from ._usage import dollars, provider_cost, token_count
 from .protocol import LLMReply
 from .retry import (
@@ -91,6 +95,74 @@ class _LiteLLMJSONClient:
         response_format: Mapping[str, Any] | None = None,
     ) -> str:
         """One completion, retried per the policy; returns an `LLMReply`."""
+        litellm, params = self._prepare(messages, response_format)
+        secrets = [str(params[k]) for k in _SECRET_KEYS if params.get(k)]
+        model = str(params.get("model"))
+
+        async def once() -> LLMReply:
+            started = time.perf_counter()
+            try:
+                response = await litellm.acompletion(**params)
+            except Exception as exc:
+                raise _classify(exc, model, secrets) from exc
+            try:
+                content = response["choices"][0]["message"]["content"]
+            except (KeyError, IndexError, TypeError, AttributeError) as exc:
+                raise LLMServerError(
+                    f"LiteLLM returned a malformed completion from {model} ({type(exc).__name__})"
+                ) from exc
+            if not content:
+                raise LLMEmptyResponseError(f"LiteLLM returned empty content from {model}")
+            return _reply(str(content), response, started)
+
+        return await retry_call(once, self._policy, describe=model)
+
+    async def complete_streaming(
+        self,
+        *,
+        messages: Sequence[Mapping[str, str]],
+        response_format: Mapping[str, Any] | None = None,
+        on_delta: Callable[[str], None],
+    ) -> str:
+        """Stream the reply, calling `on_delta` with each new piece; returns an `LLMReply`.
+
+        As `complete()`, with `stream=True` and usage asked for in the last chunk.
+        A stream that breaks is retried without delivering its text twice; a retry
+        that answers differently raises `LLMStreamDivergedError`.
+        """
+        litellm, params = self._prepare(messages, response_format)
+        params["stream"] = True
+        params["stream_options"] = {"include_usage": True}
+        secrets = [str(params[k]) for k in _SECRET_KEYS if params.get(k)]
+        model = str(params.get("model"))
+        relay = DeltaRelay(on_delta, describe=model)
+
+        async def once() -> LLMReply:
+            started = time.perf_counter()
+            relay.begin()
+            last: Any = None
+            with_usage: Any = None  # the last chunk (usage asked for) carries the usage
+            try:
+                stream = await litellm.acompletion(**params)
+            except Exception as exc:
+                raise _classify(exc, model, secrets) from exc
+            async with contextlib.aclosing(_chunks(stream, model, secrets)) as chunks:
+                async for chunk in chunks:
+                    last = chunk
+                    if _get(chunk, "usage"):
+                        with_usage = chunk
+                    relay.feed(_delta_text(chunk, model))
+            response = with_usage or last
+            return _reply(
+                relay.finish(), response, started, own_cost=_table_cost(litellm, model, response)
+            )
+
+        return await retry_call(once, self._policy, describe=model)
+
+    def _prepare(
+        self, messages: Sequence[Mapping[str, str]], response_format: Mapping[str, Any] | None
+    ) -> tuple[Any, dict[str, Any]]:
+        """LiteLLM (imported now) and the parameters of `acompletion` for a call."""
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         try:
             import litellm
@@ -110,40 +182,66 @@ class _LiteLLMJSONClient:
         params["messages"] = [dict(m) for m in messages]
         if self._json_schema_mode and response_format is not None:
             params["response_format"] = dict(response_format)
-        secrets = [str(params[k]) for k in _SECRET_KEYS if params.get(k)]
-        model = str(params.get("model"))
+        return litellm, params
 
-        async def once() -> LLMReply:
-            started = time.perf_counter()
-            try:
-                response = await litellm.acompletion(**params)
-            except Exception as exc:
-                raise _classify(exc, model, secrets) from exc
-            try:
-                content = response["choices"][0]["message"]["content"]
-            except (KeyError, IndexError, TypeError, AttributeError) as exc:
-                raise LLMServerError(
-                    f"LiteLLM returned a malformed completion from {model} ({type(exc).__name__})"
-                ) from exc
-            if not content:
-                raise LLMEmptyResponseError(f"LiteLLM returned empty content from {model}")
-            usage = response.get("usage") or {}
-            cost, source = _cost(usage, response.get("_hidden_params") or {})
-            if cost:
-                logger.debug("llm_call_success", extra={"cost_usd": cost})
-            reported = response.get("model")
-            return LLMReply(
-                str(content),
-                prompt_tokens=token_count(_get(usage, "prompt_tokens")),
-                completion_tokens=token_count(_get(usage, "completion_tokens")),
-                total_tokens=token_count(_get(usage, "total_tokens")),
-                cost_usd=cost,
-                cost_source=source,
-                model=reported if isinstance(reported, str) and reported else None,
-                latency_ms=(time.perf_counter() - started) * 1000,
-            )
 
-        return await retry_call(once, self._policy, describe=model)
+async def _chunks(stream: Any, model: str, secrets: Sequence[str]) -> AsyncGenerator[Any, None]:
+    """The chunks of a LiteLLM stream, its failures raised as our typed errors.
+
+    LiteLLM raises a `MidStreamFallbackError` (a 500) both when the connection drops
+    and when a chunk is not JSON: the first is a connection error, the second a
+    server fault, as the native client reports them (both retried).
+    """
+    try:
+        async for chunk in stream:
+            yield chunk
+    except Exception as exc:
+        error = _classify(exc, model, secrets)
+        if "MidStream" in type(exc).__name__ and isinstance(error, LLMServerError):
+            if any(isinstance(cause, json.JSONDecodeError) for cause in _chain(exc)):
+                error = LLMServerError(f"LiteLLM streamed a malformed chunk from {model}: {error}")
+            else:
+                error = LLMConnectionError(f"the stream from {model} broke: {error}")
+        raise error from exc
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _delta_text(chunk: Any, model: str) -> str:
+    """The text a streamed chunk adds (empty for role, finish and usage chunks)."""
+    choices = _get(chunk, "choices") or ()
+    try:
+        content = _get(_get(choices[0], "delta"), "content") if choices else None
+    except (TypeError, KeyError, IndexError) as exc:
+        raise LLMServerError(
+            f"LiteLLM streamed a malformed chunk from {model} ({type(exc).__name__})"
+        ) from exc
+    if content is not None and not isinstance(content, str):
+        raise LLMServerError(f"LiteLLM streamed a chunk from {model} whose content is not text")
+    return content or ""
+
+
+def _reply(text: str, response: Any, started: float, *, own_cost: float | None = None) -> LLMReply:
+    """Our reply: `text` with the usage, cost and model `response` reports (for a
+    stream, its last chunk with usage, and `own_cost`: see `_cost`)."""
+    usage = _get(response, "usage") or {}
+    hidden = _get(response, "_hidden_params") or {}
+    cost, source = _cost(usage, hidden if isinstance(hidden, Mapping) else {}, own_cost)
+    if cost:
+        logger.debug("llm_call_success", extra={"cost_usd": cost})
+    reported = _get(response, "model")
+    return LLMReply(
+        text,
+        prompt_tokens=token_count(_get(usage, "prompt_tokens")),
+        completion_tokens=token_count(_get(usage, "completion_tokens")),
+        total_tokens=token_count(_get(usage, "total_tokens")),
+        cost_usd=cost,
+        cost_source=source,
+        model=reported if isinstance(reported, str) and reported else None,
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
 
 
 def _get(usage: Any, key: str) -> Any:
@@ -152,7 +250,9 @@ def _get(usage: Any, key: str) -> Any:
     return getattr(usage, key, None)
 
 
-def _cost(usage: Any, hidden: Mapping[str, Any]) -> tuple[float | None, str | None]:
+def _cost(
+    usage: Any, hidden: Mapping[str, Any], own_cost: float | None = None
+) -> tuple[float | None, str | None]:
     """The call's cost and where it came from: the provider's own figure
     (`"provider"`), else LiteLLM's positive `response_cost` (`"litellm"`, from
     LiteLLM's price table).
@@ -160,13 +260,32 @@ def _cost(usage: Any, hidden: Mapping[str, Any]) -> tuple[float | None, str | No
     LiteLLM prices calls from its own table and reports 0 or nothing for models it
     does not know (a local server's, say): 0 then means "no cost known", so the
     planner prices the call by model name or counts it unpriced, never as free.
-    A 0 the provider itself reports in `usage.cost` is kept.
+    A 0 the provider itself reports in `usage.cost` is kept. In a stream's last
+    chunk LiteLLM writes its own price into `usage.cost` when the provider gave none:
+    a figure there equal to `own_cost` (LiteLLM's table price of the call's tokens)
+    is LiteLLM's, not the provider's.
     """
     reported = provider_cost({key: _get(usage, key) for key in ("cost", "cost_usd")})
-    if reported is not None:
+    if reported is not None and not (own_cost and math.isclose(reported, own_cost)):
         return reported, "provider"
-    computed = dollars(hidden.get("response_cost"))
+    computed = dollars(hidden.get("response_cost")) or own_cost
     return (computed, "litellm") if computed else (None, None)
+
+
+def _table_cost(litellm: Any, model: str, response: Any) -> float | None:
+    """LiteLLM's table price of the tokens `response` reports, if it knows `model`."""
+    usage = _get(response, "usage")
+    prompt = token_count(_get(usage, "prompt_tokens"))
+    completion = token_count(_get(usage, "completion_tokens"))
+    if prompt is None or completion is None:
+        return None
+    try:
+        prices = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt, completion_tokens=completion
+        )
+    except Exception:  # LiteLLM raises plain exceptions for models it does not price
+        return None
+    return dollars(sum(prices))
 
 
 def _redact(text: str, secrets: Sequence[str]) -> str:
@@ -240,16 +359,21 @@ def _status(exc: Exception) -> int | None:
     return None
 
 
-def _chain_text(exc: BaseException) -> str:
-    """The messages of `exc` and the exceptions it was raised from."""
-    parts: list[str] = []
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from (at most eight)."""
+    chain: list[BaseException] = []
     seen: set[int] = set()
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(parts) < 8:
+    while current is not None and id(current) not in seen and len(chain) < 8:
         seen.add(id(current))
-        parts.append(str(current))
+        chain.append(current)
         current = current.__cause__ or current.__context__
-    return "\n".join(parts)
+    return chain
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The messages of `exc` and the exceptions it was raised from."""
+    return "\n".join(str(cause) for cause in _chain(exc))
 
 
 def _is_auth_failure(exc: Exception, status: int | None) -> bool:

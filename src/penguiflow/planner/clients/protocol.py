@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["JSONLLMClient", "LLMReply"]
+__all__ = ["JSONLLMClient", "LLMReply", "StreamingLLMClient"]
 
 
 class JSONLLMClient(Protocol):
@@ -16,6 +16,28 @@ class JSONLLMClient(Protocol):
         *,
         messages: Sequence[Mapping[str, str]],
         response_format: Mapping[str, Any] | None = None,
+    ) -> str: ...
+
+
+@runtime_checkable
+class StreamingLLMClient(JSONLLMClient, Protocol):
+    """A `JSONLLMClient` that can also hand over the reply text as it is generated.
+
+    `complete_streaming` calls `on_delta` (a plain function) with each new piece of
+    the reply, in order, and returns the whole reply (an `LLMReply` for our clients)
+    once the stream ends. The returned text is exactly the pieces joined: when a
+    stream breaks and is retried, the text already delivered is not delivered again,
+    and a retry that answers differently raises `LLMStreamDivergedError`. Errors,
+    retries and timeouts are those of `complete()`; the timeout covers the whole
+    stream. `isinstance(client, StreamingLLMClient)` tells whether a client streams.
+    """
+
+    async def complete_streaming(
+        self,
+        *,
+        messages: Sequence[Mapping[str, str]],
+        response_format: Mapping[str, Any] | None = None,
+        on_delta: Callable[[str], None],
     ) -> str: ...
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "LLMRateLimitError",
     "LLMRequestError",
     "LLMServerError",
+    "LLMStreamDivergedError",
     "LLMTimeoutError",
     "RetryPolicy",
     "parse_retry_after",
@@ -80,6 +81,18 @@ class LLMEmptyResponseError(LLMError):
     """The provider answered without content (retried)."""
 
     retryable = True
+
+
+class LLMStreamDivergedError(LLMError):
+    """A stream broke, and its retry answered differently from the text already
+    delivered to `on_delta` (never retried: that text cannot be taken back).
+
+    `delivered_chars` is how many characters the caller had received.
+    """
+
+    def __init__(self, message: str, *, delivered_chars: int, attempts: int = 1) -> None:
+        super().__init__(message, attempts=attempts)
+        self.delivered_chars = delivered_chars
 
 
 class LLMRequestError(LLMError):
