@@ -348,17 +348,70 @@ async def parallel_by_hand(catalog: list[Any], width: int, runs: int) -> float:
     return time.perf_counter() - start
 
 
+async def parallel_spec_work_by_hand(catalog: list[Any], width: int, runs: int) -> float:
+    """The floor plus what the planner's specification asks of a parallel step beyond
+    it, written plainly with the standard library: parse the reply into a
+    `PlannerAction`, and write the step into the next request as its specified pair of
+    messages (the action's JSON-mode dump and the observation, each as compact JSON:
+    `json.dumps(..., ensure_ascii=False, sort_keys=True)`). A bound: no planner that
+    does that work can be faster than this by much."""
+    reply = plan_reply(width)
+    by_name = {spec.name: spec for spec in catalog}
+    join = catalog[0]
+    start = time.perf_counter()
+    for _ in range(runs):
+        action = PlannerAction.model_validate_json(reply)
+        plan = action.plan or []
+        calls = [(by_name[item.node], item.args) for item in plan]
+        args = [spec.args_model.model_validate(raw) for spec, raw in calls]
+        outs = await asyncio.gather(
+            *(spec.node.func(a, None) for (spec, _), a in zip(calls, args, strict=True))
+        )
+        branches = [
+            {
+                "node": spec.name,
+                "args": a.model_dump(mode="json"),
+                "observation": spec.out_model.model_validate(out).model_dump(mode="json"),
+            }
+            for (spec, _), a, out in zip(calls, args, outs, strict=True)
+        ]
+        joined = await join.node.func(join.args_model.model_validate({"value": len(plan)}), None)
+        observation = {
+            "branches": branches,
+            "stats": {"success": len(branches), "failed": 0},
+            "join": {
+                "node": join.name,
+                "observation": join.out_model.model_validate(joined).model_dump(mode="json"),
+            },
+        }
+        json.dumps(action.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
+        json.dumps({"observation": observation}, ensure_ascii=False, sort_keys=True)
+    return time.perf_counter() - start
+
+
 async def parallel_branch_us(
     catalog: list[Any], width: int, runs: int, repeats: int
-) -> tuple[float, float, float]:
-    """µs per branch of the planner's parallel step and of the floor, and their ratio."""
+) -> tuple[float, float, float, float, float]:
+    """µs per branch of the planner's parallel step and of the floor, their ratio, and
+    µs per branch of the spec'd work by hand (the bound) with its ratio to the floor."""
     paired = await interleave_async(
         lambda: parallel_steps(catalog, width, runs),
         lambda: parallel_by_hand(catalog, width, runs),
         repeats=repeats,
     )
+    bound = await interleave_async(
+        lambda: parallel_spec_work_by_hand(catalog, width, runs),
+        lambda: parallel_by_hand(catalog, width, runs),
+        repeats=repeats,
+    )
     per_branch = 1e6 / (runs * width)
-    return paired.subject_median * per_branch, paired.floor_median * per_branch, paired.ratio
+    return (
+        paired.subject_median * per_branch,
+        paired.floor_median * per_branch,
+        paired.ratio,
+        bound.subject_median * per_branch,
+        bound.ratio,
+    )
 
 
 async def _measure(quick: bool) -> list[Result]:
@@ -458,7 +511,7 @@ async def _measure(quick: bool) -> list[Result]:
             ),
         ),
     ]
-    for width, (branch_us, branch_floor_us, ratio) in parallel.items():
+    for width, (branch_us, branch_floor_us, ratio, bound_us, bound) in parallel.items():
         results.append(
             Result(
                 name=f"parallel plan of {width} + join",
@@ -470,11 +523,28 @@ async def _measure(quick: bool) -> list[Result]:
                 met=ratio <= 1.3,
                 note=(
                     "µs per branch, LLM reply holding the plan to the next LLM call; floor: "
-                    "validate args, asyncio.gather the calls, validate/dump outputs, join"
+                    "validate args, asyncio.gather the calls, validate/dump outputs, join; "
+                    f"planner / spec'd work by hand = {branch_us / bound_us:.2f}x"
                 ),
             )
         )
-    branch_us, branch_floor_us, ratio = awaiting
+        results.append(
+            Result(
+                name=f"plan of {width}: spec'd work by hand",
+                subject=bound_us,
+                floor=branch_floor_us,
+                unit="us",
+                ratio=bound,
+                target="report",
+                met=None,
+                note=(
+                    "the bound of the row above: the floor plus, written plainly, what the "
+                    "spec asks beyond it (parse the reply into a PlannerAction, write the "
+                    "step's two messages as compact JSON)"
+                ),
+            )
+        )
+    branch_us, branch_floor_us, ratio, _, _ = awaiting
     results.append(
         Result(
             name="parallel plan of 50 + join, tools await",

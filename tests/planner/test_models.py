@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 from typing import Any
 
@@ -231,6 +232,61 @@ def test_step_prompt_messages_are_the_conversation_pair() -> None:
     }
     assert user == {"role": "user", "content": '{"observation": {"intent": "docs"}}'}
     assert step.prompt_messages() is step.prompt_messages()
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+_args = st.none() | st.dictionaries(st.text(), _json_values, max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    thought=st.text(),
+    next_node=st.none() | st.text(),
+    args=_args,
+    plan=st.none() | st.lists(st.tuples(st.text(), _args), max_size=4),
+    join=st.none() | st.tuples(st.text(), _args),
+)
+def test_step_assistant_message_is_the_rendered_json_mode_dump(
+    thought: str,
+    next_node: str | None,
+    args: dict[str, Any] | None,
+    plan: list[tuple[str, dict[str, Any] | None]] | None,
+    join: tuple[str, dict[str, Any] | None] | None,
+) -> None:
+    action = PlannerAction(
+        thought=thought,
+        next_node=next_node,
+        args=args,
+        plan=None if plan is None else [{"node": n, "args": a or {}} for n, a in plan],
+        join=None if join is None else {"node": join[0], "args": join[1] or {}},
+    )
+
+    assistant, _ = TrajectoryStep(action).prompt_messages()
+
+    assert assistant["content"] == render_action(action.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"when": datetime.date(2026, 12, 4)},
+        {"amount": float("nan")},
+        {"ids": {1, 2}},
+        {"nested": Intent(intent="docs")},
+    ],
+)
+def test_step_assistant_message_dumps_values_json_cannot_hold_as_they_are(
+    args: dict[str, Any],
+) -> None:
+    action = PlannerAction(thought="t", next_node="x", args=args)
+
+    assistant, _ = TrajectoryStep(action).prompt_messages()
+
+    assert assistant["content"] == render_action(action.model_dump(mode="json"))
 
 
 def test_step_prompt_messages_follow_reassigned_fields() -> None:

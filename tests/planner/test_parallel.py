@@ -98,6 +98,38 @@ async def test_plans_count_against_the_hop_budget_and_respect_disallowed_tools(
     )
 
 
+async def test_successful_branches_advance_the_ordering_hints(
+    catalog: list[Any], calls: Calls
+) -> None:
+    # fetch, then merge: the plan's fetches count, so merge is next in order.
+    llm = ScriptedLLMClient(
+        [
+            fan_out(1, 2, join=False),
+            act(next_node="merge", args={"results": [], "expect": 0}),
+            act(next_node=None, args={"answer": "done"}),
+        ]
+    )
+    hints = {"ordering_hints": ["fetch", "merge"]}
+    result = await ReactPlanner(llm_client=llm, catalog=catalog, planning_hints=hints).run("q")
+
+    assert isinstance(result, PlannerFinish)
+    assert [s["error"] for s in result.metadata["steps"]] == [None, None]
+    assert calls.names() == ["fetch", "fetch", "merge"]
+
+    # A plan whose branches all fail advances nothing: merge is still out of order.
+    llm = ScriptedLLMClient(
+        [
+            fan_out(-1, join=False),
+            act(next_node="merge", args={"results": [], "expect": 0}),
+            act(next_node=None, args={"answer": "done"}),
+        ]
+    )
+    result = await ReactPlanner(llm_client=llm, catalog=catalog, planning_hints=hints).run("q")
+
+    assert isinstance(result, PlannerFinish)
+    assert result.metadata["steps"][1]["error"].startswith("Ordering hint reminder")
+
+
 async def test_invalid_branches_fail_setup_with_every_error(
     catalog: list[Any], calls: Calls
 ) -> None:

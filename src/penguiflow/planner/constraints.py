@@ -68,6 +68,14 @@ class ConstraintTracker:
         if self.hops_used >= self.hop_budget:
             self.hop_exhausted = True
 
+    def record_hops(self, count: int) -> None:
+        """Count `count` tool invocations (`record_hop` that many times)."""
+        if self.hop_budget is None or count <= 0:
+            return
+        self.hops_used += count
+        if self.hops_used >= self.hop_budget:
+            self.hop_exhausted = True
+
     def snapshot(self) -> dict[str, Any]:
         """The tracker's state (stored with pauses, shown in finish metadata).
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .._jsontext import encoder_of
 from .prompts import build_user_prompt, render_action, render_observation
 from .validation import dump_json
 
@@ -216,7 +217,7 @@ class TrajectoryStep:
         ):
             return cached
         cached = (
-            {"role": "assistant", "content": render_action(dump_json(self.action))},
+            {"role": "assistant", "content": _action_message(self.action)},
             {
                 "role": "user",
                 "content": render_observation(
@@ -232,6 +233,38 @@ class TrajectoryStep:
         self._built_error = self.error
         self._built_failure = self.failure
         return cached
+
+
+# The text of `render_action` for an action holding only JSON values (no NaN, no
+# cycles): anything else makes it raise, and the action is dumped first.
+_JSON_VALUES_ONLY = encoder_of(
+    json.JSONEncoder(ensure_ascii=False, check_circular=False, allow_nan=False)
+)
+
+
+def _action_message(action: PlannerAction) -> str:
+    """`render_action(dump_json(action))`, without the dump when it would change nothing.
+
+    An action parsed from a reply holds only JSON values, which its JSON-mode dump
+    copies as they are; its fields are written directly. An action built in Python
+    with other values (models, dates, sets, NaN) is dumped first. (A `None` key in
+    `args` is the one value written differently: `null` instead of `"None"`.)
+    """
+    shown: dict[str, Any] = {
+        "thought": action.thought,
+        "next_node": action.next_node,
+        "args": action.args,
+    }
+    plan = action.plan
+    if plan is not None:
+        shown["plan"] = [{"node": call.node, "args": call.args} for call in plan]
+    join = action.join
+    if join is not None:
+        shown["join"] = {"node": join.node, "args": join.args}
+    try:
+        return _JSON_VALUES_ONLY(shown)
+    except (TypeError, ValueError, RecursionError):
+        return render_action(dump_json(action))
 
 
 @dataclass(slots=True)

@@ -64,15 +64,16 @@ async def run_parallel_plan(
             return _reject(action, trajectory, prompts.render_hop_budget_violation(budget))
 
     outcomes = await run_branches(calls, new_context(trajectory))
+    tools.settle_all(calls, outcomes, trajectory, tracker)
     branches: list[dict[str, Any]] = []
     successes: list[Any] = []
     failures: list[dict[str, Any]] = []
     pause: PlannerPause | None = None
     for (spec, args), outcome in zip(calls, outcomes, strict=True):
-        tools.settle(spec, outcome, trajectory, tracker)
         entry: dict[str, Any] = {"node": spec.name, "args": dump_json(args)}
-        if outcome.observation is not None:
-            dumped = dump_json(outcome.observation)
+        result = outcome.observation
+        if result is not None:
+            dumped = dump_json(result)
             entry["observation"] = dumped
             successes.append(dumped)
         elif outcome.pause is not None and pause is None:

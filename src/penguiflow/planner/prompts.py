@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .._jsontext import encoder_of
+
 __all__ = [
     "build_system_prompt",
     "compact_json",
@@ -37,11 +39,12 @@ __all__ = [
 ]
 
 
-# Encoders built once (`json.dumps` with these options builds one per call). The first
-# skips the circular-reference bookkeeping, a quarter of the cost on small nested data;
-# a cycle then exhausts the recursion limit instead, and the checking encoder re-runs to
-# raise the `ValueError` `json.dumps` raises (a deep acyclic value fails in both alike).
-_COMPACT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False)
+# Encoders built once (`json.dumps` with these options builds one per call). The fast
+# ones skip the circular-reference bookkeeping, a quarter of the cost on small nested
+# data; a cycle then exhausts the recursion limit instead, and the checking encoder
+# re-runs to raise the `ValueError` `json.dumps` raises (a deep acyclic value fails in
+# both alike).
+_COMPACT = encoder_of(json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False))
 _COMPACT_CHECKED = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
@@ -52,12 +55,12 @@ def compact_json(data: Any) -> str:
     `ValueError` for a circular reference.
     """
     try:
-        return _COMPACT.encode(data)
+        return _COMPACT(data)
     except RecursionError:
         return _COMPACT_CHECKED.encode(data)
 
 
-_IN_ORDER = json.JSONEncoder(ensure_ascii=False)
+_IN_ORDER = encoder_of(json.JSONEncoder(ensure_ascii=False, check_circular=False))
 
 
 def render_action(action: Mapping[str, Any]) -> str:
@@ -73,8 +76,8 @@ def render_action(action: Mapping[str, Any]) -> str:
         if action.get(key) is not None:
             shown[key] = action[key]
     try:
-        return _IN_ORDER.encode(shown)
-    except (TypeError, ValueError):
+        return _IN_ORDER(shown)
+    except (TypeError, ValueError, RecursionError):
         return compact_json(shown)  # raises what json.dumps raises
 
 

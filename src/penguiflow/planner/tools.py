@@ -223,3 +223,17 @@ class ToolRunner:
         tracker.record_hop()
         if outcome.observation is not None and self.rules.hints.ordering_hints:
             self.rules.record_progress(spec.name, trajectory)
+
+    def settle_all(
+        self,
+        calls: Sequence[tuple[NodeSpec, BaseModel]],
+        outcomes: Sequence[ToolOutcome],
+        trajectory: Trajectory,
+        tracker: ConstraintTracker,
+    ) -> None:
+        """`settle` each call of a plan with its outcome, in plan order."""
+        tracker.record_hops(len(outcomes))
+        if self.rules.hints.ordering_hints:
+            for (spec, _), outcome in zip(calls, outcomes, strict=True):
+                if outcome.observation is not None:
+                    self.rules.record_progress(spec.name, trajectory)
