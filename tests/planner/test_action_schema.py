@@ -18,6 +18,7 @@ from penguiflow.planner.action_schema import (
     THOUGHT_MAX_CHARS,
     ActionSchemas,
     catalog_action_schema,
+    held_action_schema,
     rejects_schema,
 )
 from penguiflow.planner.clients.openai_compat import OpenAICompatibleClient
@@ -164,6 +165,59 @@ async def test_json_schema_mode_sends_the_catalog_schema_and_the_generic_one_oth
     assert wants.calls[0]["response_format"]["json_schema"]["schema"] == (
         PlannerAction.model_json_schema()
     )
+
+
+def test_a_held_tool_goes_with_its_own_arguments_and_anything_else_stays_open() -> None:
+    schema = held_action_schema(tools(), "get_weather")
+
+    # The tool named with another tool's arguments, the mistake being held against.
+    order = {"customer": "Ada", "items": [{"name": "tea", "quantity": 1}]}
+    assert not valid(schema, {"thought": "t", "next_node": "get_weather", "args": order})
+    assert valid(schema, {"thought": "t", "next_node": "get_weather", "args": {"city": "P"}})
+    # Every other reply of the catalog schema is still open.
+    assert valid(schema, {"thought": "t", "next_node": "place_order", "args": order})
+    assert valid(schema, {"thought": "t", "next_node": None, "args": {"answer": "a"}})
+    plan = [{"node": "get_weather", "args": {"city": "P"}}]
+    assert valid(schema, {"thought": "t", "next_node": None, "args": {}, "plan": plan})
+    assert not valid(schema, {"thought": "t", "next_node": "invented", "args": {}})
+    assert schema["$defs"] == catalog_action_schema(tools())["$defs"]
+
+
+async def test_after_arguments_that_did_not_validate_the_next_request_holds_that_tool() -> None:
+    client = ScriptedLLMClient(
+        [
+            act(next_node="get_weather", args={"customer": "Ada", "items": []}),
+            act(next_node="get_weather", args={"city": "Paris"}),
+            act(next_node=None, args={"answer": "18.5 C"}),
+        ]
+    )
+    result = await ReactPlanner(llm_client=client, catalog=tools()).run("weather in Paris?")
+
+    assert isinstance(result, PlannerFinish)
+    assert result.payload == {"answer": "18.5 C"}
+    sent = [call["response_format"]["json_schema"] for call in client.calls]
+    assert [s["name"] for s in sent] == ["planner_action"] * 3
+    catalog = catalog_action_schema(tools())
+    assert sent[0]["schema"] == catalog
+    assert sent[1]["schema"] == held_action_schema(tools(), "get_weather")
+    assert sent[2]["schema"] == catalog  # held for one request only
+
+
+async def test_a_server_that_refuses_the_held_schema_gets_the_fallback(
+    server: ScriptedLLMServer,
+) -> None:
+    server.add(
+        act(next_node="get_weather", args={"customer": "Ada", "items": []}),
+        ServerReply.error(400, "response_format: keyword 'anyOf' is not supported"),
+        act(next_node=None, args={"answer": "no weather"}),
+    )
+    async with OpenAICompatibleClient(server.base_url, "local") as client:
+        result = await ReactPlanner(llm_client=client, catalog=tools()).run("q")
+
+    assert isinstance(result, PlannerFinish)
+    sent = [request.body["response_format"]["json_schema"]["schema"] for request in server.requests]
+    assert sent[1] == held_action_schema(tools(), "get_weather")
+    assert sent[2] == catalog_action_schema(tools(), flat=True)
 
 
 def test_what_counts_as_a_refused_schema() -> None:

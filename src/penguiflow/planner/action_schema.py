@@ -20,6 +20,14 @@ name goes with its own tool's arguments is checked by the planner (the arguments
 are validated before a call, and a finish holding a tool's arguments is sent back
 by `FinishCheck`).
 
+One case defeats that: a model that named a tool and then wrote another tool's
+arguments (a constrained decoder that began `args` with a key of the wrong tool is
+held to that tool's arguments), and does so again after being told. After a step
+whose arguments did not validate, the next request holds that tool's name to its own
+arguments: the schema is two branches, that tool with its arguments, or anything
+else as above (`ActionSchemas.holding`). Two branches double the decoder's work on
+the thought for that one request only.
+
 A server that refuses a feature of that schema (`anyOf`, `const`, `maxLength`...)
 is met with simpler ones, in order: the same decision without per-tool arguments
 (`flat`), the generic action schema (`generic`), then no `response_format` at all.
@@ -45,6 +53,7 @@ __all__ = [
     "ActionSchemas",
     "SchemaLevel",
     "catalog_action_schema",
+    "held_action_schema",
     "rejects_schema",
 ]
 
@@ -86,11 +95,13 @@ class ActionSchemas:
     WARNING `action_schema_fallback` that names both levels and the error.
     """
 
-    __slots__ = ("_formats", "level")
+    __slots__ = ("_formats", "_held", "_specs", "level")
 
     def __init__(self, specs: Sequence[NodeSpec], *, level: SchemaLevel = "catalog") -> None:
         self.level: SchemaLevel = level
+        self._specs = tuple(specs)
         self._formats = _formats_of(specs)
+        self._held: dict[str, dict[str, Any]] = {}
         if self._formats[level] is None and level in ("catalog", "flat"):
             self.level = "generic"  # no tools: nothing to choose between
 
@@ -102,6 +113,29 @@ class ActionSchemas:
     def format(self, level: SchemaLevel) -> dict[str, Any] | None:
         """The `response_format` of `level` (do not mutate)."""
         return self._formats[level]
+
+    def holding(self, name: str | None) -> dict[str, Any] | None:
+        """What to send when the last step's arguments for tool `name` did not
+        validate: at the catalog level, `current` with `name` held to its own
+        arguments (see the module docstring); else `current` itself."""
+        if name is None or self.level != "catalog":
+            return self.current
+        held = self._held.get(name)
+        if held is None:
+            if not any(spec.name == name for spec in self._specs):
+                return self.current
+            held = _response_format(held_action_schema(self._specs, name))
+            self._held[name] = held
+        return held
+
+    def sent(self, response_format: Mapping[str, Any] | None) -> bool:
+        """Whether `response_format` is one this level sends (`current` or a held one):
+        a server refusing it moves the planner down a level."""
+        if response_format is None:
+            return False
+        return response_format is self.current or any(
+            response_format is held for held in self._held.values()
+        )
 
     def fall_back(self, exc: BaseException) -> bool:
         """After `exc` refused the current schema: move to the next simpler one.
@@ -186,6 +220,37 @@ def catalog_action_schema(specs: Sequence[NodeSpec], *, flat: bool = False) -> d
         }
     defs: dict[str, Any] = {}
     tool_args = {spec.name: _embed(spec, defs) for spec in specs}
+    schema = _decision_schema(tool_args)
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def held_action_schema(specs: Sequence[NodeSpec], name: str) -> dict[str, Any]:
+    """The catalog schema with tool `name` held to its own arguments: either a call
+    of `name` with them, or any other reply the catalog schema allows."""
+    defs: dict[str, Any] = {}
+    tool_args = {spec.name: _embed(spec, defs) for spec in specs}
+    others = _decision_schema(tool_args)
+    others["properties"]["next_node"] = {"enum": [n for n in tool_args if n != name] + [None]}
+    held = {
+        "type": "object",
+        "properties": {
+            "thought": others["properties"]["thought"],
+            "next_node": {"const": name},
+            "args": tool_args[name],
+        },
+        "required": ["thought", "next_node", "args"],
+        "additionalProperties": False,
+    }
+    schema: dict[str, Any] = {"anyOf": [held, others]}
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def _decision_schema(tool_args: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """The one-object schema of a reply, given each tool's arguments schema."""
     finish = {
         "type": "object",
         "properties": {"answer": {"type": "string", "minLength": 1, "maxLength": ANSWER_MAX_CHARS}},
@@ -216,8 +281,6 @@ def catalog_action_schema(specs: Sequence[NodeSpec], *, flat: bool = False) -> d
         "required": ["thought", "next_node", "args"],
         "additionalProperties": False,
     }
-    if defs:
-        schema["$defs"] = defs
     return schema
 
 

@@ -255,7 +255,15 @@ class RunTrace:
 class RunState:
     """The run a planner is executing: its id, its ledger, and its spans (if traced)."""
 
-    __slots__ = ("_answer", "answer_streams", "ledger", "run_id", "started", "trace")
+    __slots__ = (
+        "_answer",
+        "answer_streams",
+        "ledger",
+        "refused_args",
+        "run_id",
+        "started",
+        "trace",
+    )
 
     def __init__(self, run_id: str, ledger: Ledger, trace: RunTrace | None) -> None:
         self.run_id = run_id
@@ -264,6 +272,9 @@ class RunState:
         self.started = time.perf_counter()
         self.answer_streams = 0
         """How many streamed answers the run began (see `AnswerStream`)."""
+        self.refused_args: str | None = None
+        """The tool whose arguments the last step gave did not validate, if any: the
+        next action request holds that tool to its own arguments."""
         self._answer: AnswerStream | None = None
 
     def next_answer_stream(self) -> int:

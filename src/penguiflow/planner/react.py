@@ -317,7 +317,10 @@ class ReactPlanner:
         while attempt <= self._repair_attempts:
             messages = [*base, *repairs] if repairs else base
             client = llm.client
-            response_format = llm.format_for(client)
+            run = self._active_run
+            response_format = llm.format_for(
+                client, held=run.refused_args if run is not None else None
+            )
             answer = llm.answer_stream(client, trajectory)
             try:
                 raw = await llm.complete(
@@ -332,8 +335,7 @@ class ReactPlanner:
                 if answer is not None:
                     answer.discard()
                 if (
-                    response_format is not None
-                    and response_format is llm.schemas.current
+                    llm.schemas.sent(response_format)
                     and rejects_schema(exc)
                     and llm.schemas.fall_back(exc)
                 ):
@@ -433,6 +435,7 @@ class ReactPlanner:
                     trace.begin_step(len(steps))
                 listening = events.listening()
                 action = await self.step(trajectory)
+                run.refused_args = None
                 if logger.isEnabledFor(logging.INFO):
                     chosen = {
                         "step": len(steps),
@@ -479,6 +482,7 @@ class ReactPlanner:
                 args = tools.validate_args(spec, action.args or {})
                 if isinstance(args, str):
                     _failed_step(trajectory, action, args)
+                    run.refused_args = name
                     continue
                 outcome = await tools.invoke(spec, args, PlannerContext(self, trajectory, run))
                 tools.settle(spec, outcome, trajectory, tracker)
