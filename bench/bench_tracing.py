@@ -8,7 +8,9 @@ Figures (each against the same work without recording, interleaved in the same r
 * a flow hop recorded to SQLite (target <= 1.3x): a message through 10 nodes, one
   trace per message, per hop, the flush included;
 * a planner step exported to OpenTelemetry with an in-memory exporter (target
-  <= 1.5x), and a flow hop likewise;
+  <= 1.5x), and a flow hop likewise; each with its bound: the same work plus as many
+  spans as were exported, started and ended by the OpenTelemetry SDK itself (no
+  exporter can cost less than the SDK it exports through);
 * 1,000 recorded planner runs (4 steps, a model answering in 2 ms, 50 at a time)
   while the store (a Redis server this bench starts on a free port) is stopped for
   the middle 40% of them, against the same 1,000 runs with the store up (target
@@ -173,7 +175,114 @@ def result(name: str, paired: Any, target: float, unit_note: str) -> Result:
     )
 
 
-def otel_exporter() -> tuple[Any, Any]:
+def sqlite_by_hand_us(path: str, steps: int) -> float:
+    """µs per step to record a step the least a recorder can: three span records (the
+    step, its LLM call with the new messages and the reply, its tool call with the
+    arguments and result) built as dicts, encoded as JSON, and appended to SQLite as one
+    chunk per run in one transaction, written plainly with the standard library."""
+    import sqlite3
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("CREATE TABLE IF NOT EXISTS chunks (run_id TEXT, body TEXT)")
+    script = replies(steps)
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(10):
+            trace_id = os.urandom(16).hex()
+            rows = []
+            for step in range(steps):
+                step_id = os.urandom(8).hex()
+                now = time.time()
+                common = {"trace_id": trace_id, "start": now, "end": now, "status": "ok"}
+                reply = script[step]
+                spans = (
+                    {**common, "span_id": step_id, "kind": "step", "name": f"step {step}"},
+                    {
+                        **common,
+                        "span_id": os.urandom(8).hex(),
+                        "parent_id": step_id,
+                        "kind": "llm",
+                        "name": "chat",
+                        "attributes": {
+                            "model": reply.model,
+                            "prompt_tokens": reply.prompt_tokens,
+                            "completion_tokens": reply.completion_tokens,
+                            "cost_usd": reply.cost_usd,
+                        },
+                        "content": {
+                            "messages": [{"role": "user", "content": '{"observation": 1}'}],
+                            "reply": str(reply),
+                        },
+                    },
+                    {
+                        **common,
+                        "span_id": os.urandom(8).hex(),
+                        "parent_id": step_id,
+                        "kind": "tool",
+                        "name": f"tool_{step % 4}",
+                        "content": {"args": {"value": step}, "result": {"value": step + 1}},
+                    },
+                )
+                rows.extend(json.dumps(span) for span in spans)
+            connection.execute("BEGIN")
+            connection.execute(
+                "INSERT INTO chunks (run_id, body) VALUES (?, ?)", (trace_id, "\n".join(rows))
+            )
+            connection.execute("COMMIT")
+        samples.append((time.perf_counter() - start) / (10 * steps))
+    connection.close()
+    return min(samples) * 1e6
+
+
+def by_hand_bound(name: str, plain_us: float, added_us: float, what: str) -> Result:
+    """The work without recording plus the least recording can add, written plainly."""
+    subject = plain_us + added_us
+    return Result(
+        name=name,
+        subject=subject,
+        floor=plain_us,
+        unit="us",
+        ratio=subject / plain_us,
+        target="report",
+        met=None,
+        note=f"the bound of the row above: the work without recording plus {what}",
+    )
+
+
+def otel_sdk_span_us(provider: Any, count: int) -> float:
+    """µs to start and end one span with the OpenTelemetry SDK itself, under a parent,
+    with two attributes: what any exporter pays per span, whatever it does besides."""
+    from opentelemetry import trace
+
+    tracer = provider.get_tracer("bench")
+    root = tracer.start_span("invoke_agent bench")
+    context = trace.set_span_in_context(root)
+    attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "tool_0"}
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(count):
+            tracer.start_span("execute_tool tool_0", context=context, attributes=attributes).end()
+        samples.append((time.perf_counter() - start) / count)
+    root.end()
+    return min(samples) * 1e6
+
+
+def sdk_bound(name: str, plain_us: float, spans: float, span_us: float) -> Result:
+    """The least an OpenTelemetry export can cost: the unit's own spans, SDK alone."""
+    return by_hand_bound(
+        name,
+        plain_us,
+        spans * span_us,
+        f"{spans:.1f} spans per unit (as many as exported) at {span_us:.1f} us each, "
+        "started and ended by the OpenTelemetry SDK itself (in-memory exporter)",
+    )
+
+
+def otel_exporter() -> tuple[Any, Any, Any]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -183,7 +292,7 @@ def otel_exporter() -> tuple[Any, Any]:
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    return OTelExporter(provider), memory
+    return OTelExporter(provider), memory, provider
 
 
 async def _steps_and_hops(quick: bool, tmp: str) -> list[Result]:
@@ -202,8 +311,18 @@ async def _steps_and_hops(quick: bool, tmp: str) -> list[Result]:
     results.append(
         result("planner step: recorded to sqlite", paired, 1.3, "per step, flush included")
     )
+    results.append(
+        by_hand_bound(
+            "planner step: sqlite by hand",
+            paired.floor_median * 1e6,
+            sqlite_by_hand_us(os.path.join(tmp, "by-hand.db"), STEPS),
+            "three span records a step (step, LLM call with messages and reply, tool call "
+            "with arguments and result) as dicts, JSON-encoded and appended to SQLite as "
+            "one chunk per run, with the standard library",
+        )
+    )
 
-    exporter, memory = otel_exporter()
+    exporter, memory, provider = otel_exporter()
     paired = await interleave_async(
         planner_batch(catalog, runs, lambda p: p.hooks.span.append(exporter), None),
         planner_batch(catalog, runs, None, None),
@@ -211,6 +330,19 @@ async def _steps_and_hops(quick: bool, tmp: str) -> list[Result]:
     )
     memory.clear()
     results.append(result("planner step: OpenTelemetry (memory)", paired, 1.5, "per step"))
+    await planner_batch(catalog, runs, lambda p: p.hooks.span.append(exporter), None)()
+    spans_per_step = len(memory.get_finished_spans()) / (runs * STEPS)
+    memory.clear()
+    span_us = otel_sdk_span_us(provider, 500 if quick else 5000)
+    memory.clear()
+    results.append(
+        sdk_bound(
+            "planner step: OTel SDK alone",
+            paired.floor_median * 1e6,
+            spans_per_step,
+            span_us,
+        )
+    )
 
     # The same, with a model that answers in 2 ms (a fast local one): what recording
     # adds to a step in use. The rows above (an instant model) are the pure overhead.
@@ -251,6 +383,18 @@ async def _steps_and_hops(quick: bool, tmp: str) -> list[Result]:
             flow_batch(exported, messages, None), flow_batch(plain, messages, None), repeats=repeats
         )
         results.append(result("flow hop: OpenTelemetry (memory)", paired, 1.5, "per hop"))
+        memory.clear()
+        await flow_batch(exported, messages, None)()
+        spans_per_hop = len(memory.get_finished_spans()) / (messages * HOPS)
+        memory.clear()
+        results.append(
+            sdk_bound(
+                "flow hop: OTel SDK alone",
+                paired.floor_median * 1e6,
+                spans_per_hop,
+                span_us,
+            )
+        )
     finally:
         for flow in (plain, recorded, exported):
             await flow.stop()

@@ -26,11 +26,12 @@ __all__ = ["RecordedRequest", "ScriptedLLMServer", "ServerReply"]
 class ServerReply:
     """One scripted answer: a completion, or a fault.
 
-    Build faults with the class methods: `rate_limited`, `error`, `slow`, `reset_connection`,
-    `malformed`, `malformed_chunk`, `empty`. `usage` is sent as the completion's `usage`
-    object as given (token counts, a provider cost such as `{"cost": 0.0021}`, nested
-    details); `None` sends 10 prompt + 5 completion tokens. `drop_after_chunks=N` makes a streamed
-    answer (`"stream": true`) close the connection after its first N content chunks;
+    Build faults with the class methods: `rate_limited`, `error`, `slow`,
+    `reset_connection`, `dropped_connection`, `malformed`, `malformed_chunk`, `empty`.
+    `usage` is sent as the completion's `usage` object as given (token counts, a
+    provider cost such as `{"cost": 0.0021}`, nested details); `None` sends 10 prompt +
+    5 completion tokens. `drop_after_chunks=N` makes a streamed answer
+    (`"stream": true`) close the connection after its first N content chunks;
     `raw_events` replaces a streamed answer's events (whole `data: ...` lines).
     """
 
@@ -41,6 +42,7 @@ class ServerReply:
     usage: Mapping[str, Any] | None = None
     raw_body: bytes | None = None
     reset: bool = False
+    dropped: bool = False
     drop_after_chunks: int | None = None
     raw_events: tuple[bytes, ...] | None = None
 
@@ -66,6 +68,12 @@ class ServerReply:
     def reset_connection(cls) -> ServerReply:
         """Close the connection with a TCP reset and send nothing."""
         return cls(reset=True)
+
+    @classmethod
+    def dropped_connection(cls) -> ServerReply:
+        """Close the connection in order and send nothing: what a client meets when the
+        server had dropped the kept-alive connection it sent the request on."""
+        return cls(dropped=True)
 
     @classmethod
     def malformed(cls) -> ServerReply:
@@ -314,6 +322,10 @@ def _handler_for(exchange: _Exchange) -> type[BaseHTTPRequestHandler]:
                 time.sleep(reply.delay_s)
             if reply.reset:
                 self._reset()
+                return
+            if reply.dropped:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
                 return
             if (
                 isinstance(body, dict)

@@ -17,6 +17,7 @@ import pytest
 
 from penguiflow.planner import PlannerFinish, ReactPlanner
 from penguiflow.planner.clients import (
+    LLMConnectionError,
     LLMEmptyResponseError,
     LLMRateLimitError,
     LLMReply,
@@ -217,3 +218,39 @@ async def test_litellm_missing_gives_the_documented_error(monkeypatch: pytest.Mo
     client = _LiteLLMJSONClient("openai/x", temperature=0.0, json_schema_mode=True)
     with pytest.raises(RuntimeError, match="LiteLLM is not installed"):
         await client.complete(messages=MESSAGES)
+
+
+@pytest.mark.parametrize("make", CLIENTS)
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+async def test_a_connection_the_server_dropped_before_answering_is_sent_again(
+    server: ScriptedLLMServer, make: ClientFactory, streamed: bool
+) -> None:
+    # A kept-alive connection the server closed as the request went out on it (as
+    # llama.cpp's server does after a streamed reply): sent again on a new one, even
+    # with no retries left.
+    server.add(ServerReply.dropped_connection(), '{"after": "reconnect"}')
+    client = make(server, max_retries=1)
+    if streamed:
+        pieces: list[str] = []
+        reply = await client.complete_streaming(messages=MESSAGES, on_delta=pieces.append)
+        assert "".join(pieces) == '{"after": "reconnect"}'
+    else:
+        reply = await client.complete(messages=MESSAGES)
+    assert reply == '{"after": "reconnect"}'
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+async def test_a_server_that_keeps_dropping_the_connection_is_a_typed_error(
+    server: ScriptedLLMServer, streamed: bool
+) -> None:
+    server.add(ServerReply.dropped_connection(), ServerReply.dropped_connection(), "{}")
+    client = native(server, max_retries=1)
+    call = (
+        client.complete_streaming(messages=MESSAGES, on_delta=lambda _: None)
+        if streamed
+        else client.complete(messages=MESSAGES)
+    )
+    with pytest.raises(LLMConnectionError, match="RemoteProtocolError"):
+        await call
+    assert len(server.requests) == 2  # one reconnect, then the error

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import MissingExtraError
+from ._reconnect import reconnecting
 from ._stream import DeltaRelay
 from ._usage import dollars, provider_cost, token_count
 from .protocol import LLMReply
@@ -102,7 +103,7 @@ class _LiteLLMJSONClient:
         async def once() -> LLMReply:
             started = time.perf_counter()
             try:
-                response = await litellm.acompletion(**params)
+                response = await reconnecting(lambda: litellm.acompletion(**params))
             except Exception as exc:
                 raise _classify(exc, model, secrets) from exc
             try:
@@ -143,7 +144,7 @@ class _LiteLLMJSONClient:
             last: Any = None
             with_usage: Any = None  # the last chunk (usage asked for) carries the usage
             try:
-                stream = await litellm.acompletion(**params)
+                stream = await reconnecting(lambda: litellm.acompletion(**params))
             except Exception as exc:
                 raise _classify(exc, model, secrets) from exc
             async with contextlib.aclosing(_chunks(stream, model, secrets)) as chunks:

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, M
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidArgumentError
+from ._reconnect import reconnecting
 from ._stream import DeltaRelay
 from ._usage import provider_cost, token_count
 from .protocol import LLMReply
@@ -162,8 +163,10 @@ class OpenAICompatibleClient:
     async def _once(self, body: dict[str, Any]) -> LLMReply:
         started = time.perf_counter()
         with self._translated():
-            response = await self._http.post(
-                self._url, json=body, headers=self._headers, timeout=self._policy.timeout_s
+            response = await reconnecting(
+                lambda: self._http.post(
+                    self._url, json=body, headers=self._headers, timeout=self._policy.timeout_s
+                )
             )
         self._check_status(response)
         content, usage, model = self._completion(response)
@@ -173,9 +176,18 @@ class OpenAICompatibleClient:
         started = time.perf_counter()
         relay.begin()
         with self._translated():
-            async with self._http.stream(
-                "POST", self._url, json=body, headers=self._headers, timeout=self._policy.timeout_s
-            ) as response:
+            async with contextlib.AsyncExitStack() as stack:
+                response = await reconnecting(
+                    lambda: stack.enter_async_context(
+                        self._http.stream(
+                            "POST",
+                            self._url,
+                            json=body,
+                            headers=self._headers,
+                            timeout=self._policy.timeout_s,
+                        )
+                    )
+                )
                 if response.status_code >= 300:
                     await response.aread()
                     self._check_status(response)
