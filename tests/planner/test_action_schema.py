@@ -174,12 +174,16 @@ def test_a_held_tool_goes_with_its_own_arguments_and_anything_else_stays_open() 
     order = {"customer": "Ada", "items": [{"name": "tea", "quantity": 1}]}
     assert not valid(schema, {"thought": "t", "next_node": "get_weather", "args": order})
     assert valid(schema, {"thought": "t", "next_node": "get_weather", "args": {"city": "P"}})
-    # Every other reply of the catalog schema is still open.
+    # Another tool, with its own arguments, is open.
     assert valid(schema, {"thought": "t", "next_node": "place_order", "args": order})
-    assert valid(schema, {"thought": "t", "next_node": None, "args": {"answer": "a"}})
-    plan = [{"node": "get_weather", "args": {"city": "P"}}]
-    assert valid(schema, {"thought": "t", "next_node": None, "args": {}, "plan": plan})
+    assert not valid(schema, {"thought": "t", "next_node": "place_order", "args": {"city": "P"}})
     assert not valid(schema, {"thought": "t", "next_node": "invented", "args": {}})
+    # That one reply is a call: a finish right after the refusal (with the refused
+    # arguments, as a small model did) is not.
+    assert not valid(schema, {"thought": "t", "next_node": None, "args": {"answer": "a"}})
+    assert not valid(schema, {"thought": "t", "next_node": None, "args": order})
+    plan = [{"node": "get_weather", "args": {"city": "P"}}]
+    assert not valid(schema, {"thought": "t", "next_node": None, "args": {}, "plan": plan})
     assert schema["$defs"] == catalog_action_schema(tools())["$defs"]
 
 

@@ -24,9 +24,10 @@ One case defeats that: a model that named a tool and then wrote another tool's
 arguments (a constrained decoder that began `args` with a key of the wrong tool is
 held to that tool's arguments), and does so again after being told. After a step
 whose arguments did not validate, the next request holds that tool's name to its own
-arguments: the schema is two branches, that tool with its arguments, or anything
-else as above (`ActionSchemas.holding`). Two branches double the decoder's work on
-the thought for that one request only.
+arguments: the schema is two branches, that tool with its arguments, or another
+tool with its own (`ActionSchemas.holding`, `held_action_schema`); that one reply
+is a call, not a finish. Two branches double the decoder's work on the thought for
+that one request only.
 
 A server that refuses a feature of that schema (`anyOf`, `const`, `maxLength`...)
 is met with simpler ones, in order: the same decision without per-tool arguments
@@ -227,26 +228,36 @@ def catalog_action_schema(specs: Sequence[NodeSpec], *, flat: bool = False) -> d
 
 
 def held_action_schema(specs: Sequence[NodeSpec], name: str) -> dict[str, Any]:
-    """The catalog schema with tool `name` held to its own arguments: either a call
-    of `name` with them, or any other reply the catalog schema allows."""
+    """The reply after tool `name` was called with arguments that did not validate: a
+    call of `name` with its own arguments, or a call of another tool with that tool's.
+
+    Not a finish: a model that has just been told its call was refused and finishes
+    at once reports a call it never made (it finished with the refused arguments).
+    The request after this one may finish as usual.
+    """
     defs: dict[str, Any] = {}
     tool_args = {spec.name: _embed(spec, defs) for spec in specs}
-    others = _decision_schema(tool_args)
-    others["properties"]["next_node"] = {"enum": [n for n in tool_args if n != name] + [None]}
-    held = {
-        "type": "object",
-        "properties": {
-            "thought": others["properties"]["thought"],
-            "next_node": {"const": name},
-            "args": tool_args[name],
-        },
-        "required": ["thought", "next_node", "args"],
-        "additionalProperties": False,
-    }
-    schema: dict[str, Any] = {"anyOf": [held, others]}
+    thought = {"type": "string", "maxLength": THOUGHT_MAX_CHARS}
+    branches: list[dict[str, Any]] = [_call_schema(thought, {"const": name}, tool_args[name])]
+    others = [n for n in tool_args if n != name]
+    if others:
+        args = {"anyOf": [tool_args[n] for n in others]}
+        branches.append(_call_schema(thought, {"enum": others}, args))
+    schema: dict[str, Any] = {"anyOf": branches}
     if defs:
         schema["$defs"] = defs
     return schema
+
+
+def _call_schema(
+    thought: dict[str, Any], next_node: dict[str, Any], args: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"thought": thought, "next_node": next_node, "args": args},
+        "required": ["thought", "next_node", "args"],
+        "additionalProperties": False,
+    }
 
 
 def _decision_schema(tool_args: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
