@@ -62,14 +62,10 @@ class ConstraintTracker:
 
     def record_hop(self) -> None:
         """Count one tool invocation; a no-op when no hop budget is set."""
-        if self.hop_budget is None:
-            return
-        self.hops_used += 1
-        if self.hops_used >= self.hop_budget:
-            self.hop_exhausted = True
+        self.record_hops(1)
 
     def record_hops(self, count: int) -> None:
-        """Count `count` tool invocations (`record_hop` that many times)."""
+        """Count `count` tool invocations; a no-op when no hop budget is set."""
         if self.hop_budget is None or count <= 0:
             return
         self.hops_used += count

@@ -13,8 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .._jsontext import encoder_of
-from .prompts import build_user_prompt, render_action, render_observation
+from .prompts import build_user_prompt, render_action, render_json_action, render_observation
 from .validation import dump_json
 
 __all__ = [
@@ -235,13 +234,6 @@ class TrajectoryStep:
         return cached
 
 
-# The text of `render_action` for an action holding only JSON values (no NaN, no
-# cycles): anything else makes it raise, and the action is dumped first.
-_JSON_VALUES_ONLY = encoder_of(
-    json.JSONEncoder(ensure_ascii=False, check_circular=False, allow_nan=False)
-)
-
-
 def _action_message(action: PlannerAction) -> str:
     """`render_action(dump_json(action))`, without the dump when it would change nothing.
 
@@ -250,21 +242,15 @@ def _action_message(action: PlannerAction) -> str:
     with other values (models, dates, sets, NaN) is dumped first. (A `None` key in
     `args` is the one value written differently: `null` instead of `"None"`.)
     """
-    shown: dict[str, Any] = {
-        "thought": action.thought,
-        "next_node": action.next_node,
-        "args": action.args,
-    }
-    plan = action.plan
-    if plan is not None:
-        shown["plan"] = [{"node": call.node, "args": call.args} for call in plan]
-    join = action.join
-    if join is not None:
-        shown["join"] = {"node": join.node, "args": join.args}
-    try:
-        return _JSON_VALUES_ONLY(shown)
-    except (TypeError, ValueError, RecursionError):
-        return render_action(dump_json(action))
+    plan, join = action.plan, action.join
+    text = render_json_action(
+        action.thought,
+        action.next_node,
+        action.args,
+        None if plan is None else [{"node": c.node, "args": c.args} for c in plan],
+        None if join is None else {"node": join.node, "args": join.args},
+    )
+    return text if text is not None else render_action(dump_json(action))
 
 
 @dataclass(slots=True)

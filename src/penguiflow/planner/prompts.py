@@ -17,6 +17,7 @@ __all__ = [
     "build_summarizer_messages",
     "render_tool",
     "render_action",
+    "render_json_action",
     "render_planning_hints",
     "render_observation",
     "render_resume_user_input",
@@ -70,15 +71,40 @@ def render_action(action: Mapping[str, Any]) -> str:
     Written in the order the model is asked to reply in, not with sorted keys
     (which put `args` first): a model imitates the history it is shown.
     """
-    shown = {"thought": action.get("thought"), "next_node": action.get("next_node")}
-    shown["args"] = action.get("args")
-    for key in ("plan", "join"):
-        if action.get(key) is not None:
-            shown[key] = action[key]
+    get = action.get
+    shown = _shown_action(get("thought"), get("next_node"), get("args"), get("plan"), get("join"))
     try:
         return _IN_ORDER(shown)
     except (TypeError, ValueError, RecursionError):
         return compact_json(shown)  # raises what json.dumps raises
+
+
+# `render_action`'s encoder refusing NaN and infinities as well, which a JSON-mode
+# dump would have turned into null.
+_JSON_VALUES_ONLY = encoder_of(
+    json.JSONEncoder(ensure_ascii=False, check_circular=False, allow_nan=False)
+)
+
+
+def render_json_action(
+    thought: Any, next_node: Any, args: Any, plan: Any = None, join: Any = None
+) -> str | None:
+    """`render_action` of an action with these fields, when they hold JSON values only
+    (as those of an action parsed from a reply do); `None` when they hold anything
+    else (a model, a date, NaN, a cycle), for the caller to dump the action first."""
+    try:
+        return _JSON_VALUES_ONLY(_shown_action(thought, next_node, args, plan, join))
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def _shown_action(thought: Any, next_node: Any, args: Any, plan: Any, join: Any) -> dict[str, Any]:
+    shown = {"thought": thought, "next_node": next_node, "args": args}
+    if plan is not None:
+        shown["plan"] = plan
+    if join is not None:
+        shown["join"] = join
+    return shown
 
 
 # The reference implementation's name for `compact_json`.
