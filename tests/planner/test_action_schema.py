@@ -224,6 +224,55 @@ async def test_a_server_that_refuses_the_held_schema_gets_the_fallback(
     assert sent[2] == catalog_action_schema(tools(), flat=True)
 
 
+def test_a_schema_without_a_tool_finishes_or_calls_another() -> None:
+    schema = catalog_action_schema(tools(), without="get_weather")
+
+    order = {"customer": "Ada", "items": [{"name": "tea", "quantity": 1}]}
+    assert not valid(schema, {"thought": "t", "next_node": "get_weather", "args": {"city": "P"}})
+    assert valid(schema, {"thought": "t", "next_node": "place_order", "args": order})
+    assert valid(schema, {"thought": "t", "next_node": None, "args": {"answer": "18.5 C"}})
+    plan = [{"node": "get_weather", "args": {"city": "P"}}]
+    assert not valid(schema, {"thought": "t", "next_node": None, "args": {}, "plan": plan})
+
+
+async def test_the_same_call_with_the_same_result_twice_leaves_that_tool_out_once() -> None:
+    client = ScriptedLLMClient(
+        [
+            act(next_node="get_weather", args={"city": "Paris"}),
+            act(next_node="get_weather", args={"city": "Paris"}),
+            act(next_node="get_weather", args={"city": "Lyon"}),  # another call: open again
+            act(next_node=None, args={"answer": "18.5 C in both"}),
+        ]
+    )
+    result = await ReactPlanner(llm_client=client, catalog=tools()).run("weather in Paris?")
+
+    assert isinstance(result, PlannerFinish)
+    assert result.payload == {"answer": "18.5 C in both"}
+    sent = [call["response_format"]["json_schema"]["schema"] for call in client.calls]
+    catalog = catalog_action_schema(tools())
+    assert sent[0] == catalog
+    assert sent[1] == catalog  # one repeat is not a loop: a retry may be meant
+    assert sent[2] == catalog_action_schema(tools(), without="get_weather")
+    assert sent[3] == catalog
+
+
+async def test_a_repeat_whose_result_changed_is_not_held_back() -> None:
+    readings = iter([1.0, 2.0])
+
+    async def get_weather(args: City, ctx: Any) -> Weather:
+        return Weather(celsius=next(readings))  # polling: the result moves
+
+    registry = ModelRegistry()
+    registry.register("get_weather", City, Weather)
+    catalog = build_catalog([Node(get_weather, name="get_weather")], registry)
+    call = act(next_node="get_weather", args={"city": "Paris"})
+    client = ScriptedLLMClient([call, call, act(next_node=None, args={"answer": "2 C"})])
+    await ReactPlanner(llm_client=client, catalog=[*catalog, *tools()[:1]]).run("q")
+
+    sent = [c["response_format"]["json_schema"]["schema"] for c in client.calls]
+    assert sent[2] == sent[0]
+
+
 def test_what_counts_as_a_refused_schema() -> None:
     refused = LLMRequestError(
         "answered 400: 'anyOf' is not supported in response_format", status=400

@@ -29,6 +29,12 @@ tool with its own (`ActionSchemas.holding`, `held_action_schema`); that one repl
 is a call, not a finish. Two branches double the decoder's work on the thought for
 that one request only.
 
+A model can also settle into a loop: at temperature 0 it copies its last action, so
+the same call comes back with the same result until the budget runs out. After the
+same call gave the same outcome twice in a row, the next request leaves that tool
+out (`ActionSchemas.without`, `catalog_action_schema(..., without=...)`): that one
+reply finishes or calls another tool; the request after it may call it again.
+
 A server that refuses a feature of that schema (`anyOf`, `const`, `maxLength`...)
 is met with simpler ones, in order: the same decision without per-tool arguments
 (`flat`), the generic action schema (`generic`), then no `response_format` at all.
@@ -96,13 +102,14 @@ class ActionSchemas:
     WARNING `action_schema_fallback` that names both levels and the error.
     """
 
-    __slots__ = ("_formats", "_held", "_specs", "level")
+    __slots__ = ("_formats", "_held", "_specs", "_without", "level")
 
     def __init__(self, specs: Sequence[NodeSpec], *, level: SchemaLevel = "catalog") -> None:
         self.level: SchemaLevel = level
         self._specs = tuple(specs)
         self._formats = _formats_of(specs)
         self._held: dict[str, dict[str, Any]] = {}
+        self._without: dict[str, dict[str, Any]] = {}
         if self._formats[level] is None and level in ("catalog", "flat"):
             self.level = "generic"  # no tools: nothing to choose between
 
@@ -129,13 +136,29 @@ class ActionSchemas:
             self._held[name] = held
         return held
 
+    def without(self, name: str | None) -> dict[str, Any] | None:
+        """What to send when the same call of tool `name` gave the same outcome twice
+        in a row: at the catalog level, `current` without that tool (a finish or
+        another tool's call); else `current` itself."""
+        if name is None or self.level != "catalog":
+            return self.current
+        schema = self._without.get(name)
+        if schema is None:
+            if not any(spec.name == name for spec in self._specs) or len(self._specs) < 2:
+                return self.current
+            schema = _response_format(catalog_action_schema(self._specs, without=name))
+            self._without[name] = schema
+        return schema
+
     def sent(self, response_format: Mapping[str, Any] | None) -> bool:
-        """Whether `response_format` is one this level sends (`current` or a held one):
-        a server refusing it moves the planner down a level."""
+        """Whether `response_format` is one this level sends (`current`, a held one or
+        one without a tool): a server refusing it moves the planner down a level."""
         if response_format is None:
             return False
-        return response_format is self.current or any(
-            response_format is held for held in self._held.values()
+        return (
+            response_format is self.current
+            or any(response_format is held for held in self._held.values())
+            or any(response_format is schema for schema in self._without.values())
         )
 
     def fall_back(self, exc: BaseException) -> bool:
@@ -183,11 +206,14 @@ def _response_format(schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": "planner_action", "schema": schema}}
 
 
-def catalog_action_schema(specs: Sequence[NodeSpec], *, flat: bool = False) -> dict[str, Any]:
+def catalog_action_schema(
+    specs: Sequence[NodeSpec], *, flat: bool = False, without: str | None = None
+) -> dict[str, Any]:
     """The JSON schema of a reply for this catalog (see the module docstring).
 
     `flat` leaves out the per-tool arguments (`anyOf`, `const`) and the length caps:
-    `next_node` is still required and one of the tool names or null.
+    `next_node` is still required and one of the tool names or null. `without`
+    leaves that tool out of the per-tool schema (a reply that does not call it).
     """
     names = [spec.name for spec in specs]
     if flat:
@@ -220,7 +246,7 @@ def catalog_action_schema(specs: Sequence[NodeSpec], *, flat: bool = False) -> d
             "required": ["thought", "next_node", "args"],
         }
     defs: dict[str, Any] = {}
-    tool_args = {spec.name: _embed(spec, defs) for spec in specs}
+    tool_args = {spec.name: _embed(spec, defs) for spec in specs if spec.name != without}
     schema = _decision_schema(tool_args)
     if defs:
         schema["$defs"] = defs

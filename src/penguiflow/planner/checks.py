@@ -251,6 +251,31 @@ def _unmade_call(
     return matches[0]
 
 
+def repeated_call(trajectory: Trajectory) -> str | None:
+    """The tool of the run's last two steps when they are the same call (tool and
+    arguments) with the same outcome (equal observations, or both failed), else
+    `None`: a model at temperature 0 tends to copy its last action, and a third copy
+    would give the same again."""
+    steps = trajectory.steps
+    if len(steps) < 2:
+        return None
+    last, before = steps[-1], steps[-2]
+    name = last.action.next_node
+    if (
+        name is None
+        or last.action.plan is not None
+        or before.action.plan is not None
+        or before.action.next_node != name
+        or (before.action.args or {}) != (last.action.args or {})
+    ):
+        return None
+    if last.error is not None or before.error is not None:
+        return name if last.error is not None and before.error is not None else None
+    if last.observation is None or last.observation != before.observation:
+        return None
+    return name
+
+
 def repeated_failure(trajectory: Trajectory, action: PlannerAction, error: str) -> str:
     """`error`, with a note when the same call (tool and arguments) already failed in
     this run: a model shown the same error again tends to send the same call again."""

@@ -70,16 +70,20 @@ class LLMChannel:
         """The action schema when JSON-schema mode is on, else `None`."""
         return self.action_schema if self.json_schema_mode else None
 
-    def format_for(self, client: object, *, held: str | None = None) -> dict[str, Any] | None:
+    def format_for(
+        self, client: object, *, held: str | None = None, without: str | None = None
+    ) -> dict[str, Any] | None:
         """The `response_format` an action request to `client` carries.
 
         In JSON-schema mode the catalog's action schema (or the fallback a server
         that refused it was given, see `ActionSchemas`), with tool `held` held to its
-        own arguments; else the generic action schema when the client declares
-        `expects_json_schema`, or `None`.
+        own arguments, or else with tool `without` left out; else the generic action
+        schema when the client declares `expects_json_schema`, or `None`.
         """
         if self.json_schema_mode:
-            return self.schemas.holding(held)
+            if held is not None:
+                return self.schemas.holding(held)
+            return self.schemas.without(without)
         if getattr(client, "expects_json_schema", False):
             return self.action_schema
         return None

@@ -26,7 +26,7 @@ from ..tracing.emitter import SpanEmitter
 from . import prompts
 from .action_schema import ActionSchemas, rejects_schema
 from .answer_stream import AnswerStream
-from .checks import FinishCheck, FinishProblem, repeated_failure
+from .checks import FinishCheck, FinishProblem, repeated_call, repeated_failure
 from .checks import record as record_finish_check
 from .clients.protocol import JSONLLMClient as JSONLLMClient
 from .clients.retry import LLMRequestError, LLMStreamDivergedError
@@ -319,7 +319,9 @@ class ReactPlanner:
             client = llm.client
             run = self._active_run
             response_format = llm.format_for(
-                client, held=run.refused_args if run is not None else None
+                client,
+                held=run.refused_args if run is not None else None,
+                without=repeated_call(trajectory),
             )
             answer = llm.answer_stream(client, trajectory)
             try:
