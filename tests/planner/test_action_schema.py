@@ -18,6 +18,7 @@ from penguiflow.planner.action_schema import (
     THOUGHT_MAX_CHARS,
     ActionSchemas,
     catalog_action_schema,
+    finish_action_schema,
     held_action_schema,
     rejects_schema,
 )
@@ -235,25 +236,68 @@ def test_a_schema_without_a_tool_finishes_or_calls_another() -> None:
     assert not valid(schema, {"thought": "t", "next_node": None, "args": {}, "plan": plan})
 
 
-async def test_the_same_call_with_the_same_result_twice_leaves_that_tool_out_once() -> None:
+def test_a_finish_schema_takes_only_a_finish_with_its_answer() -> None:
+    schema = finish_action_schema()
+
+    assert valid(schema, {"thought": "t", "next_node": None, "args": {"answer": "18.5 C"}})
+    assert not valid(schema, {"thought": "t", "next_node": "get_weather", "args": {"city": "P"}})
+    assert not valid(schema, {"thought": "t", "next_node": None, "args": {"answer": ""}})
+
+
+async def test_the_same_call_with_the_same_result_twice_is_followed_by_a_finish() -> None:
     client = ScriptedLLMClient(
         [
             act(next_node="get_weather", args={"city": "Paris"}),
             act(next_node="get_weather", args={"city": "Paris"}),
-            act(next_node="get_weather", args={"city": "Lyon"}),  # another call: open again
-            act(next_node=None, args={"answer": "18.5 C in both"}),
+            act(next_node=None, args={"answer": "18.5 C"}),
         ]
     )
     result = await ReactPlanner(llm_client=client, catalog=tools()).run("weather in Paris?")
 
     assert isinstance(result, PlannerFinish)
-    assert result.payload == {"answer": "18.5 C in both"}
+    assert result.payload == {"answer": "18.5 C"}
     sent = [call["response_format"]["json_schema"]["schema"] for call in client.calls]
     catalog = catalog_action_schema(tools())
     assert sent[0] == catalog
     assert sent[1] == catalog  # one repeat is not a loop: a retry may be meant
-    assert sent[2] == catalog_action_schema(tools(), without="get_weather")
-    assert sent[3] == catalog
+    assert sent[2] == finish_action_schema()
+
+
+async def test_the_repeat_guard_can_be_turned_off_for_a_polling_loop() -> None:
+    poll = act(next_node="get_weather", args={"city": "Paris"})
+    client = ScriptedLLMClient([poll, poll, poll, act(next_node=None, args={"answer": "18.5 C"})])
+    planner = ReactPlanner(llm_client=client, catalog=tools(), repeat_guard=False)
+    result = await planner.run("tell me when Paris warms up")
+
+    assert isinstance(result, PlannerFinish)
+    sent = [call["response_format"]["json_schema"]["schema"] for call in client.calls]
+    assert sent == [catalog_action_schema(tools())] * 4
+    with pytest.raises(ValueError, match="repeat_guard must be a bool, got 'no'"):
+        ReactPlanner(llm_client=client, catalog=tools(), repeat_guard="no")  # type: ignore[arg-type]
+
+
+async def test_a_tool_failing_twice_in_a_row_is_left_out_once() -> None:
+    async def get_forecast(args: City, ctx: Any) -> Weather:
+        raise LookupError(f"no forecast for {args.city}")
+
+    registry = ModelRegistry()
+    registry.register("get_forecast", City, Weather)
+    catalog = [*build_catalog([Node(get_forecast, name="get_forecast")], registry), *tools()]
+    client = ScriptedLLMClient(
+        [
+            act(next_node="get_forecast", args={"city": "Atlantis"}),
+            act(next_node="get_forecast", args={"city": "Lemuria"}),  # other arguments
+            act(next_node="get_weather", args={"city": "Paris"}),
+            act(next_node=None, args={"answer": "18.5 C in Paris"}),
+        ]
+    )
+    result = await ReactPlanner(llm_client=client, catalog=catalog).run("Atlantis, or Paris?")
+
+    assert isinstance(result, PlannerFinish)
+    sent = [call["response_format"]["json_schema"]["schema"] for call in client.calls]
+    assert sent[1] == catalog_action_schema(catalog)
+    assert sent[2] == catalog_action_schema(catalog, without="get_forecast")
+    assert sent[3] == catalog_action_schema(catalog)
 
 
 async def test_a_repeat_whose_result_changed_is_not_held_back() -> None:

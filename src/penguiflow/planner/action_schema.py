@@ -31,9 +31,14 @@ that one request only.
 
 A model can also settle into a loop: at temperature 0 it copies its last action, so
 the same call comes back with the same result until the budget runs out. After the
-same call gave the same outcome twice in a row, the next request leaves that tool
-out (`ActionSchemas.without`, `catalog_action_schema(..., without=...)`): that one
-reply finishes or calls another tool; the request after it may call it again.
+same call returned the same result twice in a row, the next request is a finish
+(`ActionSchemas.finishing`, `finish_action_schema`): two steps brought nothing new,
+and a model left free to choose wandered into unrelated tools. After the same tool
+failed twice in a row (a model walked through customer ids 1042, 1043, ... where the
+order had to be looked up first), the next request leaves that tool out
+(`ActionSchemas.without`, `catalog_action_schema(..., without=...)`): that reply
+finishes or calls another tool. The request after either is back to the catalog
+schema.
 
 A server that refuses a feature of that schema (`anyOf`, `const`, `maxLength`...)
 is met with simpler ones, in order: the same decision without per-tool arguments
@@ -60,6 +65,7 @@ __all__ = [
     "ActionSchemas",
     "SchemaLevel",
     "catalog_action_schema",
+    "finish_action_schema",
     "held_action_schema",
     "rejects_schema",
 ]
@@ -102,7 +108,7 @@ class ActionSchemas:
     WARNING `action_schema_fallback` that names both levels and the error.
     """
 
-    __slots__ = ("_formats", "_held", "_specs", "_without", "level")
+    __slots__ = ("_finishing", "_formats", "_held", "_specs", "_without", "level")
 
     def __init__(self, specs: Sequence[NodeSpec], *, level: SchemaLevel = "catalog") -> None:
         self.level: SchemaLevel = level
@@ -110,6 +116,7 @@ class ActionSchemas:
         self._formats = _formats_of(specs)
         self._held: dict[str, dict[str, Any]] = {}
         self._without: dict[str, dict[str, Any]] = {}
+        self._finishing: dict[str, Any] | None = None
         if self._formats[level] is None and level in ("catalog", "flat"):
             self.level = "generic"  # no tools: nothing to choose between
 
@@ -150,6 +157,15 @@ class ActionSchemas:
             self._without[name] = schema
         return schema
 
+    def finishing(self) -> dict[str, Any] | None:
+        """What to send when the same call returned the same result twice in a row:
+        at the catalog level, a finish with its answer; else `current` itself."""
+        if self.level != "catalog":
+            return self.current
+        if self._finishing is None:
+            self._finishing = _response_format(finish_action_schema())
+        return self._finishing
+
     def sent(self, response_format: Mapping[str, Any] | None) -> bool:
         """Whether `response_format` is one this level sends (`current`, a held one or
         one without a tool): a server refusing it moves the planner down a level."""
@@ -159,6 +175,7 @@ class ActionSchemas:
             response_format is self.current
             or any(response_format is held for held in self._held.values())
             or any(response_format is schema for schema in self._without.values())
+            or (self._finishing is not None and response_format is self._finishing)
         )
 
     def fall_back(self, exc: BaseException) -> bool:
@@ -275,6 +292,20 @@ def held_action_schema(specs: Sequence[NodeSpec], name: str) -> dict[str, Any]:
     return schema
 
 
+def finish_action_schema() -> dict[str, Any]:
+    """A reply that finishes: a thought, `next_node` null and `{"answer": ...}`."""
+    return {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string", "maxLength": THOUGHT_MAX_CHARS},
+            "next_node": {"type": "null"},
+            "args": _FINISH,
+        },
+        "required": ["thought", "next_node", "args"],
+        "additionalProperties": False,
+    }
+
+
 def _call_schema(
     thought: dict[str, Any], next_node: dict[str, Any], args: dict[str, Any]
 ) -> dict[str, Any]:
@@ -288,11 +319,7 @@ def _call_schema(
 
 def _decision_schema(tool_args: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     """The one-object schema of a reply, given each tool's arguments schema."""
-    finish = {
-        "type": "object",
-        "properties": {"answer": {"type": "string", "minLength": 1, "maxLength": ANSWER_MAX_CHARS}},
-        "required": ["answer"],
-    }
+    finish = _FINISH
     calls = [
         {
             "type": "object",
@@ -322,6 +349,11 @@ def _decision_schema(tool_args: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 _EMPTY: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
+_FINISH: dict[str, Any] = {
+    "type": "object",
+    "properties": {"answer": {"type": "string", "minLength": 1, "maxLength": ANSWER_MAX_CHARS}},
+    "required": ["answer"],
+}
 
 
 def _embed(spec: NodeSpec, defs: dict[str, Any]) -> dict[str, Any]:

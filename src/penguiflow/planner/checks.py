@@ -23,7 +23,15 @@ from ..catalog import NodeSpec
 from .models import PlannerAction, Trajectory
 from .prompts import compact_json
 
-__all__ = ["FinishCheck", "FinishProblem", "ToolFirst", "record", "repeated_failure"]
+__all__ = [
+    "FinishCheck",
+    "FinishProblem",
+    "RepeatedCall",
+    "ToolFirst",
+    "record",
+    "repeated_call",
+    "repeated_failure",
+]
 
 ToolFirst = Literal["auto", "always", "never"] | Callable[[str], bool]
 
@@ -251,11 +259,19 @@ def _unmade_call(
     return matches[0]
 
 
-def repeated_call(trajectory: Trajectory) -> str | None:
-    """The tool of the run's last two steps when they are the same call (tool and
-    arguments) with the same outcome (equal observations, or both failed), else
-    `None`: a model at temperature 0 tends to copy its last action, and a third copy
-    would give the same again."""
+@dataclass(frozen=True, slots=True)
+class RepeatedCall:
+    """The run's last two steps called `tool` and got nowhere: both failed (with any
+    arguments), or the same call returned the same result."""
+
+    tool: str
+    failed: bool
+
+
+def repeated_call(trajectory: Trajectory) -> RepeatedCall | None:
+    """How the run's last two steps repeated themselves, if they did: a model at
+    temperature 0 tends to copy its last action, or to walk through argument values
+    of a tool that keeps failing."""
     steps = trajectory.steps
     if len(steps) < 2:
         return None
@@ -266,14 +282,16 @@ def repeated_call(trajectory: Trajectory) -> str | None:
         or last.action.plan is not None
         or before.action.plan is not None
         or before.action.next_node != name
-        or (before.action.args or {}) != (last.action.args or {})
     ):
         return None
     if last.error is not None or before.error is not None:
-        return name if last.error is not None and before.error is not None else None
+        both = last.error is not None and before.error is not None
+        return RepeatedCall(name, failed=True) if both else None
+    if (before.action.args or {}) != (last.action.args or {}):
+        return None
     if last.observation is None or last.observation != before.observation:
         return None
-    return name
+    return RepeatedCall(name, failed=False)
 
 
 def repeated_failure(trajectory: Trajectory, action: PlannerAction, error: str) -> str:

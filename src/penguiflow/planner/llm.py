@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .action_schema import ActionSchemas
 from .answer_stream import AnswerStream
@@ -15,6 +15,9 @@ from .events import EventSink
 from .models import PlannerEvent, Trajectory, action_schema
 from .observe import RunState
 from .usage import price_of
+
+if TYPE_CHECKING:
+    from .checks import RepeatedCall
 
 __all__ = ["LLMChannel"]
 
@@ -71,19 +74,24 @@ class LLMChannel:
         return self.action_schema if self.json_schema_mode else None
 
     def format_for(
-        self, client: object, *, held: str | None = None, without: str | None = None
+        self, client: object, *, held: str | None = None, repeated: RepeatedCall | None = None
     ) -> dict[str, Any] | None:
         """The `response_format` an action request to `client` carries.
 
         In JSON-schema mode the catalog's action schema (or the fallback a server
-        that refused it was given, see `ActionSchemas`), with tool `held` held to its
-        own arguments, or else with tool `without` left out; else the generic action
-        schema when the client declares `expects_json_schema`, or `None`.
+        that refused it was given, see `ActionSchemas`): with tool `held` held to its
+        own arguments; or after a `repeated` call, a finish (the same result twice) or
+        the schema without that tool (it failed twice). Else the generic action schema
+        when the client declares `expects_json_schema`, or `None`.
         """
         if self.json_schema_mode:
             if held is not None:
                 return self.schemas.holding(held)
-            return self.schemas.without(without)
+            if repeated is None:
+                return self.schemas.current
+            if repeated.failed:
+                return self.schemas.without(repeated.tool)
+            return self.schemas.finishing()
         if getattr(client, "expects_json_schema", False):
             return self.action_schema
         return None

@@ -123,6 +123,12 @@ class ReactPlanner:
     as `llm_stream_chunk` events (see `penguiflow.planner.answer_stream`);
     `stream_answer=False` turns that off.
 
+    In JSON-schema mode, after two steps in a row that got nowhere, the next reply is
+    narrowed: a finish after the same call returned the same result, another tool or
+    a finish after the same tool failed twice (see `penguiflow.planner.action_schema`).
+    `repeat_guard=False` turns that off, for a loop that polls a tool until its
+    result changes.
+
     Raises `InvalidArgumentError` (a `ValueError`) without a catalog (or nodes and a
     registry) or without an LLM (`llm` or `llm_client`).
     """
@@ -158,6 +164,7 @@ class ReactPlanner:
         finish_check: FinishCheck | bool = True,
         toolsets: Sequence[Toolset] = (),
         stream_answer: bool = True,
+        repeat_guard: bool = True,
     ) -> None:
         if cost_budget_usd is not None and not (
             isinstance(cost_budget_usd, int | float) and cost_budget_usd >= 0
@@ -198,6 +205,9 @@ class ReactPlanner:
                 f"finish_check must be a FinishCheck or a bool, got {finish_check!r}"
             )
         self._finish_check = finish_check
+        if not isinstance(repeat_guard, bool):
+            raise InvalidArgumentError(f"repeat_guard must be a bool, got {repeat_guard!r}")
+        self._repeat_guard = repeat_guard
         self._max_iters = max_iters
         self._repair_attempts = repair_attempts
         self._deadline_s = deadline_s
@@ -321,7 +331,7 @@ class ReactPlanner:
             response_format = llm.format_for(
                 client,
                 held=run.refused_args if run is not None else None,
-                without=repeated_call(trajectory),
+                repeated=repeated_call(trajectory) if self._repeat_guard else None,
             )
             answer = llm.answer_stream(client, trajectory)
             try:
