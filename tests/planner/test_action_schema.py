@@ -317,6 +317,25 @@ async def test_a_repeat_whose_result_changed_is_not_held_back() -> None:
     assert sent[2] == sent[0]
 
 
+async def test_a_server_that_refuses_the_finish_schema_gets_the_fallback(
+    server: ScriptedLLMServer,
+) -> None:
+    call = act(next_node="get_weather", args={"city": "Paris"})
+    server.add(
+        call,
+        call,
+        ServerReply.error(400, "response_format: type 'null' is not supported"),
+        act(next_node=None, args={"answer": "18.5 C"}),
+    )
+    async with OpenAICompatibleClient(server.base_url, "local") as client:
+        result = await ReactPlanner(llm_client=client, catalog=tools()).run("q")
+
+    assert isinstance(result, PlannerFinish)
+    sent = [request.body["response_format"]["json_schema"]["schema"] for request in server.requests]
+    assert sent[2] == finish_action_schema()
+    assert sent[3] == catalog_action_schema(tools(), flat=True)
+
+
 def test_what_counts_as_a_refused_schema() -> None:
     refused = LLMRequestError(
         "answered 400: 'anyOf' is not supported in response_format", status=400
