@@ -193,6 +193,7 @@ _EXAMPLES = (
     "After an error, fix the arguments, call the tool again if the error is temporary, "
     "or choose another tool. Do not finish until the tool results contain what the "
     "answer needs.",
+    "A query that needs no tool, such as a general-knowledge question, is finished at once.",
 )
 
 
