@@ -144,9 +144,9 @@ class ActionSchemas:
         return held
 
     def without(self, name: str | None) -> dict[str, Any] | None:
-        """What to send when the same call of tool `name` gave the same outcome twice
-        in a row: at the catalog level, `current` without that tool (a finish or
-        another tool's call); else `current` itself."""
+        """What to send when tool `name` failed in each of the last two steps: at the
+        catalog level, `current` without that tool (a finish or another tool's call);
+        else `current` itself."""
         if name is None or self.level != "catalog":
             return self.current
         schema = self._without.get(name)
@@ -167,8 +167,9 @@ class ActionSchemas:
         return self._finishing
 
     def sent(self, response_format: Mapping[str, Any] | None) -> bool:
-        """Whether `response_format` is one this level sends (`current`, a held one or
-        one without a tool): a server refusing it moves the planner down a level."""
+        """Whether `response_format` is one this level sends (`current`, a held one,
+        one without a tool, or the finish): a server refusing it moves the planner
+        down a level."""
         if response_format is None:
             return False
         return (
@@ -319,7 +320,6 @@ def _call_schema(
 
 def _decision_schema(tool_args: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     """The one-object schema of a reply, given each tool's arguments schema."""
-    finish = _FINISH
     calls = [
         {
             "type": "object",
@@ -338,7 +338,7 @@ def _decision_schema(tool_args: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
             "thought": {"type": "string", "maxLength": THOUGHT_MAX_CHARS},
             "next_node": {"enum": [*tool_args, None]},
             # `{}` goes with a parallel plan (whose calls carry their own arguments).
-            "args": {"anyOf": [finish, *tool_args.values(), _EMPTY]},
+            "args": {"anyOf": [_FINISH, *tool_args.values(), _EMPTY]},
             "plan": {"type": "array", "minItems": 1, "items": {"anyOf": calls}},
             "join": {"anyOf": [{"type": "null"}, *calls]},
         },
