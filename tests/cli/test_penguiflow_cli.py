@@ -261,7 +261,8 @@ def test_trace_list_filters_and_pages(store: Path, capsys: pytest.CaptureFixture
 
     assert listed() == [second, first]
     assert listed("--status", "paused") == [second]
-    assert listed("--search", "ADD") == [first]
+    # Not a bare "add": a run id is hex, and one holding "add" would match too.
+    assert listed("--search", "Please ADD") == [first]
     assert listed("--limit", "1") == [second]
     assert listed("--offset", "1") == [first]
     assert cli(capsys, "trace", "list", "--status", "error")[1] == "no runs match\n"
