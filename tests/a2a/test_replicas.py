@@ -118,15 +118,21 @@ async def test_a_task_is_cancelled_from_the_replica_that_did_not_start_it(replic
         await asyncio.sleep(0.05)
     assert await state_of(other, task_id) == "working"  # the other replica sees it run
 
+    subscribed = asyncio.Event()
+
     async def resubscribe() -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
         async with other.stream("POST", "/", json=rpc("tasks/resubscribe", {"id": task_id})) as r:
-            return [
-                json.loads(line[6:])["result"]
-                async for line in r.aiter_lines()
-                if line.startswith("data: ")
-            ]
+            async for line in r.aiter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:])["result"])
+                    subscribed.set()  # the snapshot came: later updates reach this stream
+        return events
 
     watching = asyncio.create_task(resubscribe())
+    # Cancel only once the stream is open: a resubscribe that arrives after the
+    # cancel gets the finished task alone, which is right but not what this tests.
+    await asyncio.wait_for(subscribed.wait(), 10)
     cancelled = await other.post("/", json=rpc("tasks/cancel", {"id": task_id}))
     assert cancelled.json()["result"]["status"]["state"] == "canceled"
     assert await state_of(starter, task_id) == "canceled"  # the starter cancelled its trace
