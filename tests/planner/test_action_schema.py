@@ -80,6 +80,16 @@ def valid(schema: dict[str, Any], reply: dict[str, Any]) -> bool:
     return True
 
 
+async def schemas_sent(server: ScriptedLLMServer, *replies: Any) -> list[dict[str, Any]]:
+    """Run a planner over `tools()` against `server` answering `replies`, to a finish;
+    the action schema of each request it sent."""
+    server.add(*replies)
+    async with OpenAICompatibleClient(server.base_url, "local") as client:
+        result = await ReactPlanner(llm_client=client, catalog=tools()).run("q")
+    assert isinstance(result, PlannerFinish)
+    return [request.body["response_format"]["json_schema"]["schema"] for request in server.requests]
+
+
 def test_a_reply_must_name_a_tool_or_finish_and_give_arguments_or_an_answer() -> None:
     schema = catalog_action_schema(tools())
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -211,16 +221,12 @@ async def test_after_arguments_that_did_not_validate_the_next_request_holds_that
 async def test_a_server_that_refuses_the_held_schema_gets_the_fallback(
     server: ScriptedLLMServer,
 ) -> None:
-    server.add(
+    sent = await schemas_sent(
+        server,
         act(next_node="get_weather", args={"customer": "Ada", "items": []}),
         ServerReply.error(400, "response_format: keyword 'anyOf' is not supported"),
         act(next_node=None, args={"answer": "no weather"}),
     )
-    async with OpenAICompatibleClient(server.base_url, "local") as client:
-        result = await ReactPlanner(llm_client=client, catalog=tools()).run("q")
-
-    assert isinstance(result, PlannerFinish)
-    sent = [request.body["response_format"]["json_schema"]["schema"] for request in server.requests]
     assert sent[1] == held_action_schema(tools(), "get_weather")
     assert sent[2] == catalog_action_schema(tools(), flat=True)
 
@@ -321,17 +327,13 @@ async def test_a_server_that_refuses_the_finish_schema_gets_the_fallback(
     server: ScriptedLLMServer,
 ) -> None:
     call = act(next_node="get_weather", args={"city": "Paris"})
-    server.add(
+    sent = await schemas_sent(
+        server,
         call,
         call,
         ServerReply.error(400, "response_format: type 'null' is not supported"),
         act(next_node=None, args={"answer": "18.5 C"}),
     )
-    async with OpenAICompatibleClient(server.base_url, "local") as client:
-        result = await ReactPlanner(llm_client=client, catalog=tools()).run("q")
-
-    assert isinstance(result, PlannerFinish)
-    sent = [request.body["response_format"]["json_schema"]["schema"] for request in server.requests]
     assert sent[2] == finish_action_schema()
     assert sent[3] == catalog_action_schema(tools(), flat=True)
 

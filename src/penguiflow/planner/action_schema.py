@@ -51,7 +51,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from .._logfmt import LogLine
@@ -108,15 +108,16 @@ class ActionSchemas:
     WARNING `action_schema_fallback` that names both levels and the error.
     """
 
-    __slots__ = ("_finishing", "_formats", "_held", "_specs", "_without", "level")
+    __slots__ = ("_formats", "_names", "_specs", "_variants", "level")
 
     def __init__(self, specs: Sequence[NodeSpec], *, level: SchemaLevel = "catalog") -> None:
         self.level: SchemaLevel = level
         self._specs = tuple(specs)
+        self._names = frozenset(spec.name for spec in specs)
         self._formats = _formats_of(specs)
-        self._held: dict[str, dict[str, Any]] = {}
-        self._without: dict[str, dict[str, Any]] = {}
-        self._finishing: dict[str, Any] | None = None
+        # The catalog level's narrowed formats (held, without a tool, finish), built
+        # on first use.
+        self._variants: dict[tuple[str, str], dict[str, Any]] = {}
         if self._formats[level] is None and level in ("catalog", "flat"):
             self.level = "generic"  # no tools: nothing to choose between
 
@@ -133,50 +134,42 @@ class ActionSchemas:
         """What to send when the last step's arguments for tool `name` did not
         validate: at the catalog level, `current` with `name` held to its own
         arguments (see the module docstring); else `current` itself."""
-        if name is None or self.level != "catalog":
+        if name is None or name not in self._names:
             return self.current
-        held = self._held.get(name)
-        if held is None:
-            if not any(spec.name == name for spec in self._specs):
-                return self.current
-            held = _response_format(held_action_schema(self._specs, name))
-            self._held[name] = held
-        return held
+        return self._variant("held", name, lambda: held_action_schema(self._specs, name))
 
     def without(self, name: str | None) -> dict[str, Any] | None:
         """What to send when tool `name` failed in each of the last two steps: at the
         catalog level, `current` without that tool (a finish or another tool's call);
         else `current` itself."""
-        if name is None or self.level != "catalog":
+        if name is None or name not in self._names or len(self._names) < 2:
             return self.current
-        schema = self._without.get(name)
-        if schema is None:
-            if not any(spec.name == name for spec in self._specs) or len(self._specs) < 2:
-                return self.current
-            schema = _response_format(catalog_action_schema(self._specs, without=name))
-            self._without[name] = schema
-        return schema
+        return self._variant(
+            "without", name, lambda: catalog_action_schema(self._specs, without=name)
+        )
 
     def finishing(self) -> dict[str, Any] | None:
         """What to send when the same call returned the same result twice in a row:
         at the catalog level, a finish with its answer; else `current` itself."""
+        return self._variant("finish", "", finish_action_schema)
+
+    def _variant(
+        self, kind: str, name: str, build: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any] | None:
         if self.level != "catalog":
             return self.current
-        if self._finishing is None:
-            self._finishing = _response_format(finish_action_schema())
-        return self._finishing
+        variant = self._variants.get((kind, name))
+        if variant is None:
+            variant = self._variants[kind, name] = _response_format(build())
+        return variant
 
     def sent(self, response_format: Mapping[str, Any] | None) -> bool:
-        """Whether `response_format` is one this level sends (`current`, a held one,
-        one without a tool, or the finish): a server refusing it moves the planner
-        down a level."""
+        """Whether `response_format` is one this level sends (`current` or one of its
+        narrowed formats): a server refusing it moves the planner down a level."""
         if response_format is None:
             return False
-        return (
-            response_format is self.current
-            or any(response_format is held for held in self._held.values())
-            or any(response_format is schema for schema in self._without.values())
-            or (self._finishing is not None and response_format is self._finishing)
+        return response_format is self.current or any(
+            response_format is variant for variant in self._variants.values()
         )
 
     def fall_back(self, exc: BaseException) -> bool:

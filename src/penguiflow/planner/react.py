@@ -324,6 +324,7 @@ class ReactPlanner:
         repairs: list[dict[str, str]] = []
         attempt = 1
         diverged = False
+        repeated = repeated_call(trajectory) if self._repeat_guard else None
         while attempt <= self._repair_attempts:
             messages = [*base, *repairs] if repairs else base
             client = llm.client
@@ -331,7 +332,7 @@ class ReactPlanner:
             response_format = llm.format_for(
                 client,
                 held=run.refused_args if run is not None else None,
-                repeated=repeated_call(trajectory) if self._repeat_guard else None,
+                repeated=repeated,
             )
             answer = llm.answer_stream(client, trajectory)
             try:
